@@ -1,0 +1,112 @@
+/**
+ * The one AWS client factory (STYLE.md "One AWS client factory").
+ *
+ * Region and profile come from the caller (flags) or from the SDK's standard
+ * environment and config files. Endpoints come from the SDK's own
+ * `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` settings, which is how the
+ * lab plugs in. Business code asks for a narrow client here and never writes
+ * `new EC2Client`.
+ *
+ * Each client has its own function so that a bundle (the agent) only pulls in
+ * the SDK packages it really uses.
+ */
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { VERSION } from './version.js';
+
+export interface AwsClientOptions {
+  region?: string | undefined;
+  profile?: string | undefined;
+  /** Total attempts per call, retries included (SDK `maxAttempts`). */
+  maxAttempts?: number | undefined;
+  /** Per-request socket timeout, ms. */
+  requestTimeoutMs?: number | undefined;
+  /** Connect timeout, ms. */
+  connectionTimeoutMs?: number | undefined;
+  /** Extra user agent component, e.g. `agent` or `cli`. */
+  component?: string | undefined;
+  /** SDK diagnostics go to this logger; silent by default so nothing leaks to users. */
+  logger?: SdkLogger | undefined;
+}
+
+export interface SdkLogger {
+  debug(...content: unknown[]): void;
+  info(...content: unknown[]): void;
+  warn(...content: unknown[]): void;
+  error(...content: unknown[]): void;
+}
+
+const silent: SdkLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** The user agent every hanat request carries: `hanat/<version>` (plus the component). */
+export function userAgent(component?: string): string {
+  return component ? `hanat/${VERSION} hanat-${component}` : `hanat/${VERSION}`;
+}
+
+function config(opts: AwsClientOptions) {
+  return {
+    ...(opts.region ? { region: opts.region } : {}),
+    ...(opts.profile ? { profile: opts.profile } : {}),
+    customUserAgent: userAgent(opts.component),
+    maxAttempts: opts.maxAttempts ?? 6,
+    retryMode: 'standard',
+    requestHandler: {
+      connectionTimeout: opts.connectionTimeoutMs ?? 3_000,
+      requestTimeout: opts.requestTimeoutMs ?? 20_000,
+    },
+    logger: opts.logger ?? silent,
+  };
+}
+
+export type Ec2 = Pick<EC2Client, 'send' | 'destroy'>;
+export type AutoScaling = Pick<AutoScalingClient, 'send' | 'destroy'>;
+export type CloudFormation = Pick<CloudFormationClient, 'send' | 'destroy'>;
+export type Ssm = Pick<SSMClient, 'send' | 'destroy'>;
+
+export function ec2Client(opts: AwsClientOptions = {}): EC2Client {
+  return new EC2Client(config(opts));
+}
+
+export function autoScalingClient(opts: AwsClientOptions = {}): AutoScalingClient {
+  return new AutoScalingClient(config(opts));
+}
+
+export function cloudFormationClient(opts: AwsClientOptions = {}): CloudFormationClient {
+  return new CloudFormationClient(config(opts));
+}
+
+export function ssmClient(opts: AwsClientOptions = {}): SSMClient {
+  return new SSMClient(config(opts));
+}
+
+/** The AWS error name of a thrown SDK error (`RouteAlreadyExists`, `Throttling`, ...), if any. */
+export function awsErrorName(err: unknown): string | undefined {
+  if (err && typeof err === 'object' && 'name' in err && typeof err.name === 'string') {
+    const code = (err as { Code?: unknown }).Code;
+    return typeof code === 'string' ? code : err.name;
+  }
+  return undefined;
+}
+
+const THROTTLING = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'SlowDown',
+]);
+
+/** True for errors worth retrying: throttling, 5xx, timeouts and connection failures. */
+export function isRetryableAwsError(err: unknown): boolean {
+  const name = awsErrorName(err);
+  if (name && THROTTLING.has(name)) return true;
+  const meta = (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata;
+  if (meta?.httpStatusCode !== undefined && meta.httpStatusCode >= 500) return true;
+  if (name && ['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'InternalFailure', 'ServiceUnavailable', 'Unavailable'].includes(name)) return true;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN'].includes(code);
+}

@@ -1,0 +1,3 @@
+export * from './tags.js';
+export * from './aws.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// Bundles the CLI, the agent and the lab with esbuild, each into one file,
+// then smoke-runs each bundle's --version. Usage: node scripts/build.mjs [cli|agent|lab ...]
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const version = JSON.parse(readFileSync(join(root, 'packages/cli/package.json'), 'utf8')).version;
+
+/** @type {Record<string, {entry: string, outfile: string, format: 'esm'|'cjs', banner?: string}>} */
+const targets = {
+  cli: { entry: 'packages/cli/src/main.ts', outfile: 'packages/cli/dist/hanat.mjs', format: 'esm' },
+  agent: { entry: 'packages/agent/src/main.ts', outfile: 'packages/agent/dist/hanat-agent.cjs', format: 'cjs' },
+  lab: { entry: 'packages/lab/src/main.ts', outfile: 'packages/lab/dist/hanat-lab.mjs', format: 'esm' },
+};
+
+// ESM bundles of CommonJS dependencies need a real `require`.
+const esmBanner = "import { createRequire as __hanatCreateRequire } from 'node:module'; const require = __hanatCreateRequire(import.meta.url);";
+
+const wanted = process.argv.slice(2);
+for (const [name, t] of Object.entries(targets)) {
+  if (wanted.length && !wanted.includes(name)) continue;
+  if (!existsSync(join(root, t.entry))) {
+    console.error(`build: ${name}: ${t.entry} does not exist yet, skipped`);
+    continue;
+  }
+  await build({
+    entryPoints: [join(root, t.entry)],
+    outfile: join(root, t.outfile),
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: t.format,
+    minify: name === 'agent',
+    legalComments: 'none',
+    sourcemap: false,
+    define: { __HANAT_VERSION__: JSON.stringify(version) },
+    banner: t.format === 'esm' ? { js: esmBanner } : {},
+    logLevel: 'warning',
+  });
+  const out = join(root, t.outfile);
+  const smoke = execFileSync(process.execPath, [out, '--version'], { encoding: 'utf8', cwd: '/' }).trim();
+  console.error(`build: ${name}: ${t.outfile} ${(statSync(out).size / 1024).toFixed(0)} KiB, --version: ${smoke}`);
+}
