@@ -1,0 +1,314 @@
+/**
+ * `hanat deploy`: validate locally, check against AWS, then create or update
+ * the stack through a change set, streaming its events until it settles.
+ * A plain action: it reports progress through deps.reporter, returns the
+ * result, and throws typed errors; it never prints or exits.
+ */
+import {
+  CreateChangeSetCommand,
+  DeleteChangeSetCommand,
+  DeleteStackCommand,
+  ExecuteChangeSetCommand,
+  type Capability,
+  type ResourceChange,
+  type Stack,
+} from '@aws-sdk/client-cloudformation';
+import { TAG, type CloudFormation } from '@hanat/core';
+import { resolveAmi, checkKeyPairExists } from './ami.js';
+import { awsFailure, NO_REGION_MESSAGE } from './aws.js';
+import { describeStack, failedResources, formatFailures, isInProgress, isNoChanges, StackEventStream, waitForChangeSet, waitForStack } from './cfn.js';
+import type { ActionDeps } from './deps.js';
+import { InterruptedError, OperationError, UsageError } from './errors.js';
+import { DEFAULT_TEMPLATE_OPTIONS, templateBody, type TemplateOptions } from './template/render.js';
+import {
+  checkAmi,
+  checkCidrPrefix,
+  checkInstanceType,
+  checkKeyName,
+  checkRegion,
+  checkStackName,
+  parseAzs,
+  type AmiRef,
+  type InstanceType,
+} from './validate.js';
+
+export const DEFAULT_INSTANCE_TYPE = 't4g.nano';
+
+export interface DeployOptions {
+  name: string;
+  cidrPrefix: string;
+  key?: string | undefined;
+  ami?: string | undefined;
+  azs?: number | string | undefined;
+  instanceType?: string | undefined;
+  eip?: boolean | undefined;
+  region?: string | undefined;
+  profile?: string | undefined;
+  yes?: boolean | undefined;
+  dryRun?: boolean | undefined;
+  debug?: boolean | undefined;
+}
+
+export interface DeployInput {
+  name: string;
+  cidrPrefix: string;
+  cidrWarning: string | undefined;
+  key: string | undefined;
+  ami: AmiRef | undefined;
+  azs: number;
+  instanceType: InstanceType;
+  eip: boolean;
+  region: string | undefined;
+}
+
+/** Every local check of `hanat deploy`, in flag order; throws the first UsageError. */
+export function checkDeployOptions(opts: DeployOptions, env: Readonly<Record<string, string | undefined>> = {}): DeployInput {
+  const name = checkStackName(opts.name);
+  const cidr = checkCidrPrefix(opts.cidrPrefix);
+  const key = opts.key === undefined ? undefined : checkKeyName(opts.key);
+  const ami = opts.ami === undefined ? undefined : checkAmi(opts.ami);
+  const azs = opts.azs === undefined ? DEFAULT_TEMPLATE_OPTIONS.azs : parseAzs(String(opts.azs));
+  const instanceType = checkInstanceType(opts.instanceType ?? DEFAULT_INSTANCE_TYPE);
+  const regionFlag = opts.region || env.AWS_DEFAULT_REGION || undefined;
+  const region = regionFlag === undefined ? undefined : checkRegion(regionFlag);
+  return { name, cidrPrefix: cidr.prefix, cidrWarning: cidr.warning, key, ami, azs, instanceType, eip: opts.eip ?? true, region };
+}
+
+export const NOT_INTERACTIVE_MESSAGE =
+  'Refusing to deploy without confirmation: no terminal to ask on. Pass --yes to deploy without a prompt, or --dry-run to only see the changes.';
+
+export type DeployOutcome = 'created' | 'updated' | 'no-changes' | 'dry-run';
+
+export interface DeployResult {
+  outcome: DeployOutcome;
+  stack: string;
+  stackId: string | undefined;
+  region: string;
+  ami: string;
+  status: string | undefined;
+  changes: ResourceChange[];
+  /** Stack outputs, key → value, sorted by key. */
+  outputs: Record<string, string>;
+}
+
+export interface DeployDeps extends ActionDeps {
+  /** The template text to deploy; the renderer unless a test injects another. */
+  templateBody?: (opts: TemplateOptions) => string;
+}
+
+type ChangeSetType = 'CREATE' | 'UPDATE';
+
+const UPDATABLE = new Set(['CREATE_COMPLETE', 'UPDATE_COMPLETE', 'UPDATE_ROLLBACK_COMPLETE', 'IMPORT_COMPLETE', 'IMPORT_ROLLBACK_COMPLETE']);
+
+/** CREATE or UPDATE for an existing stack (or none); refuses states a change set cannot act on. */
+export function changeSetTypeFor(stack: Stack | undefined, name: string, region: string): ChangeSetType {
+  if (!stack) return 'CREATE';
+  const owner = stack.Tags?.find((t) => t.Key === TAG.stack)?.Value;
+  if (owner === undefined) {
+    throw new UsageError(
+      `Stack ${name} in ${region} exists but was not created by hanat (it has no ${TAG.stack} tag); hanat will not overwrite it. Choose another --name.`,
+    );
+  }
+  const status = stack.StackStatus ?? 'UNKNOWN';
+  // A stack whose only change sets were never executed is still being created.
+  if (status === 'REVIEW_IN_PROGRESS') return 'CREATE';
+  if (UPDATABLE.has(status)) return 'UPDATE';
+  if (isInProgress(status)) {
+    throw new OperationError(
+      `Stack ${name} is busy (${status}): another operation is running on it. Wait until it finishes (aws cloudformation describe-stack-events --stack-name ${name} --region ${region}), then run hanat deploy again.`,
+    );
+  }
+  if (status === 'ROLLBACK_COMPLETE' || status === 'ROLLBACK_FAILED' || status === 'CREATE_FAILED' || status === 'DELETE_FAILED') {
+    throw new OperationError(
+      `Stack ${name} is ${status}: its creation failed and it cannot be updated. Delete it with "hanat destroy --name ${name} --region ${region}", then deploy again.`,
+    );
+  }
+  if (status === 'UPDATE_ROLLBACK_FAILED') {
+    throw new OperationError(
+      `Stack ${name} is UPDATE_ROLLBACK_FAILED. Finish the rollback first: aws cloudformation continue-update-rollback --stack-name ${name} --region ${region}, then deploy again.`,
+    );
+  }
+  throw new OperationError(`Stack ${name} is ${status}, which hanat cannot update. Look at it in the CloudFormation console.`);
+}
+
+/** The IAM capabilities a template needs: CAPABILITY_IAM for IAM resources, NAMED_IAM when they carry names. */
+export function capabilitiesFor(body: string): Capability[] {
+  const resources = (JSON.parse(body) as { Resources?: Record<string, { Type?: string; Properties?: Record<string, unknown> }> }).Resources ?? {};
+  const iam = Object.values(resources).filter((r) => r.Type?.startsWith('AWS::IAM::'));
+  if (iam.length === 0) return [];
+  const named = iam.some((r) => Object.keys(r.Properties ?? {}).some((p) => /^(RoleName|InstanceProfileName|ManagedPolicyName|UserName|GroupName)$/.test(p)));
+  return named ? ['CAPABILITY_IAM', 'CAPABILITY_NAMED_IAM'] : ['CAPABILITY_IAM'];
+}
+
+function changeSetName(now: number): string {
+  return `hanat-${new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`;
+}
+
+function outputsOf(stack: Stack | undefined): Record<string, string> {
+  const pairs = (stack?.Outputs ?? []).map((o) => [o.OutputKey ?? '', o.OutputValue ?? ''] as const);
+  return Object.fromEntries(pairs.sort(([a], [b]) => a.localeCompare(b)));
+}
+
+function isAbort(err: unknown, signal: AbortSignal): boolean {
+  return signal.aborted || (err instanceof Error && err.name === 'AbortError');
+}
+
+function summarise(changes: readonly ResourceChange[]): string {
+  const count = (a: string) => changes.filter((c) => c.Action === a).length;
+  const replaced = changes.filter((c) => c.Replacement === 'True').length;
+  const parts = [`${count('Add')} to add`, `${count('Modify')} to modify`, `${count('Remove')} to remove`];
+  if (replaced) parts.push(`${replaced} replaced`);
+  return parts.join(', ');
+}
+
+export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<DeployResult> {
+  const input = checkDeployOptions(opts, deps.env);
+  if (!opts.yes && !opts.dryRun && !deps.interactive) throw new UsageError(NOT_INTERACTIVE_MESSAGE);
+  if (input.cidrWarning) deps.reporter.warn(input.cidrWarning);
+
+  const clients = deps.aws({ region: input.region, profile: opts.profile, debug: opts.debug });
+  try {
+    const region = await clients.region();
+    if (!region) throw new UsageError(NO_REGION_MESSAGE);
+    const cfn = clients.cloudFormation;
+    const { name } = input;
+
+    if (input.key !== undefined) await checkKeyPairExists(clients.ec2, input.key, region);
+    const ami = await resolveAmi(clients, input.ami, opts.ami, input.instanceType, region);
+    deps.reporter.step(`NAT image ${ami.id}${ami.name ? ` (${ami.name})` : ''}, ${ami.arch}, from ${ami.source}`);
+
+    const body = (deps.templateBody ?? templateBody)({ azs: input.azs, eip: input.eip });
+    const existing = await describeStack(cfn, name, deps);
+    const type = changeSetTypeFor(existing, name, region);
+
+    const csName = changeSetName(deps.clock.now());
+    deps.reporter.step(`Creating change set ${csName} (${type}) for stack ${name} in ${region}`);
+    let created;
+    try {
+      created = await cfn.send(
+        new CreateChangeSetCommand({
+          StackName: name,
+          ChangeSetName: csName,
+          ChangeSetType: type,
+          TemplateBody: body,
+          Parameters: [
+            { ParameterKey: 'VpcName', ParameterValue: name },
+            { ParameterKey: 'CidrPrefix', ParameterValue: input.cidrPrefix },
+            { ParameterKey: 'KeyName', ParameterValue: input.key ?? '' },
+            { ParameterKey: 'NatAmi', ParameterValue: ami.id },
+            { ParameterKey: 'InstanceType', ParameterValue: input.instanceType.type },
+          ],
+          Capabilities: capabilitiesFor(body),
+          Tags: [{ Key: TAG.stack, Value: name }],
+          Description: `hanat deploy of ${name}`,
+        }),
+      );
+    } catch (err) {
+      awsFailure(err, 'CreateChangeSet');
+    }
+    const changeSetId = created.Id ?? csName;
+    const stackId = created.StackId ?? existing?.StackId ?? name;
+    // Undo everything the change set left behind when it is not executed: the
+    // change set, and the empty REVIEW_IN_PROGRESS stack it created.
+    const discard = () => discardChangeSet(cfn, changeSetId, existing === undefined ? stackId : undefined);
+    const base = { stack: name, region, ami: ami.id };
+
+    let marker: string | undefined;
+    let changes: ResourceChange[];
+    try {
+      const cs = await waitForChangeSet(cfn, changeSetId, deps);
+      if (cs.status === 'FAILED') {
+        await discard();
+        if (isNoChanges(cs.reason)) {
+          deps.reporter.step(`No changes: stack ${name} is up to date.`);
+          return { ...base, outcome: 'no-changes', stackId: existing?.StackId, status: existing?.StackStatus, changes: [], outputs: outputsOf(existing) };
+        }
+        throw new OperationError(`CloudFormation could not create the change set for ${name}: ${cs.reason}`);
+      }
+      changes = cs.changes;
+      deps.reporter.step(`Changes to stack ${name} (${type}): ${summarise(changes)}`);
+      deps.reporter.changes(changes);
+
+      if (opts.dryRun) {
+        await discard();
+        deps.reporter.step(`Dry run: change set deleted, nothing was changed.`);
+        return { ...base, outcome: 'dry-run', stackId: existing?.StackId, status: existing?.StackStatus, changes, outputs: outputsOf(existing) };
+      }
+      if (!opts.yes) {
+        const ok = await deps.confirm(`Deploy these changes to stack ${name} in ${region}?`, deps.signal);
+        if (deps.signal.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+        if (!ok) {
+          await discard();
+          throw new OperationError(`Not deployed: the change set was declined and deleted; stack ${name} is unchanged.`);
+        }
+      }
+      marker = await StackEventStream.marker(cfn, stackId, deps);
+    } catch (err) {
+      if (!isAbort(err, deps.signal)) throw err;
+      await discard().catch(() => {});
+      throw new InterruptedError(`Interrupted before deploying: the change set was deleted and stack ${name} is unchanged.`, { cause: err });
+    }
+
+    try {
+      await cfn.send(new ExecuteChangeSetCommand({ ChangeSetName: changeSetId }));
+    } catch (err) {
+      awsFailure(err, 'ExecuteChangeSet');
+    }
+    deps.reporter.step(`Executing change set ${csName}; following stack events (Ctrl-C stops watching, the deploy goes on)`);
+
+    const stream = new StackEventStream(cfn, stackId, deps, marker);
+    let settled;
+    try {
+      settled = await waitForStack(cfn, stackId, stream, deps);
+    } catch (err) {
+      if (!isAbort(err, deps.signal)) throw err;
+      throw new InterruptedError(
+        `Stopped watching; the ${type === 'CREATE' ? 'creation' : 'update'} of stack ${name} goes on in CloudFormation. ` +
+          `Watch it with: aws cloudformation describe-stack-events --stack-name ${name} --region ${region} ` +
+          `(or wait: aws cloudformation wait stack-${type === 'CREATE' ? 'create' : 'update'}-complete --stack-name ${name} --region ${region}).`,
+        { cause: err },
+      );
+    }
+
+    const status = settled.stack.StackStatus ?? 'UNKNOWN';
+    const wanted = type === 'CREATE' ? 'CREATE_COMPLETE' : 'UPDATE_COMPLETE';
+    if (status !== wanted) {
+      const failures = failedResources(settled.events, name);
+      throw new OperationError(
+        `Deploy of stack ${name} failed: ${status}.` +
+          (failures.length ? `\nFailed resources:\n${formatFailures(failures)}` : settled.stack.StackStatusReason ? `\nReason: ${settled.stack.StackStatusReason}` : '') +
+          `\n${nextStep(status, name, region)}`,
+      );
+    }
+    return { ...base, outcome: type === 'CREATE' ? 'created' : 'updated', stackId, status, changes, outputs: outputsOf(settled.stack) };
+  } finally {
+    clients.destroy();
+  }
+}
+
+/** What an operator does after a failed deploy, by the stack's final status. */
+export function nextStep(status: string, name: string, region: string): string {
+  switch (status) {
+    case 'ROLLBACK_COMPLETE':
+      return `The stack rolled back and cannot be updated. Fix the cause above, delete it with "hanat destroy --name ${name} --region ${region}", then deploy again.`;
+    case 'ROLLBACK_FAILED':
+    case 'CREATE_FAILED':
+      return `The rollback failed as well. Delete the stack with "hanat destroy --name ${name} --region ${region}" (clean up by hand what CloudFormation cannot delete), then deploy again.`;
+    case 'UPDATE_ROLLBACK_COMPLETE':
+      return `The stack was rolled back to its previous configuration and keeps serving. Fix the cause above and run hanat deploy again.`;
+    case 'UPDATE_ROLLBACK_FAILED':
+      return `The rollback failed as well. Run "aws cloudformation continue-update-rollback --stack-name ${name} --region ${region}", then deploy again.`;
+    default:
+      return `Look at the stack's events: aws cloudformation describe-stack-events --stack-name ${name} --region ${region}.`;
+  }
+}
+
+/** Deletes a change set that will not be executed, and the empty stack it created, if any. */
+async function discardChangeSet(cfn: CloudFormation, changeSetId: string, emptyStackId: string | undefined): Promise<void> {
+  try {
+    await cfn.send(new DeleteChangeSetCommand({ ChangeSetName: changeSetId }));
+    if (emptyStackId) await cfn.send(new DeleteStackCommand({ StackName: emptyStackId }));
+  } catch (err) {
+    awsFailure(err, 'DeleteChangeSet');
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * The commander program. Commands only declare options, call an action and
+ * print its result to stdout; progress goes to stderr through the reporter.
+ * Built with exitOverride() and configureOutput() so that run() (run.ts) is
+ * the one place that turns outcomes into exit codes.
+ */
+import { Command, Option } from 'commander';
+import { VERSION } from '@hanat/core';
+import type { ActionDeps, AwsFactory, Clock } from './deps.js';
+import { DEFAULT_INSTANCE_TYPE, deploy } from './deploy.js';
+import { destroy } from './destroy.js';
+import { deployJson, outputsTable, palette, stderrReporter, useColor } from './format.js';
+import { template } from './template.js';
+import { DEFAULT_TEMPLATE_OPTIONS, MAX_AZS, MIN_AZS } from './template/render.js';
+import { parseAzs } from './validate.js';
+
+export interface ProgramDeps {
+  aws: AwsFactory;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  stdinIsTTY: boolean;
+  stderrIsTTY: boolean;
+  env: Readonly<Record<string, string | undefined>>;
+  confirm: (question: string, signal: AbortSignal) => Promise<boolean>;
+  clock: Clock;
+  /** Aborted on Ctrl-C (SIGINT). */
+  signal: AbortSignal;
+  pollIntervalMs?: number;
+}
+
+export const DEFAULT_POLL_INTERVAL_MS = 3_000;
+
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0    success (also: deploy found no changes; destroy found no such stack)
+  1    the operation failed: the deploy or destroy failed (failed resources and
+       their reasons are printed), AWS refused a call, or the stack is busy or
+       in a state that needs "hanat destroy" first
+  2    bad usage or input: a bad flag value, a key pair or AMI that does not
+       exist in the region, an AMI that does not fit the instance type, no
+       region, no --yes without a terminal
+  70   internal error: a bug in hanat (please report it)
+  130  interrupted (Ctrl-C): hanat stops watching, the stack operation goes on`;
+
+const EXAMPLES = `
+Examples:
+  $ hanat template > hanat.json                   # the default template (3 AZs)
+  $ hanat template --azs 2 --no-eip               # 2 AZs, no Elastic IPs
+  $ hanat deploy --name prod-vpc --cidr-prefix 10.20 --region eu-west-1 --dry-run
+  $ hanat deploy --name prod-vpc --cidr-prefix 10.20 --region eu-west-1 --yes --json | jq .outputs
+  $ hanat destroy --name prod-vpc --region eu-west-1`;
+
+type Globals = { debug?: boolean; color?: 'auto' | 'always' | 'never' };
+
+function azsOption(): Option {
+  return new Option('--azs <n>', `Availability Zones to use, ${MIN_AZS} to ${MAX_AZS}`)
+    .default(DEFAULT_TEMPLATE_OPTIONS.azs)
+    .argParser((v: string) => parseAzs(v));
+}
+
+export function buildProgram(deps: ProgramDeps): Command {
+  const program = new Command('hanat');
+
+  const actionDeps = (globals: Globals): ActionDeps => {
+    const color = useColor(globals.color ?? 'auto', deps.stderrIsTTY, deps.env);
+    return {
+      aws: deps.aws,
+      reporter: stderrReporter(deps.stderr, palette(color)),
+      clock: deps.clock,
+      signal: deps.signal,
+      interactive: deps.stdinIsTTY && deps.stderrIsTTY,
+      confirm: deps.confirm,
+      env: deps.env,
+      pollIntervalMs: deps.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
+    };
+  };
+
+  program
+    .description('Highly available NAT instances for AWS VPCs: render, deploy and destroy the CloudFormation stack.')
+    .version(VERSION, '-V, --version', 'print the hanat version')
+    .addOption(new Option('--debug', 'print AWS SDK diagnostics and stack traces').env('HANAT_DEBUG'))
+    .addOption(new Option('--color <when>', 'colour on stderr').choices(['auto', 'always', 'never']).default('auto'))
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => deps.stdout(s),
+      writeErr: (s) => deps.stderr(s),
+    })
+    .addHelpText('after', `${EXIT_CODES_HELP}\n${EXAMPLES}\n\nResults go to stdout; progress and diagnostics to stderr. Colour only on a terminal, never with NO_COLOR.\n`);
+
+  program
+    .command('template')
+    .description('print the CloudFormation template (JSON) to stdout')
+    .addOption(azsOption())
+    .option('--cidr-prefix <x.y>', 'default of the CidrPrefix parameter (the VPC is x.y.0.0/16)')
+    .option('--no-eip', 'no Elastic IP per AZ (egress addresses change when a NAT is replaced)')
+    .action((opts: { azs: number; cidrPrefix?: string; eip: boolean }, cmd: Command) => {
+      deps.stdout(template(opts, actionDeps(cmd.optsWithGlobals<Globals>())));
+    });
+
+  program
+    .command('deploy')
+    .description('create or update the stack through a change set, following its events')
+    .requiredOption('--name <stack>', 'CloudFormation stack name (also the VPC name)')
+    .requiredOption('--cidr-prefix <x.y>', 'first two octets of the VPC range: 10.20 gives 10.20.0.0/16')
+    .option('--key <keypair>', 'EC2 key pair for the NAT instances (default: none)')
+    .option('--ami <ami-id|ssm-parameter>', 'NAT image: an AMI id, or an SSM parameter holding one (default: /hanat/ami/<arch of --instance-type>)')
+    .addOption(azsOption())
+    .addOption(new Option('--instance-type <type>', 'NAT instance type; its family decides arm64 or x86_64').default(DEFAULT_INSTANCE_TYPE))
+    .option('--no-eip', 'no Elastic IP per AZ (egress addresses change when a NAT is replaced)')
+    .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
+    .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config').env('AWS_PROFILE'))
+    .option('-y, --yes', 'deploy without asking (required when there is no terminal)')
+    .addOption(new Option('--dry-run', 'show the changes, then delete the change set').conflicts('yes'))
+    .option('--json', 'print the result as JSON on stdout')
+    .addHelpText(
+      'after',
+      `
+Checks every flag before calling AWS, then that the key pair and the AMI exist
+in the region and that the AMI's architecture fits the instance type.
+Flags left out take their defaults, on updates too: deploy is declarative.
+Ctrl-C while the stack changes stops watching (exit 130) and leaves the stack
+to CloudFormation; see docs/cli.md for how to watch it again.`,
+    )
+    .action(async (opts: Parameters<typeof deploy>[0] & { json?: boolean }, cmd: Command) => {
+      const globals = cmd.optsWithGlobals<Globals>();
+      const result = await deploy({ ...opts, debug: globals.debug }, actionDeps(globals));
+      if (opts.json) deps.stdout(deployJson(result));
+      else if (result.outcome !== 'dry-run') deps.stdout(outputsTable(result.outputs));
+    });
+
+  program
+    .command('destroy')
+    .description('delete the stack and everything in it, following its events')
+    .requiredOption('--name <stack>', 'CloudFormation stack name')
+    .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
+    .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config').env('AWS_PROFILE'))
+    .option('-y, --yes', 'delete without asking (required when there is no terminal)')
+    .addHelpText('after', `\nA stack that does not exist is not an error: destroy says so and exits 0.\nThe Elastic IPs are released with the stack.`)
+    .action(async (opts: Parameters<typeof destroy>[0], cmd: Command) => {
+      const globals = cmd.optsWithGlobals<Globals>();
+      const d = actionDeps(globals);
+      const result = await destroy({ ...opts, debug: globals.debug }, d);
+      if (result.outcome === 'deleted') d.reporter.step(`Stack ${result.stack} deleted from ${result.region}.`);
+    });
+
+  return program;
+}
