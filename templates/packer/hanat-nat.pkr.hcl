@@ -32,7 +32,7 @@ variable "region" {
   description = "AWS region to build and register the image in."
 
   validation {
-    condition     = regex_replace(var.region, "^[a-z]{2}(-[a-z]+)+-[0-9]+$", "") == ""
+    condition     = var.region != "" && regex_replace(var.region, "^[a-z]{2}(-[a-z]+)+-[0-9]+$", "") == ""
     error_message = "The region value must be an AWS region name such as eu-west-1."
   }
 }
@@ -42,7 +42,7 @@ variable "source_ami" {
   description = "Amazon Linux 2023 minimal AMI id, read from /aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-default-<arch>."
 
   validation {
-    condition     = regex_replace(var.source_ami, "^ami-([0-9a-f]{8}|[0-9a-f]{17})$", "") == ""
+    condition     = var.source_ami != "" && regex_replace(var.source_ami, "^ami-([0-9a-f]{8}|[0-9a-f]{17})$", "") == ""
     error_message = "The source_ami value must be an AMI id (ami- followed by 8 or 17 hex digits)."
   }
 }
@@ -53,7 +53,7 @@ variable "hanat_version" {
   description = "hanat version baked into the image; part of its name and tags."
 
   validation {
-    condition     = regex_replace(var.hanat_version, "^[0-9A-Za-z.+-]+$", "") == ""
+    condition     = var.hanat_version != "" && regex_replace(var.hanat_version, "^[0-9A-Za-z.+-]+$", "") == ""
     error_message = "The hanat_version value may contain only letters, digits, dots, plus and minus signs."
   }
 }
