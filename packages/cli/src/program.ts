@@ -11,7 +11,7 @@ import { DEFAULT_INSTANCE_TYPE, deploy } from './deploy.js';
 import { destroy } from './destroy.js';
 import { deployJson, outputsTable, palette, stderrReporter, useColor } from './format.js';
 import { template } from './template.js';
-import { DEFAULT_TEMPLATE_OPTIONS, MAX_AZS, MIN_AZS } from './template/render.js';
+import { DEFAULT_TEMPLATE_OPTIONS, MAX_AZS, MIN_AZS, type TemplateOptions } from './template/render.js';
 import { parseAzs } from './validate.js';
 
 export interface ProgramDeps {
@@ -26,6 +26,8 @@ export interface ProgramDeps {
   /** Aborted on Ctrl-C (SIGINT). */
   signal: AbortSignal;
   pollIntervalMs?: number;
+  /** The template deploy sends; the renderer unless a test injects another. */
+  templateBody?: (opts: TemplateOptions) => string;
 }
 
 export const DEFAULT_POLL_INTERVAL_MS = 3_000;
@@ -124,7 +126,7 @@ to CloudFormation; see docs/cli.md for how to watch it again.`,
     )
     .action(async (opts: Parameters<typeof deploy>[0] & { json?: boolean }, cmd: Command) => {
       const globals = cmd.optsWithGlobals<Globals>();
-      const result = await deploy({ ...opts, debug: globals.debug }, actionDeps(globals));
+      const result = await deploy({ ...opts, debug: globals.debug }, { ...actionDeps(globals), templateBody: deps.templateBody });
       if (opts.json) deps.stdout(deployJson(result));
       else if (result.outcome !== 'dry-run') deps.stdout(outputsTable(result.outputs));
     });

@@ -1,0 +1,402 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { templateBody } from '../src/template/render.js';
+import { MAX_POLL_RETRIES } from '../src/cfn.js';
+import { inputsOf, names, sent } from './support/calls.js';
+import { ARM_AMI, cfnMock, ec2Mock, harness, smallTemplate, ssmMock, X86_AMI, type Harness } from './support/harness.js';
+
+const DEPLOY = ['deploy', '--name', 'demo', '--cidr-prefix', '10.20', '--region', 'eu-west-1'];
+
+let h: Harness;
+beforeEach(() => {
+  h = harness();
+  h.deps.templateBody = () => smallTemplate();
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+/** Deploys once so that the stack exists, then forgets the calls made. */
+async function existingStack(...extra: string[]) {
+  const r = await h.hanat(...DEPLOY, '--yes', ...extra);
+  expect(r.code).toBe(0);
+  cfnMock.resetHistory();
+  ec2Mock.resetHistory();
+  ssmMock.resetHistory();
+}
+
+describe('hanat deploy: create', () => {
+  it('creates the stack through a change set and prints its outputs', async () => {
+    const r = await h.hanat(...DEPLOY, '--yes');
+
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('OUTPUT     VALUE\nNatGroupA  value-of-NatGroupA\nVpcId      value-of-VpcId\n');
+    expect(r.stderr).toContain('NAT image ami-0a1b2c3d4e5f60718 (hanat-0.1.0-arm64), arm64, from /hanat/ami/arm64');
+    expect(r.stderr).toContain('Changes to stack demo (CREATE): 4 to add, 0 to modify, 0 to remove');
+    expect(r.stderr).toMatch(/\+ Add +AWS::EC2::VPC +Vpc/);
+    expect(r.stderr).toMatch(/CREATE_COMPLETE +AWS::AutoScaling::AutoScalingGroup +NatGroupA/);
+    expect(r.stderr).toMatch(/CREATE_COMPLETE +AWS::CloudFormation::Stack +demo/);
+
+    expect(sent(ssmMock)).toEqual([['GetParameter', { Name: '/hanat/ami/arm64' }]]);
+    expect(sent(ec2Mock)).toEqual([['DescribeImages', { ImageIds: [ARM_AMI] }]]);
+    const calls = names(cfnMock);
+    expect(calls.slice(0, 6)).toEqual(['DescribeStacks', 'CreateChangeSet', 'DescribeChangeSet', 'DescribeChangeSet', 'DescribeStackEvents', 'ExecuteChangeSet']);
+    expect(new Set(calls.slice(6))).toEqual(new Set(['DescribeStackEvents', 'DescribeStacks']));
+
+    const [create] = inputsOf(cfnMock, 'CreateChangeSet');
+    expect(create).toEqual({
+      StackName: 'demo',
+      ChangeSetName: 'hanat-20260115T120000Z',
+      ChangeSetType: 'CREATE',
+      TemplateBody: smallTemplate(),
+      Parameters: [
+        { ParameterKey: 'VpcName', ParameterValue: 'demo' },
+        { ParameterKey: 'CidrPrefix', ParameterValue: '10.20' },
+        { ParameterKey: 'KeyName', ParameterValue: '' },
+        { ParameterKey: 'NatAmi', ParameterValue: ARM_AMI },
+        { ParameterKey: 'InstanceType', ParameterValue: 't4g.nano' },
+      ],
+      Capabilities: ['CAPABILITY_IAM'],
+      Tags: [{ Key: 'hanat:stack', Value: 'demo' }],
+      Description: 'hanat deploy of demo',
+    });
+    const csId = h.cfn.stack('demo')!.id;
+    expect(inputsOf(cfnMock, 'ExecuteChangeSet')[0]!.ChangeSetName).toMatch(/^arn:aws:cloudformation:eu-west-1:123456789012:changeSet\/hanat-20260115T120000Z\//);
+    // Polling reads the stack by its id, not its name, so a new stack of the same name cannot confuse it.
+    expect(inputsOf(cfnMock, 'DescribeStacks').slice(1).every((i) => i.StackName === csId)).toBe(true);
+    expect(h.cfn.stack('demo')!.status).toBe('CREATE_COMPLETE');
+  });
+
+  it('waits between polls on the injected clock, never on wall time', async () => {
+    const before = h.clock.now();
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(0);
+    expect(h.clock.sleeps.length).toBeGreaterThan(2);
+    expect(h.clock.sleeps.every((ms) => ms === 2_000)).toBe(true);
+    expect(h.clock.now() - before).toBe(2_000 * h.clock.sleeps.length);
+  });
+
+  it('checks the key pair and passes it as KeyName', async () => {
+    const r = await h.hanat(...DEPLOY, '--yes', '--key', 'ops-key');
+    expect(r.code).toBe(0);
+    expect(sent(ec2Mock)[0]).toEqual(['DescribeKeyPairs', { KeyNames: ['ops-key'] }]);
+    expect(inputsOf(cfnMock, 'CreateChangeSet')[0]!.Parameters).toContainEqual({ ParameterKey: 'KeyName', ParameterValue: 'ops-key' });
+  });
+
+  it('reads /hanat/ami/x86_64 for an x86 instance type and launches that image', async () => {
+    const r = await h.hanat(...DEPLOY, '--yes', '--instance-type', 't3.micro');
+    expect(r.code).toBe(0);
+    expect(sent(ssmMock)).toEqual([['GetParameter', { Name: '/hanat/ami/x86_64' }]]);
+    const params = inputsOf(cfnMock, 'CreateChangeSet')[0]!.Parameters;
+    expect(params).toContainEqual({ ParameterKey: 'NatAmi', ParameterValue: X86_AMI });
+    expect(params).toContainEqual({ ParameterKey: 'InstanceType', ParameterValue: 't3.micro' });
+  });
+
+  it('resolves an SSM parameter given with --ami to the concrete image id', async () => {
+    h.parameters.set('/team/nat-image', ARM_AMI);
+    const r = await h.hanat(...DEPLOY, '--yes', '--ami', 'resolve:ssm:/team/nat-image');
+    expect(r.code).toBe(0);
+    expect(sent(ssmMock)).toEqual([['GetParameter', { Name: '/team/nat-image' }]]);
+    expect(inputsOf(cfnMock, 'CreateChangeSet')[0]!.Parameters).toContainEqual({ ParameterKey: 'NatAmi', ParameterValue: ARM_AMI });
+  });
+
+  it('uses the given AMI id without asking SSM', async () => {
+    const r = await h.hanat(...DEPLOY, '--yes', '--ami', ARM_AMI);
+    expect(r.code).toBe(0);
+    expect(sent(ssmMock)).toEqual([]);
+    expect(r.stderr).toContain(`NAT image ${ARM_AMI} (hanat-0.1.0-arm64), arm64, from --ami`);
+  });
+
+  it('deploys the rendered template, with the AZ count and EIP choice, and the IAM capability it needs', async () => {
+    delete h.deps.templateBody;
+    const r = await h.hanat(...DEPLOY, '--yes', '--azs', '2', '--no-eip');
+    expect(r.code).toBe(0);
+    const [create] = inputsOf(cfnMock, 'CreateChangeSet');
+    expect(create!.TemplateBody).toBe(templateBody({ azs: 2, eip: false }));
+    expect(create!.Capabilities).toContain('CAPABILITY_IAM');
+    // The fake refuses parameters the template does not declare, so this also proves the contract holds.
+    expect(r.stdout).toMatch(/^OUTPUT +VALUE\n/);
+    expect(r.stdout).toContain('VpcId');
+  });
+
+  it('takes the region from AWS_REGION when --region is not given', async () => {
+    vi.stubEnv('AWS_REGION', 'eu-west-1');
+    const r = await h.hanat('deploy', '--name', 'demo', '--cidr-prefix', '10.20', '--yes');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('for stack demo in eu-west-1');
+  });
+
+  it('takes the region from AWS_DEFAULT_REGION as the AWS CLI does', async () => {
+    h.deps.env = { AWS_DEFAULT_REGION: 'eu-west-1' };
+    const r = await h.hanat('deploy', '--name', 'demo', '--cidr-prefix', '10.20', '--yes');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('for stack demo in eu-west-1');
+  });
+});
+
+describe('hanat deploy: update and no changes', () => {
+  it('updates an existing stack and shows what changes', async () => {
+    await existingStack();
+    h.cfn.replacements.add('Vpc');
+    const r = await h.hanat(...DEPLOY, '--yes', '--cidr-prefix', '10.30');
+
+    expect(r.code).toBe(0);
+    expect(inputsOf(cfnMock, 'CreateChangeSet')[0]!.ChangeSetType).toBe('UPDATE');
+    expect(r.stderr).toContain('Changes to stack demo (UPDATE): 0 to add, 1 to modify, 0 to remove, 1 replaced');
+    expect(r.stderr).toMatch(/~ Modify +AWS::EC2::VPC +Vpc  replacement: yes/);
+    expect(r.stderr).toMatch(/UPDATE_COMPLETE +AWS::CloudFormation::Stack +demo/);
+    expect(h.cfn.stack('demo')!.parameters.CidrPrefix).toBe('10.30');
+  });
+
+  it('streams only the events of this operation, each once', async () => {
+    await existingStack();
+    const r = await h.hanat(...DEPLOY, '--yes', '--instance-type', 't4g.micro');
+    expect(r.code).toBe(0);
+    const eventLines = r.stderr.split('\n').filter((l) => /^\d\d:\d\d:\d\d  /.test(l));
+    // The create's events are older than the marker and must not be shown again.
+    expect(eventLines.some((l) => l.includes('CREATE_'))).toBe(false);
+    expect(eventLines).toEqual([...new Set(eventLines)]);
+    expect(eventLines.map((l) => l.replace(/^\S+\s+/, '').replace(/\s+/g, ' ').trim())).toEqual([
+      'UPDATE_IN_PROGRESS AWS::CloudFormation::Stack demo User Initiated',
+      'UPDATE_IN_PROGRESS AWS::EC2::LaunchTemplate NatLaunchTemplate',
+      'UPDATE_COMPLETE AWS::EC2::LaunchTemplate NatLaunchTemplate',
+      'UPDATE_COMPLETE_CLEANUP_IN_PROGRESS AWS::CloudFormation::Stack demo',
+      'UPDATE_COMPLETE AWS::CloudFormation::Stack demo',
+    ]);
+  });
+
+  it('treats "no changes" as success, deletes the empty change set and prints the outputs', async () => {
+    await existingStack();
+    const r = await h.hanat(...DEPLOY, '--yes');
+
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('No changes: stack demo is up to date.');
+    expect(r.stdout).toBe('OUTPUT     VALUE\nNatGroupA  value-of-NatGroupA\nVpcId      value-of-VpcId\n');
+    expect(names(cfnMock)).toEqual(['DescribeStacks', 'CreateChangeSet', 'DescribeChangeSet', 'DescribeChangeSet', 'DeleteChangeSet']);
+    expect(h.cfn.changeSets.size).toBe(0);
+  });
+
+  it('reports "no changes" as JSON too', async () => {
+    await existingStack();
+    const r = await h.hanat(...DEPLOY, '--yes', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'no-changes', status: 'CREATE_COMPLETE', changes: [], outputs: { VpcId: 'value-of-VpcId' } });
+  });
+
+  it('creates again on a stack whose change sets were never executed (REVIEW_IN_PROGRESS)', async () => {
+    h.cfn.seedStack({ name: 'demo', status: 'REVIEW_IN_PROGRESS' });
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(0);
+    expect(inputsOf(cfnMock, 'CreateChangeSet')[0]!.ChangeSetType).toBe('CREATE');
+  });
+});
+
+describe('hanat deploy: failures', () => {
+  it('prints the failed resource and its reason when a create rolls back, and exits 1', async () => {
+    h.cfn.failResource('NatLaunchTemplate', 'The image id [ami-0a1b2c3d4e5f60718] is not supported for the instance type');
+    const r = await h.hanat(...DEPLOY, '--yes');
+
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(
+      'error: Deploy of stack demo failed: ROLLBACK_COMPLETE.\n' +
+        'Failed resources:\n' +
+        '  NatLaunchTemplate (AWS::EC2::LaunchTemplate) CREATE_FAILED: The image id [ami-0a1b2c3d4e5f60718] is not supported for the instance type\n' +
+        'The stack rolled back and cannot be updated. Fix the cause above, delete it with "hanat destroy --name demo --region eu-west-1", then deploy again.\n',
+    );
+    // NatGroupA was merely cancelled: streamed as progress, but not blamed.
+    expect(r.stderr).toMatch(/CREATE_FAILED +AWS::AutoScaling::AutoScalingGroup +NatGroupA  Resource creation cancelled/);
+    expect(r.stderr).not.toContain('  NatGroupA (AWS::AutoScaling::AutoScalingGroup) CREATE_FAILED');
+  });
+
+  it('prints the failed resource when an update rolls back, and says the old stack keeps serving', async () => {
+    await existingStack();
+    h.cfn.failResource('NatLaunchTemplate', 'Rate exceeded on CreateLaunchTemplateVersion');
+    const r = await h.hanat(...DEPLOY, '--yes', '--instance-type', 't4g.micro');
+
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'error: Deploy of stack demo failed: UPDATE_ROLLBACK_COMPLETE.\n' +
+        'Failed resources:\n' +
+        '  NatLaunchTemplate (AWS::EC2::LaunchTemplate) UPDATE_FAILED: Rate exceeded on CreateLaunchTemplateVersion\n' +
+        'The stack was rolled back to its previous configuration and keeps serving. Fix the cause above and run hanat deploy again.\n',
+    );
+    expect(h.cfn.stack('demo')!.parameters.InstanceType).toBe('t4g.nano');
+  });
+
+  it('refuses an arm64 image on a t3 before the stack is touched', async () => {
+    const r = await h.hanat(...DEPLOY, '--yes', '--instance-type', 't3.micro', '--ami', ARM_AMI);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: AMI ${ARM_AMI} is built for arm64, but --instance-type t3.micro runs x86_64. Use an instance type that runs arm64 (Graviton families`);
+    expect(names(cfnMock)).toEqual([]);
+  });
+
+  it('says how to build the image when /hanat/ami/<arch> does not exist', async () => {
+    h.parameters.delete('/hanat/ami/x86_64');
+    const r = await h.hanat(...DEPLOY, '--yes', '--instance-type', 'c7i.large');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'error: No hanat NAT image for x86_64 in eu-west-1: the SSM parameter /hanat/ami/x86_64 does not exist. ' +
+        'Build and publish the NAT image with: scripts/build-ami --arch x86_64 --region eu-west-1 (README "Build the NAT image"), or pass --ami <ami-id>.\n',
+    );
+    expect(names(cfnMock)).toEqual([]);
+  });
+
+  it('reports a change set CloudFormation fails, deletes it and the empty stack, and exits 1', async () => {
+    h.cfn.failNextChangeSet('Template error: instance of Fn::GetAtt references undefined resource NatEip');
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('error: CloudFormation could not create the change set for demo: Template error: instance of Fn::GetAtt references undefined resource NatEip\n');
+    expect(names(cfnMock)).toEqual(['DescribeStacks', 'CreateChangeSet', 'DescribeChangeSet', 'DescribeChangeSet', 'DeleteChangeSet', 'DeleteStack']);
+  });
+
+  it('turns an AWS refusal of CreateChangeSet into exit 1 with AWS\'s words', async () => {
+    h.deps.templateBody = () => smallTemplate().replace('"VpcName"', '"Name"');
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(1);
+    expect(r.stderr.endsWith('\nerror: CreateChangeSet failed: ValidationError: Parameters: [VpcName] do not exist in the template\n')).toBe(true);
+  });
+});
+
+describe('hanat deploy: polling survives throttling', () => {
+  it('retries throttled polls with growing delays and still succeeds', async () => {
+    h.cfn.throttle('DescribeChangeSet', 2);
+    h.cfn.throttle('DescribeStackEvents', 3);
+    const r = await h.hanat(...DEPLOY, '--yes');
+
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('warning: AWS is throttling or failing DescribeStackEvents (Throttling); still retrying.');
+    expect(h.cfn.stack('demo')!.status).toBe('CREATE_COMPLETE');
+    // Backoff: the third retry waits longer than a plain poll interval could.
+    expect(Math.max(...h.clock.sleeps)).toBeGreaterThan(2_000);
+  });
+
+  it('gives up after repeated throttling with exit 1, not a crash', async () => {
+    h.cfn.throttle('DescribeChangeSet', MAX_POLL_RETRIES + 5);
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`error: DescribeChangeSet kept failing (Throttling) after ${MAX_POLL_RETRIES} attempts; try again in a few minutes.`);
+  });
+});
+
+describe('hanat deploy: confirmation, dry run, Ctrl-C', () => {
+  it('--dry-run shows the changes, deletes the change set and the empty new stack, and executes nothing', async () => {
+    const r = await h.hanat(...DEPLOY, '--dry-run');
+
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/\+ Add +AWS::EC2::VPC +Vpc/);
+    expect(r.stderr).toContain('Dry run: change set deleted, nothing was changed.');
+    expect(names(cfnMock)).toEqual(['DescribeStacks', 'CreateChangeSet', 'DescribeChangeSet', 'DescribeChangeSet', 'DeleteChangeSet', 'DeleteStack']);
+    const changeSetId = inputsOf(cfnMock, 'DeleteChangeSet')[0]!.ChangeSetName as string;
+    expect(changeSetId).toMatch(/changeSet\/hanat-/);
+    expect(inputsOf(cfnMock, 'DeleteStack')[0]!.StackName).toMatch(/:stack\/demo\//);
+    expect(h.cfn.changeSets.size).toBe(0);
+    expect(h.cfn.stack('demo')).toBeUndefined();
+  });
+
+  it('--dry-run on an existing stack deletes only the change set', async () => {
+    await existingStack();
+    const r = await h.hanat(...DEPLOY, '--dry-run', '--json', '--instance-type', 't4g.small');
+    expect(r.code).toBe(0);
+    expect(names(cfnMock)).not.toContain('DeleteStack');
+    expect(names(cfnMock)).not.toContain('ExecuteChangeSet');
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      outcome: 'dry-run',
+      changes: [{ action: 'Modify', logicalId: 'NatLaunchTemplate', type: 'AWS::EC2::LaunchTemplate', replacement: 'False' }],
+    });
+  });
+
+  it('refuses to deploy without --yes when there is no terminal, before any AWS call', async () => {
+    const r = await h.hanat(...DEPLOY);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'error: Refusing to deploy without confirmation: no terminal to ask on. Pass --yes to deploy without a prompt, or --dry-run to only see the changes.\n',
+    );
+    expect([...names(cfnMock), ...names(ec2Mock), ...names(ssmMock)]).toEqual([]);
+  });
+
+  it('asks on a terminal and deploys when the answer is yes', async () => {
+    h.deps.stdinIsTTY = h.deps.stderrIsTTY = true;
+    h.deps.env = { NO_COLOR: '1' };
+    h.answers.push(true);
+    const r = await h.hanat(...DEPLOY);
+    expect(h.questions).toEqual(['Deploy these changes to stack demo in eu-west-1?']);
+    expect(r.code).toBe(0);
+    expect(names(cfnMock)).toContain('ExecuteChangeSet');
+  });
+
+  it('deletes the change set and exits 1 when the answer is no', async () => {
+    h.deps.stdinIsTTY = h.deps.stderrIsTTY = true;
+    h.answers.push(false);
+    const r = await h.hanat(...DEPLOY);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('Not deployed: the change set was declined and deleted; stack demo is unchanged.');
+    expect(names(cfnMock)).not.toContain('ExecuteChangeSet');
+    expect(names(cfnMock)).toContain('DeleteChangeSet');
+  });
+
+  it('Ctrl-C while the stack changes leaves it alone, says how to watch it, and exits 130', async () => {
+    h.clock.onSleep = () => {
+      if (names(cfnMock).includes('ExecuteChangeSet')) h.interrupt.abort();
+    };
+    const r = await h.hanat(...DEPLOY, '--yes');
+
+    expect(r.code).toBe(130);
+    expect(r.stderr).toContain(
+      'interrupted: Stopped watching; the creation of stack demo goes on in CloudFormation. ' +
+        'Watch it with: aws cloudformation describe-stack-events --stack-name demo --region eu-west-1 ' +
+        '(or wait: aws cloudformation wait stack-create-complete --stack-name demo --region eu-west-1).',
+    );
+    const after = names(cfnMock).slice(names(cfnMock).indexOf('ExecuteChangeSet') + 1);
+    expect(after.every((n) => n === 'DescribeStackEvents' || n === 'DescribeStacks')).toBe(true);
+    expect(h.cfn.stack('demo')!.status).toBe('CREATE_IN_PROGRESS');
+  });
+
+  it('Ctrl-C before the change set runs deletes it and changes nothing', async () => {
+    h.clock.onSleep = () => h.interrupt.abort();
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(130);
+    expect(r.stderr).toContain('interrupted: Interrupted before deploying: the change set was deleted and stack demo is unchanged.');
+    expect(names(cfnMock)).not.toContain('ExecuteChangeSet');
+    expect(names(cfnMock)).toContain('DeleteChangeSet');
+  });
+});
+
+describe('stdout and stderr', () => {
+  it('--json puts exactly one JSON document on stdout and all progress on stderr', async () => {
+    const r = await h.hanat(...DEPLOY, '--yes', '--json');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toEqual({
+      stack: 'demo',
+      stackId: h.cfn.stack('demo')!.id,
+      region: 'eu-west-1',
+      outcome: 'created',
+      status: 'CREATE_COMPLETE',
+      ami: ARM_AMI,
+      changes: [
+        { action: 'Add', logicalId: 'Vpc', type: 'AWS::EC2::VPC', replacement: null },
+        { action: 'Add', logicalId: 'NatRole', type: 'AWS::IAM::Role', replacement: null },
+        { action: 'Add', logicalId: 'NatLaunchTemplate', type: 'AWS::EC2::LaunchTemplate', replacement: null },
+        { action: 'Add', logicalId: 'NatGroupA', type: 'AWS::AutoScaling::AutoScalingGroup', replacement: null },
+      ],
+      outputs: { NatGroupA: 'value-of-NatGroupA', VpcId: 'value-of-VpcId' },
+    });
+    expect(r.stderr).toContain('Creating change set');
+    expect(r.stderr).toContain('CREATE_COMPLETE');
+  });
+
+  it('colours stderr on a terminal, never stdout, and never with NO_COLOR', async () => {
+    h.deps.stderrIsTTY = true;
+    const coloured = await h.hanat(...DEPLOY, '--yes');
+    expect(coloured.stderr).toContain('\x1b[32mCREATE_COMPLETE');
+    expect(coloured.stdout).not.toContain('\x1b[');
+
+    h = harness({ env: { NO_COLOR: '1' } });
+    h.deps.stderrIsTTY = true;
+    h.deps.templateBody = () => smallTemplate();
+    const plain = await h.hanat(...DEPLOY, '--yes');
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).not.toContain('\x1b[');
+  });
+});
