@@ -1,0 +1,10 @@
+export { DataPlane, DataPlaneError } from './dataplane.js';
+export type { DataPlaneLogger, DataPlaneOptions, HostInfo, InstanceInfo, ProbeSettings, SyncStats } from './dataplane.js';
+export { ProbeTracker } from './probes.js';
+export type { Outage, ProbeResult, ProtoStatus, AnswerChange } from './probes.js';
+export { API_ADDRESS, ECHO_PORT, IMDS_ADDRESS, INTERNET_HOSTS } from './topology.js';
+export { DEFAULT_STATE_DIR, cleanupAll, cleanupRun, readRunStates, pidAlive } from './state.js';
+export type { RunState } from './state.js';
+export { execCommand } from './exec.js';
+export type { Exec } from './exec.js';
+export { runWorker } from './workers/index.js';

@@ -1,0 +1,264 @@
+/**
+ * The data plane against real network namespaces, driven by a fake NetworkView: packets
+ * follow the route tables as they change, source/dest check and faults are enforced by the
+ * router, the internet sees each NAT's public address, the IMDS/API proxy reaches the
+ * emulator's unix socket as the calling instance, and teardown leaves nothing behind.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { IncomingHttpHeaders, Server } from 'node:http';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireRoot } from '../../../test-support/root.js';
+import type { LaunchSpec, NetworkSnapshot } from '../src/contract.js';
+import { DataPlane } from '../src/dataplane/dataplane.js';
+import { execCommand } from '../src/dataplane/exec.js';
+import { cleanupRun, readRunStates } from '../src/dataplane/state.js';
+import { listNamespaces } from '../src/dataplane/processes.js';
+import { API_ADDRESS } from '../src/dataplane/topology.js';
+import { FakeView, buildWorkers } from './dataplane-helpers.js';
+
+const VPC = 'vpc-lab';
+const NAT_A = { id: 'i-0aaaaaaaaaaaaaaa1', ip: '10.0.0.5', pub: '198.18.0.10', eni: 'eni-a', mac: '02:00:00:00:00:0a' };
+const NAT_B = { id: 'i-0bbbbbbbbbbbbbbb2', ip: '10.0.0.6', pub: '198.18.0.11', eni: 'eni-b', mac: '02:00:00:00:00:0b' };
+const HOST = 'host-subnet-priv';
+
+function world(): NetworkSnapshot {
+  return {
+    version: 1,
+    vpcs: [{ vpcId: VPC, cidrs: ['10.0.0.0/16'] }],
+    subnets: [
+      { subnetId: 'subnet-pub', vpcId: VPC, cidr: '10.0.0.0/24', az: 'lab-1a', routeTableId: 'rtb-pub', network: 'public' },
+      { subnetId: 'subnet-priv', vpcId: VPC, cidr: '10.0.10.0/24', az: 'lab-1a', routeTableId: 'rtb-priv', network: 'private' },
+    ],
+    routeTables: [
+      {
+        routeTableId: 'rtb-pub',
+        vpcId: VPC,
+        routes: [
+          { destinationCidr: '10.0.0.0/16', target: { kind: 'local' } },
+          { destinationCidr: '0.0.0.0/0', target: { kind: 'igw', gatewayId: 'igw-1' } },
+        ],
+      },
+      { routeTableId: 'rtb-priv', vpcId: VPC, routes: [{ destinationCidr: '10.0.0.0/16', target: { kind: 'local' } }] },
+    ],
+    instances: [NAT_A, NAT_B].map((n) => ({
+      instanceId: n.id,
+      state: 'running' as const,
+      az: 'lab-1a',
+      subnetId: 'subnet-pub',
+      privateIp: n.ip,
+      networkInterfaceId: n.eni,
+      mac: n.mac,
+      sourceDestCheck: false,
+      publicIp: n.pub,
+    })),
+  };
+}
+
+function spec(n: typeof NAT_A): LaunchSpec {
+  return { instanceId: n.id, az: 'lab-1a', subnetId: 'subnet-pub', subnetCidr: '10.0.0.0/24', privateIp: n.ip, mac: n.mac, networkInterfaceId: n.eni, vpcCidrs: ['10.0.0.0/16'], tags: {} };
+}
+
+function defaultVia(nat: typeof NAT_A | undefined) {
+  return (s: NetworkSnapshot) => {
+    const t = s.routeTables.find((r) => r.routeTableId === 'rtb-priv')!;
+    t.routes = t.routes.filter((r) => r.destinationCidr !== '0.0.0.0/0');
+    t.routes.push({
+      destinationCidr: '0.0.0.0/0',
+      target: nat ? { kind: 'eni', networkInterfaceId: nat.eni, instanceId: nat.id, privateIp: nat.ip } : { kind: 'blackhole' },
+    });
+  };
+}
+
+function setCheck(instanceId: string, on: boolean) {
+  return (s: NetworkSnapshot) => {
+    s.instances.find((i) => i.instanceId === instanceId)!.sourceDestCheck = on;
+  };
+}
+
+/** A stand-in for the agent: makes the namespace a NAT, prints a line, and stays up. */
+const STAND_IN_AGENT = ['sh', '-c', 'sysctl -qw net.ipv4.ip_forward=1 && iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE && echo stand-in agent up && exec sleep infinity'];
+
+describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab data plane (network namespaces)', () => {
+  let dir: string;
+  let socketPath: string;
+  let server: Server;
+  const seen: { url: string; headers: IncomingHttpHeaders }[] = [];
+  let dp: DataPlane;
+  let view: FakeView;
+  let pids: number[] = [];
+
+  const stateDir = () => join(dir, 'state');
+  const inNs = (ns: string, code: string) => execCommand(['ip', 'netns', 'exec', ns, process.execPath, '-e', code]);
+  /** Waits for a TCP and a UDP probe from the private host that satisfy `ok`. */
+  const probesSee = async (what: string, ok: (r: { ok: boolean; answer?: string }) => boolean, timeoutMs = 5_000) => {
+    for (const proto of ['tcp', 'udp'] as const) {
+      await dp.probes.waitFor((h, r) => h === HOST && r.proto === proto && ok(r), timeoutMs, `${proto} probes: ${what}`);
+    }
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hanat-lab-dp-'));
+    socketPath = join(dir, 'emulator.sock');
+    server = createServer((req, res) => {
+      seen.push({ url: req.url ?? '', headers: req.headers });
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ url: req.url, source: req.headers['x-hanat-lab-source-ip'] ?? null, claimed: req.headers['x-hanat-lab-instance-id'] ?? null }));
+    });
+    await new Promise<void>((r) => server.listen(socketPath, r));
+    view = new FakeView(world());
+    dp = await DataPlane.create({
+      workerCommand: await buildWorkers(),
+      apiSocketPath: socketPath,
+      runDir: join(dir, 'run'),
+      stateDir: stateDir(),
+      agentCommand: STAND_IN_AGENT,
+      terminateGraceMs: 1_000,
+      probe: { intervalMs: 100, timeoutMs: 500 },
+    });
+    dp.attach(view);
+    await dp.launch(spec(NAT_A));
+    await dp.launch(spec(NAT_B));
+    await dp.synced();
+    pids = await dp.processes();
+  }, 60_000);
+
+  afterAll(async () => {
+    await dp?.destroy();
+    server?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates a private host per private subnet, at the last usable address, that cannot reach the internet without a route', async () => {
+    expect(dp.hosts()).toEqual([expect.objectContaining({ id: HOST, subnetId: 'subnet-priv', az: 'lab-1a', ip: '10.0.10.254' })]);
+    await probesSee('failing without a default route', (r) => !r.ok);
+  });
+
+  it('routes the private subnet through the NAT its route table names, and the internet sees that NAT\'s public address', async () => {
+    view.update(defaultVia(NAT_A));
+    await probesSee('answered by NAT A', (r) => r.answer === NAT_A.pub);
+    view.update(defaultVia(NAT_B));
+    await probesSee('answered by NAT B', (r) => r.answer === NAT_B.pub);
+    view.update(defaultVia(undefined));
+    await probesSee('dropped by a blackhole route', (r) => !r.ok);
+    view.update(defaultVia(NAT_A));
+    await probesSee('answered by NAT A again', (r) => r.answer === NAT_A.pub);
+  });
+
+  it('re-syncs the router within 100 ms of every change', async () => {
+    const before = dp.stats.latenciesMs.length;
+    for (const nat of [NAT_B, NAT_A, undefined, NAT_B, NAT_A]) {
+      const version = view.update(defaultVia(nat));
+      await dp.synced({ version });
+    }
+    const measured = dp.stats.latenciesMs.slice(before);
+    expect(measured.length).toBeGreaterThanOrEqual(5);
+    console.log(`router sync latency (ms): ${measured.join(', ')}`);
+    expect(Math.max(...measured)).toBeLessThan(100);
+  });
+
+  it('lets an instance reach the internet with its own public address', async () => {
+    const answer = await inNs(dp.names.instance(NAT_B.id), `require('net').connect(7,'198.51.100.10').on('data',d=>process.stdout.write(d))`);
+    expect(answer.trim()).toBe(NAT_B.pub);
+  });
+
+  it('enforces source/dest check: a NAT with the check on cannot forward', async () => {
+    view.update(defaultVia(NAT_A));
+    await probesSee('answered by NAT A', (r) => r.answer === NAT_A.pub);
+    view.update(setCheck(NAT_A.id, true));
+    await probesSee('dropped by the source/dest check', (r) => !r.ok);
+    // The instance's own traffic is its own: the check does not stop it.
+    const own = await inNs(dp.names.instance(NAT_A.id), `require('net').connect(7,'198.51.100.10').on('data',d=>process.stdout.write(d))`);
+    expect(own.trim()).toBe(NAT_A.pub);
+    view.update(setCheck(NAT_A.id, false));
+    await probesSee('forwarded again', (r) => r.answer === NAT_A.pub);
+  });
+
+  it('injects a gray failure, an upstream cut and a partition, and heals them', async () => {
+    await dp.setGrayFailure(NAT_A.id, true);
+    await probesSee('gray failure', (r) => !r.ok);
+    await dp.setGrayFailure(NAT_A.id, false);
+    await probesSee('gray failure healed', (r) => r.answer === NAT_A.pub);
+
+    await dp.setUpstreamCut(NAT_A.id, true);
+    await probesSee('upstream cut', (r) => !r.ok);
+    await dp.setUpstreamCut(NAT_A.id, false);
+    await probesSee('upstream restored', (r) => r.answer === NAT_A.pub);
+
+    const reachB = `require('net').connect({port:7,host:'${NAT_B.ip}',timeout:300}).on('connect',()=>{console.log('open');process.exit(0)}).on('error',e=>{console.log(e.code);process.exit(0)}).on('timeout',()=>{console.log('timeout');process.exit(0)})`;
+    // Nothing listens on B:7, so a reachable B refuses (RST); a partitioned one is silent.
+    expect((await inNs(dp.names.instance(NAT_A.id), reachB)).trim()).toBe('ECONNREFUSED');
+    await dp.setPartition(NAT_A.id, NAT_B.id, true);
+    expect((await inNs(dp.names.instance(NAT_A.id), reachB)).trim()).toBe('timeout');
+    await dp.setPartition(NAT_A.id, NAT_B.id, false);
+    expect((await inNs(dp.names.instance(NAT_A.id), reachB)).trim()).toBe('ECONNREFUSED');
+  });
+
+  it('proxies IMDS and the API to the emulator socket with the caller\'s address, and drops forged identity headers', async () => {
+    const get = (url: string) =>
+      `fetch('${url}',{headers:{'x-hanat-lab-instance-id':'i-forged','x-hanat-lab-source-ip':'10.9.9.9'}}).then(r=>r.text()).then(t=>process.stdout.write(t))`;
+    const imds = JSON.parse(await inNs(dp.names.instance(NAT_B.id), get('http://169.254.169.254/latest/meta-data/instance-id')));
+    expect(imds).toEqual({ url: '/latest/meta-data/instance-id', source: NAT_B.ip, claimed: null });
+    const api = JSON.parse(await inNs(dp.names.instance(NAT_A.id), get(`http://${API_ADDRESS}/?Action=DescribeRouteTables`)));
+    expect(api).toEqual({ url: '/?Action=DescribeRouteTables', source: NAT_A.ip, claimed: null });
+  });
+
+  it('runs the agent command in the instance namespace with only PATH, HOME and AWS_ENDPOINT_URL, and keeps its log', () => {
+    const info = dp.instances().find((i) => i.instanceId === NAT_A.id)!;
+    expect(readFileSync(info.logFile, 'utf8')).toContain('stand-in agent up');
+    const env = readFileSync(`/proc/${info.agentPid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => kv.split('=')[0]).sort();
+    // (PWD is the stand-in shell's own.)
+    expect(env.filter((k) => k !== 'PWD')).toEqual(['AWS_ENDPOINT_URL', 'HOME', 'LANG', 'PATH']);
+    expect(readFileSync(`/proc/${info.agentPid}/environ`, 'utf8')).toContain(`AWS_ENDPOINT_URL=http://${API_ADDRESS}`);
+  });
+
+  it('puts no lab link in the root namespace', async () => {
+    const links = JSON.parse(await execCommand(['ip', '-j', 'link', 'show'])) as { ifname: string }[];
+    expect(links.filter((l) => l.ifname.startsWith(dp.prefix))).toEqual([]);
+  });
+
+  it('terminates an instance: SIGTERM to its agent, then its namespace and link are gone; twice is fine', async () => {
+    const ns = dp.names.instance(NAT_B.id);
+    expect(await listNamespaces(execCommand)).toContain(ns);
+    await dp.terminate(NAT_B.id);
+    await dp.terminate(NAT_B.id);
+    expect(await listNamespaces(execCommand)).not.toContain(ns);
+    expect(dp.instances().map((i) => i.instanceId)).toEqual([NAT_A.id]);
+    // A route to the gone instance now drops.
+    view.update(defaultVia(NAT_B));
+    await probesSee('dropped: route to a terminated instance', (r) => !r.ok);
+  });
+
+  it('cleanup removes a run that was never torn down (a crashed lab)', async () => {
+    const orphan = await DataPlane.create({ workerCommand: await buildWorkers(), apiSocketPath: socketPath, runDir: join(dir, 'orphan'), stateDir: stateDir(), probe: false });
+    expect(readRunStates(stateDir()).map((s) => s.prefix)).toContain(orphan.prefix);
+    const orphanPids = await orphan.processes();
+    expect(orphanPids.length).toBeGreaterThan(0);
+    const removed = await cleanupRun(execCommand, stateDir(), orphan.prefix);
+    expect(removed.sort()).toEqual([orphan.names.igw, orphan.names.internet, orphan.names.router].sort());
+    expect(await orphan.namespaces()).toEqual([]);
+    expect(orphanPids.filter(alive)).toEqual([]);
+    expect(readRunStates(stateDir()).map((s) => s.prefix)).not.toContain(orphan.prefix);
+  });
+
+  it('teardown leaves no namespace, link or process behind', async () => {
+    expect(pids.length).toBeGreaterThan(3);
+    await dp.destroy();
+    expect(await dp.namespaces()).toEqual([]);
+    expect(pids.filter(alive)).toEqual([]);
+    const links = JSON.parse(await execCommand(['ip', '-j', 'link', 'show'])) as { ifname: string }[];
+    expect(links.filter((l) => l.ifname.startsWith(dp.prefix))).toEqual([]);
+    expect(existsSync(join(stateDir(), `${dp.prefix}.json`))).toBe(false);
+  });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
