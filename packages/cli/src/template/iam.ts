@@ -1,0 +1,90 @@
+/**
+ * The NAT instances' IAM policy: what hanat-agent may do, and no more
+ * (DESIGN.md "Security"). docs/template.md explains every statement.
+ */
+import { TAG } from '@hanat/core';
+import { type CfnValue, ref, sub } from './cfn.js';
+
+/** Read-only calls; EC2 and Auto Scaling give them no resource-level scoping, so they need `*`. */
+export const DESCRIBE_ACTIONS = [
+  'ec2:DescribeRouteTables',
+  'ec2:DescribeInstances',
+  'ec2:DescribeAddresses',
+  'ec2:DescribeNetworkInterfaces',
+  'autoscaling:DescribeAutoScalingGroups',
+  'autoscaling:DescribeAutoScalingInstances',
+] as const;
+
+export const ROUTE_ACTIONS = ['ec2:CreateRoute', 'ec2:ReplaceRoute', 'ec2:DeleteRoute'] as const;
+
+/** The only tags an agent writes: who owns a private route table's default route, and since when. */
+export const AGENT_TAG_KEYS = [TAG.owner, TAG.ownerSince] as const;
+
+export interface AgentPolicyOptions {
+  /** Logical ids of the private route tables the agents steer. */
+  privateRouteTables: readonly string[];
+  /** Whether the stack has Elastic IPs for the agents to associate. */
+  eip: boolean;
+}
+
+const arn = (service: string, resource: string): CfnValue =>
+  sub(`arn:\${AWS::Partition}:${service}:\${AWS::Region}:\${AWS::AccountId}:${resource}`);
+
+/** Matches only resources carrying `hanat:stack` = this stack's name. */
+const taggedWithThisStack: CfnValue = {
+  StringEquals: { [`aws:ResourceTag/${TAG.stack}`]: ref('AWS::StackName') },
+};
+
+/** The inline policy document attached to the NAT instances' role. */
+export function agentPolicyDocument(opts: AgentPolicyOptions): CfnValue {
+  const routeTableArns = opts.privateRouteTables.map((id) => arn('ec2', `route-table/\${${id}}`));
+  const statements: CfnValue[] = [
+    { Sid: 'ReadState', Effect: 'Allow', Action: [...DESCRIBE_ACTIONS], Resource: '*' },
+    { Sid: 'SteerPrivateRoutes', Effect: 'Allow', Action: [...ROUTE_ACTIONS], Resource: routeTableArns },
+    {
+      Sid: 'RecordRouteOwner',
+      Effect: 'Allow',
+      Action: ['ec2:CreateTags', 'ec2:DeleteTags'],
+      Resource: routeTableArns,
+      Condition: {
+        'ForAllValues:StringEquals': { 'aws:TagKeys': [...AGENT_TAG_KEYS] },
+        // DeleteTags without a tag list deletes every tag; an empty key set would
+        // satisfy ForAllValues, so require the request to name its keys.
+        Null: { 'aws:TagKeys': 'false' },
+      },
+    },
+    {
+      Sid: 'DisableSourceDestCheck',
+      Effect: 'Allow',
+      Action: 'ec2:ModifyInstanceAttribute',
+      Resource: arn('ec2', 'instance/*'),
+      Condition: taggedWithThisStack,
+    },
+  ];
+  if (opts.eip) {
+    statements.push({
+      Sid: 'AssociateAzEip',
+      Effect: 'Allow',
+      Action: 'ec2:AssociateAddress',
+      Resource: [arn('ec2', 'elastic-ip/*'), arn('ec2', 'instance/*'), arn('ec2', 'network-interface/*')],
+      Condition: taggedWithThisStack,
+    });
+  }
+  statements.push({
+    Sid: 'ReplaceFailedNat',
+    Effect: 'Allow',
+    Action: 'autoscaling:SetInstanceHealth',
+    Resource: arn('autoscaling', 'autoScalingGroup:*:autoScalingGroupName/*'),
+    Condition: taggedWithThisStack,
+  });
+  return { Version: '2012-10-17', Statement: statements };
+}
+
+/**
+ * Lets EC2 hand the role to the NAT instances. The service principal follows
+ * the partition's domain (`ec2.amazonaws.com`, `ec2.amazonaws.com.cn` in China).
+ */
+export const EC2_TRUST_POLICY: CfnValue = {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Principal: { Service: sub('ec2.${AWS::URLSuffix}') }, Action: 'sts:AssumeRole' }],
+};
