@@ -14,8 +14,10 @@ readonly NODE_BIN=/usr/bin/node-22
 readonly NODE_MAJOR=22
 # nodejs22 installs /usr/bin/node-22 (AL2023 namespaces Node by major version;
 # /usr/bin/node is an alternatives link that may point elsewhere). The agent
-# drives netfilter through nft or iptables-nft: install both.
-readonly PACKAGES=(nodejs22 nftables iptables-nft)
+# runs nft (its NAT table), sysctl (procps-ng) and ip (iproute); iptables-nft
+# is there for operators and tools that speak iptables, on the same nftables
+# backend.
+readonly PACKAGES=(nodejs22 nftables iptables-nft iproute procps-ng)
 readonly DEFAULT_PKG_INSTALL="dnf install -y --setopt=install_weak_deps=False"
 readonly AGENT_DIR=/opt/hanat
 readonly UNIT=hanat-agent.service

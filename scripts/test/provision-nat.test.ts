@@ -73,11 +73,11 @@ mkdir -p "$HANAT_ROOT/usr/bin"
   const provision = (args: string[] = [], env: Record<string, string | undefined> = {}): RunResult =>
     run('bash', [SCRIPT, '--root', root, '--bundle', bundle, ...args], testEnv({ HANAT_PKG_INSTALL: fakeDnf, ...env }));
 
-  it('installs Node 22 and both netfilter front ends through the package step', () => {
+  it('installs Node 22 and the tools the agent runs through the package step', () => {
     const r = provision();
     expect(r.stderr).toContain('done:');
     expect(r.status).toBe(0);
-    expect(readFileSync(dnfLog, 'utf8').trim().split('\n')).toEqual(['nodejs22 nftables iptables-nft']);
+    expect(readFileSync(dnfLog, 'utf8').trim().split('\n')).toEqual(['nodejs22 nftables iptables-nft iproute procps-ng']);
   });
 
   it('installs the bundle, unit and sysctl drop-in root-owned with the right modes', () => {
