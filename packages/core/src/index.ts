@@ -1,3 +1,4 @@
 export * from './tags.js';
 export * from './aws.js';
 export { VERSION } from './version.js';
+export * from './ownership.js';

@@ -1,0 +1,395 @@
+/**
+ * `hanat-agent run`: start-up and the level-triggered loop (STYLE.md 8).
+ *
+ * Four reconcilers run in this order, each on its own period:
+ *   kernel  - forwarding, redirects, conntrack, hanat's NAT table   (every --interval)
+ *   srcdst  - source/dest check off                                 (every --recheck-interval)
+ *   eip     - the AZ's Elastic IP on our primary interface          (every --recheck-interval)
+ *   routes  - the default route of every table we serve points at us (every --route-interval)
+ * Each observes, compares with what it wants, applies only the difference.
+ * Routes are only claimed once the kernel is a verified NAT and source/dest check
+ * is off, so a claim never blackholes traffic.
+ *
+ * Failures: throttling, 5xx and network errors back off with jitter and never
+ * count; AWS permission errors are logged with action and resource and retried
+ * slowly, forever (a restart cannot fix IAM, and the NAT keeps working meanwhile);
+ * any other failure that repeats identically `maxFailures` times in a row makes
+ * the agent exit 1 so that systemd restarts it fresh.
+ */
+import type { Logger } from 'pino';
+import type { RouteTable } from '@aws-sdk/client-ec2';
+import { DEFAULT_ROUTE_CIDR, TAG, defaultRoute, ownerTags, routeOwner, servingAz, tagValue, type Ec2, type RouteLike } from '@hanat/core';
+import { backoff, type Clock } from './clock.js';
+import type { Config } from './config.js';
+import { AwsCallError, Ec2Api, classify } from './ec2.js';
+import { EXIT_FAILED, EXIT_OK, errorMessage } from './errors.js';
+import { isIpv4Cidr, type Identity } from './identity.js';
+import type { Imds } from './imds.js';
+import type { Kernel } from './kernel.js';
+
+export interface AgentDeps {
+  ec2: Ec2;
+  kernel: Kernel;
+  log: Logger;
+  clock: Clock;
+  /** Re-reads the VPC CIDRs every recheck period when given. */
+  imds?: Imds | undefined;
+  random?: () => number;
+  /** Epoch ms at which the process started, for `agent.ready`'s duration. */
+  startedAt?: number;
+}
+
+type TaskName = 'kernel' | 'srcdst' | 'eip' | 'routes';
+
+interface Task {
+  name: TaskName;
+  intervalMs: number;
+  /** Runs once per due time; throws on failure. */
+  run(boot: boolean): Promise<void>;
+  /** Whether prerequisites hold. */
+  gate(): boolean;
+  due: number;
+  ok: boolean;
+  succeeded: boolean;
+  attempts: number;
+  lastFailure?: string | undefined;
+  identical: number;
+  denied: boolean;
+}
+
+/** What the routes reconciler decided for one table. */
+export type RouteDecision =
+  | { kind: 'keep'; fixOwnerTag: boolean }
+  | { kind: 'claim'; reason: 'missing' | 'blackhole' | 'elsewhere' | 'boot'; route?: RouteLike | undefined }
+  | { kind: 'yield'; owner: string };
+
+/**
+ * The route rule for a table this NAT serves. Boot always takes over. Later, a
+ * route someone else points elsewhere is reclaimed, unless another NAT of ours
+ * claimed it (its `hanat:owner`) after our own last claim: then the newer NAT wins
+ * and this one yields, so two NATs sharing an AZ (a replacement) never flap.
+ */
+export function decideRoute(table: RouteTable, me: { instanceId: string; eniId: string }, lastClaimAt: number | undefined): RouteDecision {
+  const route = defaultRoute(table);
+  const owner = routeOwner(table.Tags);
+  if (!route) return { kind: 'claim', reason: 'missing' };
+  if (route.State !== 'blackhole' && route.NetworkInterfaceId === me.eniId) {
+    return { kind: 'keep', fixOwnerTag: owner?.instanceId !== me.instanceId };
+  }
+  if (route.State === 'blackhole') return { kind: 'claim', reason: 'blackhole', route };
+  if (lastClaimAt === undefined) return { kind: 'claim', reason: 'boot', route };
+  if (owner && owner.instanceId !== me.instanceId && owner.since !== undefined && owner.since > lastClaimAt) {
+    return { kind: 'yield', owner: owner.instanceId };
+  }
+  return { kind: 'claim', reason: 'elsewhere', route };
+}
+
+function describeTarget(r: RouteLike | undefined): string | undefined {
+  if (!r) return undefined;
+  return r.NetworkInterfaceId ?? r.InstanceId ?? r.NatGatewayId ?? r.GatewayId ?? 'unknown';
+}
+
+export class Agent {
+  private readonly api: Ec2Api;
+  private readonly log: Logger;
+  private readonly logs: Record<TaskName, Logger>;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly tasks: Task[];
+  private vpcCidrs: string[];
+  private cidrsDue: number;
+  /** Per table: when we last claimed it or first saw it pointing at us. */
+  private readonly lastClaimAt = new Map<string, number>();
+  /** Once-only notices, keyed by what they are about. */
+  private readonly noticed = new Set<string>();
+  private readyLogged = false;
+
+  constructor(
+    private readonly config: Config,
+    private readonly id: Identity,
+    private readonly deps: AgentDeps,
+  ) {
+    this.api = new Ec2Api(deps.ec2);
+    this.log = deps.log.child({ component: 'agent' });
+    this.logs = {
+      kernel: deps.log.child({ component: 'kernel' }),
+      srcdst: deps.log.child({ component: 'srcdst' }),
+      eip: deps.log.child({ component: 'eip' }),
+      routes: deps.log.child({ component: 'routes' }),
+    };
+    this.clock = deps.clock;
+    this.random = deps.random ?? Math.random;
+    this.vpcCidrs = [...id.vpcCidrs];
+    this.cidrsDue = this.clock.now() + config.recheckIntervalMs;
+    const task = (name: TaskName, intervalMs: number, run: Task['run'], gate: () => boolean = () => true): Task => ({
+      name,
+      intervalMs,
+      run,
+      gate,
+      due: 0,
+      ok: false,
+      succeeded: false,
+      attempts: 0,
+      identical: 0,
+      denied: false,
+    });
+    this.tasks = [
+      task('kernel', config.intervalMs, (boot) => this.reconcileKernel(boot)),
+      task('srcdst', config.recheckIntervalMs, (boot) => this.reconcileSourceDest(boot)),
+      task('eip', config.recheckIntervalMs, (boot) => this.reconcileEip(boot)),
+      task('routes', config.routeIntervalMs, (boot) => this.reconcileRoutes(boot), () => this.routesMayBeClaimed()),
+    ];
+  }
+
+  /** Runs until `signal` aborts (exit 0) or a failure repeats `maxFailures` times (exit 1). */
+  async run(signal: AbortSignal): Promise<number> {
+    while (!signal.aborted) {
+      for (const task of this.tasks) {
+        if (signal.aborted) break;
+        if (this.clock.now() < task.due || !task.gate()) continue;
+        const exit = await this.runTask(task);
+        if (exit !== undefined) return exit;
+      }
+      this.logReadyOnce();
+      if (signal.aborted) break;
+      const open = this.tasks.filter((t) => t.gate());
+      const next = Math.min(...open.map((t) => t.due));
+      await this.clock.sleep(Math.max(0, next - this.clock.now()), signal);
+    }
+    this.log.info(
+      { event: 'agent.stopped', handover: false },
+      'stopped on signal; route handover to a peer NAT is not implemented yet (HA work): routes keep pointing here until another NAT claims them',
+    );
+    return EXIT_OK;
+  }
+
+  private routesMayBeClaimed(): boolean {
+    const [kernel, srcdst, eip] = [this.task('kernel'), this.task('srcdst'), this.task('eip')];
+    // The EIP comes first so existing flows are not cut later by a new public address,
+    // but a stack whose EIP cannot be had (denied, or failing repeatedly) still gets its routes.
+    const eipSettled = eip.succeeded || eip.denied || eip.attempts >= 3;
+    return kernel.ok && srcdst.ok && eipSettled;
+  }
+
+  private task(name: TaskName): Task {
+    return this.tasks.find((t) => t.name === name)!;
+  }
+
+  private async runTask(task: Task): Promise<number | undefined> {
+    const boot = !task.succeeded;
+    try {
+      await task.run(boot);
+      task.ok = true;
+      task.succeeded = true;
+      task.attempts = 0;
+      task.identical = 0;
+      task.lastFailure = undefined;
+      task.denied = false;
+      task.due = this.clock.now() + task.intervalMs;
+      return undefined;
+    } catch (err) {
+      task.ok = false;
+      const kind = classify(err);
+      const aws = err instanceof AwsCallError ? { action: err.action, resource: err.resource, code: err.code } : {};
+      let delay: number;
+      if (kind === 'retryable') {
+        delay = backoff(task.attempts, 200, 30_000, this.random);
+        this.logs[task.name].warn({ event: err instanceof AwsCallError ? 'aws.retry' : `${task.name}.retry`, task: task.name, ...aws, err, retryInMs: delay }, `${errorMessage(err)}; retrying`);
+      } else if (kind === 'denied') {
+        task.denied = true;
+        delay = backoff(task.attempts, 30_000, 300_000, this.random);
+        this.logs[task.name].error(
+          { event: 'aws.denied', task: task.name, ...aws, err, retryInMs: delay },
+          `${errorMessage(err)}; check the instance role's IAM policy (docs/agent.md lists what it needs); retrying slowly`,
+        );
+      } else {
+        const key = `${task.name}|${err instanceof Error ? err.name : typeof err}|${errorMessage(err)}`;
+        task.identical = key === task.lastFailure ? task.identical + 1 : 1;
+        task.lastFailure = key;
+        delay = backoff(task.attempts, 1_000, 60_000, this.random);
+        this.logs[task.name].error({ event: `${task.name}.failed`, task: task.name, ...aws, err, identical: task.identical, retryInMs: delay }, errorMessage(err));
+        if (task.identical >= this.config.maxFailures) {
+          this.log.fatal(
+            { event: 'agent.giving_up', task: task.name, identical: task.identical },
+            `the same failure ${task.identical} times in a row; exiting so that systemd restarts the agent`,
+          );
+          return EXIT_FAILED;
+        }
+      }
+      task.attempts++;
+      task.due = this.clock.now() + delay;
+      return undefined;
+    }
+  }
+
+  private logReadyOnce(): void {
+    if (this.readyLogged || !this.task('routes').succeeded) return;
+    this.readyLogged = true;
+    const startedAt = this.deps.startedAt;
+    this.log.info(
+      { event: 'agent.ready', ...(startedAt !== undefined ? { durationMs: this.clock.now() - startedAt } : {}) },
+      'NAT configured and routes claimed; watching',
+    );
+  }
+
+  private async reconcileKernel(boot: boolean): Promise<void> {
+    const t0 = this.clock.now();
+    if (this.deps.imds && t0 >= this.cidrsDue) await this.refreshCidrs();
+    const report = await this.deps.kernel.reconcile({ vpcCidrs: this.vpcCidrs, mac: this.id.mac, conntrackMax: this.config.conntrackMax });
+    const durationMs = this.clock.now() - t0;
+    if (boot) {
+      this.logs.kernel.info({ event: 'kernel.configured', changes: report.changes, vpcCidrs: this.vpcCidrs, durationMs }, 'kernel is a NAT');
+    } else if (report.changes.length > 0) {
+      this.logs.kernel.warn({ event: 'kernel.drift_repaired', changes: report.changes, durationMs }, `kernel drift repaired: ${report.changes.join('; ')}`);
+    }
+  }
+
+  private async refreshCidrs(): Promise<void> {
+    this.cidrsDue = this.clock.now() + this.config.recheckIntervalMs;
+    const text = await this.deps.imds!.get(`network/interfaces/macs/${this.id.mac}/vpc-ipv4-cidr-blocks`);
+    const cidrs = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    if (cidrs.length === 0 || !cidrs.every(isIpv4Cidr)) {
+      this.logs.kernel.warn({ event: 'imds.invalid', cidrs: text.slice(0, 200) }, 'IMDS returned unusable VPC CIDRs; keeping the previous ones');
+      return;
+    }
+    if (cidrs.join() !== this.vpcCidrs.join()) {
+      this.logs.kernel.info({ event: 'vpc.cidrs_changed', from: this.vpcCidrs, to: cidrs }, 'VPC CIDR blocks changed');
+      this.vpcCidrs = cidrs;
+    }
+  }
+
+  private async reconcileSourceDest(boot: boolean): Promise<void> {
+    const t0 = this.clock.now();
+    const on = await this.api.sourceDestCheck(this.id.instanceId);
+    if (on === false) {
+      if (boot) this.logs.srcdst.info({ event: 'srcdst.already_disabled', instanceId: this.id.instanceId, durationMs: this.clock.now() - t0 }, 'source/dest check already off');
+      return;
+    }
+    await this.api.disableSourceDestCheck(this.id.instanceId);
+    this.logs.srcdst.info(
+      { event: 'srcdst.disabled', instanceId: this.id.instanceId, drift: !boot, durationMs: this.clock.now() - t0 },
+      boot ? 'source/dest check disabled' : 'source/dest check was back on; disabled it again',
+    );
+  }
+
+  private async reconcileEip(boot: boolean): Promise<void> {
+    const t0 = this.clock.now();
+    const addresses = await this.api.addresses(this.config.stack, this.config.az);
+    if (addresses.length === 0) {
+      this.once('eip.none', () => this.logs.eip.info({ event: 'eip.none', stack: this.config.stack, az: this.config.az }, 'the stack has no Elastic IP for this AZ; egress uses the instance public IP'));
+      return;
+    }
+    const sorted = [...addresses].sort((a, b) => a.AllocationId!.localeCompare(b.AllocationId!));
+    const eip = sorted[0]!;
+    if (sorted.length > 1) {
+      this.once('eip.multiple', () =>
+        this.logs.eip.warn({ event: 'eip.multiple', allocationIds: sorted.map((a) => a.AllocationId) }, `several Elastic IPs are tagged for ${this.config.az}; using ${eip.AllocationId}`),
+      );
+    }
+    if (eip.NetworkInterfaceId === this.id.eniId) {
+      this.once(`eip.kept:${eip.AllocationId}`, () =>
+        this.logs.eip.info({ event: 'eip.kept', allocationId: eip.AllocationId, publicIp: eip.PublicIp, durationMs: this.clock.now() - t0 }, 'Elastic IP already on this instance'),
+      );
+      return;
+    }
+    if (!boot && eip.AssociationId) {
+      // Another NAT of this AZ took it after us (a replacement booting): the newest NAT wins, as with routes.
+      this.once(`eip.elsewhere:${eip.AssociationId}`, () =>
+        this.logs.eip.warn(
+          { event: 'eip.elsewhere', allocationId: eip.AllocationId, networkInterfaceId: eip.NetworkInterfaceId, instanceId: eip.InstanceId },
+          'the Elastic IP moved to another interface; not taking it back',
+        ),
+      );
+      return;
+    }
+    const associationId = await this.api.associateAddress(eip.AllocationId!, this.id.eniId, this.id.privateIp);
+    this.logs.eip.info(
+      {
+        event: 'eip.associated',
+        allocationId: eip.AllocationId,
+        publicIp: eip.PublicIp,
+        associationId,
+        previous: eip.NetworkInterfaceId ?? eip.InstanceId,
+        durationMs: this.clock.now() - t0,
+      },
+      `Elastic IP ${eip.PublicIp ?? eip.AllocationId} associated`,
+    );
+  }
+
+  private async reconcileRoutes(boot: boolean): Promise<void> {
+    const t0 = this.clock.now();
+    const tables = await this.api.privateRouteTables(this.config.stack);
+    const mine: RouteTable[] = [];
+    for (const t of tables) {
+      const serving = servingAz(t.Tags);
+      const override = tagValue(t.Tags, TAG.override);
+      if (serving === this.config.az) mine.push(t);
+      else if (override && tagValue(t.Tags, TAG.az) === this.config.az) {
+        this.once(`override:${t.RouteTableId}:${override}`, () =>
+          this.logs.routes.info({ event: 'route.skipped_override', routeTableId: t.RouteTableId, override }, `route table ${t.RouteTableId} is pinned to ${override}; leaving it`),
+        );
+      }
+    }
+    if (mine.length === 0) {
+      this.once('route.none', () =>
+        this.logs.routes.warn({ event: 'route.none', stack: this.config.stack, az: this.config.az }, `no private route table of stack ${this.config.stack} is served by ${this.config.az}`),
+      );
+      return;
+    }
+
+    const tagNow: string[] = [];
+    const results = await Promise.allSettled(
+      mine.map(async (t) => {
+        const id = t.RouteTableId!;
+        const decision = decideRoute(t, this.id, this.lastClaimAt.get(id));
+        if (decision.kind === 'keep') {
+          if (!this.lastClaimAt.has(id)) this.lastClaimAt.set(id, this.clock.now());
+          if (decision.fixOwnerTag) tagNow.push(id);
+          const level = boot || decision.fixOwnerTag ? 'info' : 'debug';
+          this.logs.routes[level]({ event: 'route.kept', routeTableId: id }, `route table ${id} already points at this instance`);
+          return;
+        }
+        if (decision.kind === 'yield') {
+          this.once(`yield:${id}:${decision.owner}`, () =>
+            this.logs.routes.warn(
+              { event: 'route.yielded', routeTableId: id, owner: decision.owner },
+              `route table ${id} was claimed by ${decision.owner} after this instance did; leaving it to the newer NAT`,
+            ),
+          );
+          return;
+        }
+        const c0 = this.clock.now();
+        const action = await this.api.pointDefaultRoute(id, this.id.eniId, decision.reason !== 'missing');
+        this.lastClaimAt.set(id, this.clock.now());
+        tagNow.push(id);
+        this.logs.routes.info(
+          {
+            event: 'route.claimed',
+            routeTableId: id,
+            destination: DEFAULT_ROUTE_CIDR,
+            networkInterfaceId: this.id.eniId,
+            action,
+            reason: decision.reason,
+            previous: describeTarget(decision.route),
+            previousState: decision.route?.State,
+            durationMs: this.clock.now() - c0,
+          },
+          `route table ${id} now sends ${DEFAULT_ROUTE_CIDR} to ${this.id.eniId}`,
+        );
+      }),
+    );
+    if (tagNow.length > 0) {
+      await this.api.tag(tagNow.sort(), ownerTags(this.id.instanceId, new Date(this.clock.now())));
+      this.logs.routes.info({ event: 'route.owner_tagged', routeTableIds: tagNow, owner: this.id.instanceId }, `${TAG.owner} written`);
+    }
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    this.logs.routes.debug({ event: 'routes.checked', tables: mine.length, durationMs: this.clock.now() - t0 }, 'routes checked');
+  }
+
+  private once(key: string, fn: () => void): void {
+    if (this.noticed.has(key)) return;
+    this.noticed.add(key);
+    fn();
+  }
+}

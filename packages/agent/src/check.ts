@@ -1,0 +1,116 @@
+/**
+ * `hanat-agent check`: a one-shot self-check. Returns a verdict; main prints it as
+ * JSON on stdout and exits 0 when healthy, 1 when not.
+ *
+ * A check that cannot run (IMDS or AWS unreachable, stack unknown) reports
+ * `ok: null` with the reason and does not decide health; every check that ran must pass.
+ */
+import { servingAz, defaultRoute, type Ec2 } from '@hanat/core';
+import { resolveConfig, type Options } from './config.js';
+import { Ec2Api } from './ec2.js';
+import { errorMessage } from './errors.js';
+import { readIdentity, type Identity } from './identity.js';
+import type { Imds } from './imds.js';
+import type { Kernel } from './kernel.js';
+
+/** Conntrack use above this fraction of the table is unhealthy: new flows are about to be dropped. */
+export const CONNTRACK_HEADROOM = 0.9;
+
+export interface CheckItem {
+  ok: boolean | null;
+  [detail: string]: unknown;
+}
+
+export interface CheckResult {
+  healthy: boolean;
+  instanceId?: string | undefined;
+  stack?: string | undefined;
+  az?: string | undefined;
+  checks: {
+    forwarding: CheckItem;
+    natRule: CheckItem;
+    conntrack: CheckItem;
+    routes: CheckItem;
+  };
+}
+
+export interface CheckDeps {
+  imds: Imds;
+  kernel: Kernel;
+  ec2: (region: string) => Ec2;
+}
+
+export async function check(options: Options, deps: CheckDeps): Promise<CheckResult> {
+  let id: Identity | undefined;
+  let idError: string | undefined;
+  try {
+    id = await readIdentity(deps.imds);
+  } catch (err) {
+    idError = errorMessage(err);
+  }
+
+  const sysctls = await deps.kernel.readSysctls(['net.ipv4.ip_forward', 'net.netfilter.nf_conntrack_count', 'net.netfilter.nf_conntrack_max']);
+  const forwarding: CheckItem = { ok: sysctls['net.ipv4.ip_forward'] === '1', ipForward: sysctls['net.ipv4.ip_forward'] ?? null };
+
+  const nft = await deps.kernel.readNft();
+  const elements = nft.elements ?? [];
+  const missingCidrs = id ? id.vpcCidrs.filter((c) => !elements.includes(c.includes('/') ? c : `${c}/32`)) : [];
+  const natRule: CheckItem = {
+    ok: nft.table && nft.chainOk && nft.setOk && nft.rules.some((r) => r.exact) && elements.length > 0 && missingCidrs.length === 0,
+    table: nft.table,
+    rule: nft.rules.some((r) => r.exact),
+    cidrs: elements,
+    ...(missingCidrs.length ? { missingCidrs } : {}),
+  };
+
+  const count = Number(sysctls['net.netfilter.nf_conntrack_count']);
+  const max = Number(sysctls['net.netfilter.nf_conntrack_max']);
+  const conntrack: CheckItem =
+    sysctls['net.netfilter.nf_conntrack_count'] === undefined || !(max > 0)
+      ? { ok: null, reason: 'conntrack is not loaded in this network namespace' }
+      : { ok: count < max * CONNTRACK_HEADROOM, count, max, usedPct: Math.round((count / max) * 1000) / 10 };
+
+  let routes: CheckItem;
+  let config: { stack: string; az: string } | undefined;
+  if (!id) {
+    routes = { ok: null, reason: `IMDS: ${idError}` };
+  } else {
+    try {
+      config = resolveConfig(options, id);
+      routes = await checkRoutes(deps.ec2(id.region), config, id);
+    } catch (err) {
+      routes = { ok: null, reason: errorMessage(err) };
+    }
+  }
+
+  const checks = { forwarding, natRule, conntrack, routes };
+  return {
+    healthy: Object.values(checks).every((c) => c.ok !== false),
+    instanceId: id?.instanceId,
+    stack: config?.stack,
+    az: config?.az,
+    checks,
+  };
+}
+
+async function checkRoutes(ec2: Ec2, config: { stack: string; az: string }, id: Identity): Promise<CheckItem> {
+  try {
+    const tables = (await new Ec2Api(ec2).privateRouteTables(config.stack)).filter((t) => servingAz(t.Tags) === config.az);
+    const detail = tables.map((t) => {
+      const r = defaultRoute(t);
+      return {
+        routeTableId: t.RouteTableId,
+        target: r?.NetworkInterfaceId ?? r?.InstanceId ?? r?.GatewayId ?? null,
+        state: r?.State ?? null,
+        ok: r?.NetworkInterfaceId === id.eniId && r.State === 'active',
+      };
+    });
+    return {
+      ok: tables.length > 0 && detail.every((d) => d.ok),
+      tables: detail,
+      ...(tables.length === 0 ? { reason: `no private route table of ${config.stack} is served by ${config.az}` } : {}),
+    };
+  } finally {
+    ec2.destroy();
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * hanat-agent's commands. `main` turns typed errors into exit codes and returns
+ * the code; src/main.ts (the bundle's entry) is the one place that exits.
+ * The host, IMDS, AWS and output are injectable so tests run `main` itself.
+ */
+import type { DestinationStream } from 'pino';
+import { VERSION, ec2Client, type Ec2 } from '@hanat/core';
+import { Agent } from './agent.js';
+import { check } from './check.js';
+import { systemClock, type Clock } from './clock.js';
+import { HELP, parseCommandLine, resolveConfig, type Options } from './config.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationError, UsageError, errorMessage } from './errors.js';
+import { realExec, realFs, type Exec, type HostFs } from './host.js';
+import { readIdentity } from './identity.js';
+import { Imds } from './imds.js';
+import { Kernel } from './kernel.js';
+import { createLogger, type Logger } from './log.js';
+
+/** The SDK's Node-version notice is plain multi-line text on stderr; the agent logs the Node version itself. */
+function quietSdkNotice(env: NodeJS.ProcessEnv): void {
+  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
+function agentEc2(region: string): Ec2 {
+  // Few SDK attempts: the agent's loop owns retries (jittered, and logged as aws.retry).
+  return ec2Client({ region, component: 'agent', maxAttempts: 2, connectionTimeoutMs: 1_000, requestTimeoutMs: 5_000 });
+}
+
+/** What `main` talks to; the defaults are the real host, process and AWS. */
+export interface MainDeps {
+  exec: Exec;
+  fs: HostFs;
+  ec2: (region: string) => Ec2;
+  clock: Clock;
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+  /** Where `run` logs (default: stdout, synchronously). */
+  logDest?: DestinationStream | undefined;
+  /** Stops `run` when aborted (default: SIGTERM / SIGINT). */
+  signal?: AbortSignal | undefined;
+  /** Epoch ms at which the process started. */
+  startedAt: number;
+}
+
+export function defaultDeps(): MainDeps {
+  return {
+    exec: realExec,
+    fs: realFs,
+    ec2: agentEc2,
+    clock: systemClock,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    startedAt: Date.now() - Math.round(process.uptime() * 1000),
+  };
+}
+
+async function run(options: Options, log: Logger, deps: MainDeps): Promise<number> {
+  log.info({ event: 'agent.start', node: process.version, pid: process.pid }, `hanat-agent ${VERSION} starting`);
+  const imdsLog = log.child({ component: 'imds' });
+  const imds = new Imds({ endpoint: options.imdsEndpoint });
+  const t0 = Date.now();
+  const id = await readIdentity(imds);
+  imdsLog.info(
+    { event: 'imds.ready', endpoint: imds.endpoint, instanceId: id.instanceId, region: id.region, az: id.az, eniId: id.eniId, vpcId: id.vpcId, vpcCidrs: id.vpcCidrs, durationMs: Date.now() - t0 },
+    'instance identity read',
+  );
+  const config = resolveConfig(options, id);
+  log.info(
+    {
+      event: 'config.effective',
+      config: {
+        stack: config.stack,
+        az: config.az,
+        logLevel: config.logLevel,
+        intervalS: config.intervalMs / 1000,
+        routeIntervalS: config.routeIntervalMs / 1000,
+        recheckIntervalS: config.recheckIntervalMs / 1000,
+        maxFailures: config.maxFailures,
+        conntrackMax: config.conntrackMax ?? 'from memory',
+        imdsEndpoint: imds.endpoint,
+      },
+      from: config.from,
+    },
+    `serving ${config.az} for stack ${config.stack}`,
+  );
+
+  const ec2 = deps.ec2(id.region);
+  const kernel = new Kernel({ exec: deps.exec, fs: deps.fs, log: log.child({ component: 'kernel' }) });
+  const agent = new Agent(config, id, { ec2, kernel, log, clock: deps.clock, imds, startedAt: deps.startedAt });
+  let signal = deps.signal;
+  let detach = () => {};
+  if (!signal) {
+    const stop = new AbortController();
+    const onSignal = (name: NodeJS.Signals) => {
+      log.info({ event: 'agent.stopping', signal: name }, `${name} received; stopping`);
+      stop.abort();
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    detach = () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    };
+    signal = stop.signal;
+  }
+  try {
+    return await agent.run(signal);
+  } finally {
+    detach();
+    ec2.destroy();
+  }
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, deps: MainDeps = defaultDeps()): Promise<number> {
+  quietSdkNotice(env);
+  let command, options: Options;
+  try {
+    ({ command, options } = parseCommandLine(argv, env));
+  } catch (err) {
+    deps.stderr.write(`hanat-agent: ${errorMessage(err)}\n`);
+    return err instanceof UsageError ? EXIT_USAGE : EXIT_FAILED;
+  }
+  if (command === 'version') {
+    deps.stdout.write(`${VERSION}\n`);
+    return EXIT_OK;
+  }
+  if (command === 'help') {
+    deps.stdout.write(HELP);
+    return EXIT_OK;
+  }
+
+  if (command === 'check') {
+    // stdout carries only the verdict; diagnostics go to stderr.
+    const log = createLogger(options.logLevel === 'info' ? 'warn' : options.logLevel, deps.logDest ?? deps.stderr);
+    try {
+      const kernel = new Kernel({ exec: deps.exec, fs: deps.fs, log: log.child({ component: 'kernel' }) });
+      const imds = new Imds({ endpoint: options.imdsEndpoint, totalTimeoutMs: 2_000 });
+      const result = await check(options, { imds, kernel, ec2: deps.ec2 });
+      deps.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      return result.healthy ? EXIT_OK : EXIT_FAILED;
+    } catch (err) {
+      return fail(log, err);
+    }
+  }
+
+  const log = createLogger(options.logLevel, deps.logDest);
+  try {
+    return await run(options, log, deps);
+  } catch (err) {
+    return fail(log, err);
+  }
+}
+
+function fail(log: Logger, err: unknown): number {
+  if (err instanceof UsageError) {
+    log.fatal({ event: 'config.invalid', err }, err.message);
+    return EXIT_USAGE;
+  }
+  if (err instanceof OperationError) {
+    log.fatal({ event: 'agent.failed', err }, err.message);
+    return EXIT_FAILED;
+  }
+  log.fatal({ event: 'agent.internal_error', err, version: VERSION, node: process.version }, `internal error: ${errorMessage(err)}; please report it with this line`);
+  return EXIT_FAILED;
+}

@@ -1,0 +1,180 @@
+/**
+ * Command line and configuration. Precedence: flag, then environment variable,
+ * then instance tag (read through IMDS). Anything invalid or missing is a
+ * UsageError (exit 2) that names the value and how to fix it.
+ *
+ * The parser is node's own `util.parseArgs`: no dependency, nothing to load at start.
+ */
+import { parseArgs } from 'node:util';
+import type { LevelWithSilent } from 'pino';
+import { TAG } from '@hanat/core';
+import { UsageError } from './errors.js';
+import type { Identity } from './identity.js';
+import { LOG_LEVELS } from './log.js';
+
+export type Command = 'run' | 'check' | 'version' | 'help';
+
+export interface Options {
+  stack?: string | undefined;
+  az?: string | undefined;
+  logLevel: LevelWithSilent;
+  /** Kernel observe/repair period. */
+  intervalMs: number;
+  /** Route table observe/repair period (one DescribeRouteTables call). */
+  routeIntervalMs: number;
+  /** Source/dest check and EIP re-verification period. */
+  recheckIntervalMs: number;
+  /** Identical consecutive non-retryable failures before the agent exits 1. */
+  maxFailures: number;
+  /** Overrides the memory-based conntrack table size. */
+  conntrackMax?: number | undefined;
+  imdsEndpoint?: string | undefined;
+  /** Where each explicitly set value came from (`--stack`, `HANAT_AZ`, ...), for the effective-config log. */
+  from: Record<string, string>;
+}
+
+export interface Config extends Options {
+  stack: string;
+  az: string;
+}
+
+interface Setting {
+  flag: string;
+  env?: string;
+  help: string;
+}
+
+/** Every flag and its environment variable, for the help text and docs/agent.md. */
+export const SETTINGS: Record<string, Setting> = {
+  stack: { flag: 'stack', env: 'HANAT_STACK', help: `stack name (default: the instance tag ${TAG.stack})` },
+  az: { flag: 'az', env: 'HANAT_AZ', help: `AZ whose route tables to claim (default: the tag ${TAG.az}, else the instance's AZ)` },
+  logLevel: { flag: 'log-level', env: 'HANAT_LOG_LEVEL', help: 'trace|debug|info|warn|error|fatal|silent (default info)' },
+  interval: { flag: 'interval', env: 'HANAT_INTERVAL', help: 'seconds between kernel checks (default 5)' },
+  routeInterval: { flag: 'route-interval', env: 'HANAT_ROUTE_INTERVAL', help: 'seconds between route table checks (default 30)' },
+  recheckInterval: { flag: 'recheck-interval', env: 'HANAT_RECHECK_INTERVAL', help: 'seconds between source/dest check and EIP checks (default 300)' },
+  maxFailures: { flag: 'max-failures', env: 'HANAT_MAX_FAILURES', help: 'identical consecutive failures before exiting 1 (default 5)' },
+  conntrackMax: { flag: 'conntrack-max', env: 'HANAT_CONNTRACK_MAX', help: 'conntrack table size (default: from memory)' },
+  imdsEndpoint: { flag: 'imds-endpoint', env: 'AWS_EC2_METADATA_SERVICE_ENDPOINT', help: 'IMDS endpoint (default http://169.254.169.254)' },
+};
+
+export const HELP = `Usage: hanat-agent <command> [options]
+
+Commands:
+  run        make this instance a NAT, claim its AZ's private routes, keep them
+  check      one-shot self-check; prints JSON, exit 0 healthy, 1 not
+  --version  print the version
+
+Options (flag, environment variable):
+${Object.values(SETTINGS)
+  .map((s) => `  --${s.flag.padEnd(17)} ${(s.env ?? '').padEnd(34)} ${s.help}`)
+  .join('\n')}
+
+Exit codes: 0 stopped / healthy, 1 failed / unhealthy, 2 bad usage or configuration.
+`;
+
+export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): { command: Command; options: Options } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        version: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        ...Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }])),
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}; see hanat-agent --help`, { cause: err });
+  }
+  const { values, positionals } = parsed;
+  let command: Command;
+  if (values.version) command = 'version';
+  else if (values.help || positionals.length === 0) command = 'help';
+  else if (positionals.length === 1 && (positionals[0] === 'run' || positionals[0] === 'check')) command = positionals[0];
+  else throw new UsageError(`unknown command '${positionals.join(' ')}'; expected 'run' or 'check' (see hanat-agent --help)`);
+
+  const raw = (key: keyof typeof SETTINGS): { value: string; from: string } | undefined => {
+    const s = SETTINGS[key]!;
+    const flagValue: unknown = (values as Record<string, unknown>)[s.flag];
+    if (typeof flagValue === 'string') return { value: flagValue, from: `--${s.flag}` };
+    const envValue = s.env ? env[s.env] : undefined;
+    if (envValue !== undefined && envValue !== '') return { value: envValue, from: s.env! };
+    return undefined;
+  };
+
+  const logLevel = raw('logLevel');
+  if (logLevel && !LOG_LEVELS.includes(logLevel.value as LevelWithSilent)) {
+    throw new UsageError(`${logLevel.from} '${logLevel.value}' is not a log level; use one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const stack = raw('stack');
+  const az = raw('az');
+  const conntrackMax = raw('conntrackMax');
+  const from: Record<string, string> = {};
+  for (const key of Object.keys(SETTINGS)) {
+    const r = raw(key);
+    if (r) from[key] = r.from;
+  }
+  return {
+    command,
+    options: {
+      stack: stack ? validStack(stack.value, stack.from) : undefined,
+      az: az ? validAz(az.value, az.from) : undefined,
+      logLevel: (logLevel?.value as LevelWithSilent | undefined) ?? 'info',
+      intervalMs: seconds(raw('interval'), 5, 1, 3600),
+      routeIntervalMs: seconds(raw('routeInterval'), 30, 5, 3600),
+      recheckIntervalMs: seconds(raw('recheckInterval'), 300, 30, 86_400),
+      maxFailures: integer(raw('maxFailures'), 5, 1, 1000),
+      conntrackMax: conntrackMax ? integer(conntrackMax, 0, 1024, 1 << 26) : undefined,
+      imdsEndpoint: raw('imdsEndpoint')?.value,
+      from,
+    },
+  };
+}
+
+/** Fills stack and AZ from the instance's tags and placement; throws UsageError when the stack is unknown. */
+export function resolveConfig(options: Options, id: Identity): Config {
+  const from = { ...options.from };
+  const tagStack = id.tags[TAG.stack];
+  const stack = options.stack ?? (tagStack !== undefined ? validStack(tagStack, `instance tag ${TAG.stack}`) : undefined);
+  if (!stack) {
+    throw new UsageError(
+      `no stack name: instance ${id.instanceId} has no ${TAG.stack} tag visible in IMDS; ` +
+        `tag the instance (and enable instance metadata tags), or set --stack / HANAT_STACK`,
+    );
+  }
+  const tagAz = id.tags[TAG.az];
+  const az = options.az ?? (tagAz !== undefined ? validAz(tagAz, `instance tag ${TAG.az}`) : id.az);
+  from.stack ??= `instance tag ${TAG.stack}`;
+  from.az ??= tagAz !== undefined ? `instance tag ${TAG.az}` : 'IMDS placement/availability-zone';
+  return { ...options, stack, az, from };
+}
+
+function validStack(v: string, from: string): string {
+  // CloudFormation stack names: a letter, then letters, digits and hyphens, at most 128.
+  if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(v)) throw new UsageError(`${from} '${v}' is not a stack name (a letter, then letters, digits or '-', at most 128)`);
+  return v;
+}
+
+function validAz(v: string, from: string): string {
+  if (!/^[a-z]{2,}(-[a-z0-9]+)+$/.test(v)) throw new UsageError(`${from} '${v}' is not an availability zone name such as us-east-1a`);
+  return v;
+}
+
+function integer(r: { value: string; from: string } | undefined, dflt: number, min: number, max: number): number {
+  if (!r) return dflt;
+  if (!/^[0-9]+$/.test(r.value) || Number(r.value) < min || Number(r.value) > max) {
+    throw new UsageError(`${r.from} '${r.value}' must be a whole number from ${min} to ${max}`);
+  }
+  return Number(r.value);
+}
+
+function seconds(r: { value: string; from: string } | undefined, dflt: number, min: number, max: number): number {
+  if (!r) return dflt * 1000;
+  const n = Number(r.value);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(r.value) || n < min || n > max) {
+    throw new UsageError(`${r.from} '${r.value}' must be a number of seconds from ${min} to ${max}`);
+  }
+  return Math.round(n * 1000);
+}

@@ -1,0 +1,141 @@
+/**
+ * The EC2 calls the agent makes, each named with its action and resource so that a
+ * failure (AccessDenied above all) says what was refused on what. Only the Command
+ * classes used here are imported, so the bundle keeps only their schemas.
+ */
+import {
+  AssociateAddressCommand,
+  CreateRouteCommand,
+  CreateTagsCommand,
+  DescribeAddressesCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeRouteTablesCommand,
+  ModifyInstanceAttributeCommand,
+  ReplaceRouteCommand,
+  type Address,
+  type RouteTable,
+} from '@aws-sdk/client-ec2';
+import { DEFAULT_ROUTE_CIDR, NETWORK_PRIVATE, TAG, awsErrorName, isRetryableAwsError, stackFilters, type Ec2 } from '@hanat/core';
+import { errorMessage } from './errors.js';
+
+/** An AWS call that failed, with what it tried to do to what. */
+export class AwsCallError extends Error {
+  override readonly name = 'AwsCallError';
+  readonly code: string;
+  constructor(
+    readonly action: string,
+    readonly resource: string,
+    cause: unknown,
+  ) {
+    super(`${action} on ${resource} failed: ${awsErrorName(cause) ?? 'Error'}: ${errorMessage(cause)}`, { cause });
+    this.code = awsErrorName(cause) ?? 'Error';
+  }
+}
+
+export type FailureKind = 'retryable' | 'denied' | 'fatal';
+
+const DENIED = new Set(['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException', 'AuthFailure', 'OptInRequired', 'Blocked']);
+/** Credentials not there yet (the instance profile appears a moment after boot) or being rotated. */
+const TRANSIENT = new Set(['CredentialsProviderError', 'ExpiredToken', 'RequestExpired', 'ProviderError']);
+
+/** Throttling, 5xx and network errors are retried fast; permission errors slowly; anything else counts toward giving up. */
+export function classify(err: unknown): FailureKind {
+  const cause = err instanceof AwsCallError ? err.cause : err;
+  const name = awsErrorName(cause);
+  if (name && DENIED.has(name)) return 'denied';
+  if (isRetryableAwsError(cause) || (name !== undefined && TRANSIENT.has(name))) return 'retryable';
+  return 'fatal';
+}
+
+async function call<T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new AwsCallError(action, resource, err);
+  }
+}
+
+export class Ec2Api {
+  constructor(private readonly ec2: Ec2) {}
+
+  /** The instance's source/dest check, undefined if EC2 did not say. */
+  async sourceDestCheck(instanceId: string): Promise<boolean | undefined> {
+    const res = await call('DescribeInstanceAttribute', instanceId, () =>
+      this.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'sourceDestCheck' })),
+    );
+    const v = res.SourceDestCheck?.Value;
+    return typeof v === 'boolean' ? v : undefined;
+  }
+
+  async disableSourceDestCheck(instanceId: string): Promise<void> {
+    await call('ModifyInstanceAttribute', instanceId, () =>
+      this.ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: instanceId, SourceDestCheck: { Value: false } })),
+    );
+  }
+
+  /** The stack's Elastic IPs for one AZ. */
+  async addresses(stack: string, az: string): Promise<Address[]> {
+    const res = await call('DescribeAddresses', `${TAG.stack}=${stack},${TAG.az}=${az}`, () =>
+      this.ec2.send(new DescribeAddressesCommand({ Filters: stackFilters(stack, { [TAG.az]: az }) })),
+    );
+    return (res.Addresses ?? []).filter((a) => typeof a.AllocationId === 'string' && /^eipalloc-[0-9a-f]+$/.test(a.AllocationId));
+  }
+
+  async associateAddress(allocationId: string, eniId: string, privateIp: string): Promise<string | undefined> {
+    const res = await call('AssociateAddress', allocationId, () =>
+      this.ec2.send(
+        new AssociateAddressCommand({ AllocationId: allocationId, NetworkInterfaceId: eniId, PrivateIpAddress: privateIp, AllowReassociation: true }),
+      ),
+    );
+    return res.AssociationId;
+  }
+
+  /** Every private route table of the stack (all AZs: overrides can pin another AZ's table to us). */
+  async privateRouteTables(stack: string): Promise<RouteTable[]> {
+    const tables: RouteTable[] = [];
+    let token: string | undefined;
+    do {
+      const res = await call('DescribeRouteTables', `${TAG.stack}=${stack},${TAG.network}=${NETWORK_PRIVATE}`, () =>
+        this.ec2.send(
+          new DescribeRouteTablesCommand({ Filters: stackFilters(stack, { [TAG.network]: NETWORK_PRIVATE }), NextToken: token }),
+        ),
+      );
+      tables.push(...(res.RouteTables ?? []).filter((t) => typeof t.RouteTableId === 'string' && /^rtb-[0-9a-f]+$/.test(t.RouteTableId)));
+      token = res.NextToken;
+    } while (token);
+    return tables;
+  }
+
+  /**
+   * Points the table's default route at `eniId`, race-safe: replace when a route
+   * exists, create when it does not, and when a peer creates it between our look and
+   * our create (RouteAlreadyExists), replace after all.
+   */
+  async pointDefaultRoute(routeTableId: string, eniId: string, routeExists: boolean): Promise<'replaced' | 'created'> {
+    const input = { RouteTableId: routeTableId, DestinationCidrBlock: DEFAULT_ROUTE_CIDR, NetworkInterfaceId: eniId };
+    const replace = () => call('ReplaceRoute', routeTableId, () => this.ec2.send(new ReplaceRouteCommand(input)));
+    const create = () => call('CreateRoute', routeTableId, () => this.ec2.send(new CreateRouteCommand(input)));
+    const createOrReplace = async (): Promise<'replaced' | 'created'> => {
+      try {
+        await create();
+        return 'created';
+      } catch (err) {
+        if (!(err instanceof AwsCallError) || err.code !== 'RouteAlreadyExists') throw err;
+        await replace();
+        return 'replaced';
+      }
+    };
+    if (!routeExists) return createOrReplace();
+    try {
+      await replace();
+      return 'replaced';
+    } catch (err) {
+      if (!(err instanceof AwsCallError) || err.code !== 'InvalidRoute.NotFound') throw err;
+      return createOrReplace();
+    }
+  }
+
+  async tag(resources: string[], tags: { Key: string; Value: string }[]): Promise<void> {
+    await call('CreateTags', resources.join(','), () => this.ec2.send(new CreateTagsCommand({ Resources: resources, Tags: tags })));
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Route ownership rules (DESIGN.md "Tag contract"): which AZ's NAT must serve a
+ * private route table, and what its default route points at. The agent claims
+ * tables with these rules; the CLI's `status` and `failover` read them the same way.
+ */
+import { DEFAULT_ROUTE_CIDR, NETWORK_PRIVATE, TAG, tagValue, type AwsTag } from './tags.js';
+
+/** The fields of an EC2 route table that ownership depends on (SDK `RouteTable` fits). */
+export interface OwnedRouteTable {
+  RouteTableId?: string | undefined;
+  Tags?: AwsTag[] | undefined;
+  Routes?: RouteLike[] | undefined;
+}
+
+export interface RouteLike {
+  DestinationCidrBlock?: string | undefined;
+  NetworkInterfaceId?: string | undefined;
+  InstanceId?: string | undefined;
+  GatewayId?: string | undefined;
+  NatGatewayId?: string | undefined;
+  State?: string | undefined;
+}
+
+/**
+ * The AZ whose NAT must serve this table: the `hanat:override` pin when present,
+ * else the table's own `hanat:az`. Undefined for a table without either tag.
+ */
+export function servingAz(tags: readonly AwsTag[] | undefined): string | undefined {
+  return nonEmpty(tagValue(tags, TAG.override)) ?? nonEmpty(tagValue(tags, TAG.az));
+}
+
+/** True when the table is tagged `network=private` (only those carry hanat's default route). */
+export function isPrivateTable(tags: readonly AwsTag[] | undefined): boolean {
+  return tagValue(tags, TAG.network) === NETWORK_PRIVATE;
+}
+
+/** The table's 0.0.0.0/0 route, if it has one. */
+export function defaultRoute(table: OwnedRouteTable): RouteLike | undefined {
+  return table.Routes?.find((r) => r.DestinationCidrBlock === DEFAULT_ROUTE_CIDR);
+}
+
+/** What `hanat:owner` / `hanat:owner-since` say about who last pointed the default route. */
+export interface RouteOwner {
+  instanceId: string;
+  /** Epoch ms; undefined when the tag is missing or not an ISO time. */
+  since?: number | undefined;
+}
+
+export function routeOwner(tags: readonly AwsTag[] | undefined): RouteOwner | undefined {
+  const instanceId = nonEmpty(tagValue(tags, TAG.owner));
+  if (!instanceId) return undefined;
+  const raw = tagValue(tags, TAG.ownerSince);
+  const since = raw ? Date.parse(raw) : NaN;
+  return { instanceId, since: Number.isFinite(since) ? since : undefined };
+}
+
+/** The owner tags to write when `instanceId` takes a table at `at`. */
+export function ownerTags(instanceId: string, at: Date): { Key: string; Value: string }[] {
+  return [
+    { Key: TAG.owner, Value: instanceId },
+    { Key: TAG.ownerSince, Value: at.toISOString() },
+  ];
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v && v.trim() !== '' ? v : undefined;
+}
