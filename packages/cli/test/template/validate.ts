@@ -31,6 +31,12 @@ export function specResourceCount(): number {
   return specDb().all('resource').length;
 }
 
+/** The property holding a resource type's tags, or undefined when the spec says the type is not taggable. */
+export function tagProperty(cloudFormationType: string): string | undefined {
+  const found = specDb().lookup('resource', 'cloudFormationType', 'equals', cloudFormationType);
+  return found.length === 1 ? found[0]?.tagInformation?.tagPropertyName : undefined;
+}
+
 const TOP_LEVEL_KEYS = new Set([
   'AWSTemplateFormatVersion', 'Description', 'Metadata', 'Parameters', 'Rules', 'Mappings', 'Conditions', 'Transform', 'Resources', 'Outputs',
 ]);
