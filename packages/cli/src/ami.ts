@@ -85,7 +85,8 @@ export async function resolveAmi(
   const from = parameter ? ` (from SSM parameter ${parameter})` : '';
   if (!image) {
     throw new UsageError(
-      `AMI ${id}${from} does not exist in ${region} or is not shared with this account. AMIs are regional: ${buildAmiHint(arch, region)}`,
+      `AMI ${id}${from} does not exist in ${region} or is not shared with this account. AMIs are regional: copy it to ${region} (aws ec2 copy-image), ` +
+        `or build one there with scripts/build-ami --arch ${arch} --region ${region} (README "Build the NAT image").`,
     );
   }
   if (image.State && image.State !== 'available') {

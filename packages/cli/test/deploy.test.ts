@@ -142,7 +142,7 @@ describe('hanat deploy: update and no changes', () => {
     expect(r.code).toBe(0);
     expect(inputsOf(cfnMock, 'CreateChangeSet')[0]!.ChangeSetType).toBe('UPDATE');
     expect(r.stderr).toContain('Changes to stack demo (UPDATE): 0 to add, 1 to modify, 0 to remove, 1 replaced');
-    expect(r.stderr).toMatch(/~ Modify +AWS::EC2::VPC +Vpc  replacement: yes/);
+    expect(r.stderr).toMatch(/~ Modify +AWS::EC2::VPC +Vpc {2}replacement: yes/);
     expect(r.stderr).toMatch(/UPDATE_COMPLETE +AWS::CloudFormation::Stack +demo/);
     expect(h.cfn.stack('demo')!.parameters.CidrPrefix).toBe('10.30');
   });
@@ -151,7 +151,7 @@ describe('hanat deploy: update and no changes', () => {
     await existingStack();
     const r = await h.hanat(...DEPLOY, '--yes', '--instance-type', 't4g.micro');
     expect(r.code).toBe(0);
-    const eventLines = r.stderr.split('\n').filter((l) => /^\d\d:\d\d:\d\d  /.test(l));
+    const eventLines = r.stderr.split('\n').filter((l) => /^\d\d:\d\d:\d\d {2}/.test(l));
     // The create's events are older than the marker and must not be shown again.
     expect(eventLines.some((l) => l.includes('CREATE_'))).toBe(false);
     expect(eventLines).toEqual([...new Set(eventLines)]);
@@ -204,7 +204,7 @@ describe('hanat deploy: failures', () => {
         'The stack rolled back and cannot be updated. Fix the cause above, delete it with "hanat destroy --name demo --region eu-west-1", then deploy again.\n',
     );
     // NatGroupA was merely cancelled: streamed as progress, but not blamed.
-    expect(r.stderr).toMatch(/CREATE_FAILED +AWS::AutoScaling::AutoScalingGroup +NatGroupA  Resource creation cancelled/);
+    expect(r.stderr).toMatch(/CREATE_FAILED +AWS::AutoScaling::AutoScalingGroup +NatGroupA {2}Resource creation cancelled/);
     expect(r.stderr).not.toContain('  NatGroupA (AWS::AutoScaling::AutoScalingGroup) CREATE_FAILED');
   });
 

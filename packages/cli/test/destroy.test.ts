@@ -1,0 +1,95 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { inputsOf, names } from './support/calls.js';
+import { cfnMock, harness, smallTemplate, type Harness } from './support/harness.js';
+
+const DESTROY = ['destroy', '--name', 'demo', '--region', 'eu-west-1'];
+
+let h: Harness;
+beforeEach(async () => {
+  h = harness();
+  h.deps.templateBody = () => smallTemplate();
+  const created = await h.hanat('deploy', '--name', 'demo', '--cidr-prefix', '10.20', '--region', 'eu-west-1', '--yes');
+  expect(created.code).toBe(0);
+  cfnMock.resetHistory();
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+describe('hanat destroy', () => {
+  it('deletes the stack and streams its events to DELETE_COMPLETE', async () => {
+    const id = h.cfn.stack('demo')!.id;
+    const r = await h.hanat(...DESTROY, '--yes');
+
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('');
+    const calls = names(cfnMock);
+    expect(calls.slice(0, 3)).toEqual(['DescribeStacks', 'DescribeStackEvents', 'DeleteStack']);
+    expect(inputsOf(cfnMock, 'DeleteStack')).toEqual([{ StackName: id }]);
+    expect(r.stderr).toMatch(/DELETE_COMPLETE +AWS::EC2::VPC +Vpc/);
+    expect(r.stderr).toMatch(/DELETE_COMPLETE +AWS::CloudFormation::Stack +demo/);
+    expect(r.stderr).not.toMatch(/CREATE_COMPLETE/);
+    expect(r.stderr).toContain('Stack demo deleted from eu-west-1.');
+    expect(h.cfn.stack('demo')).toBeUndefined();
+  });
+
+  it('says so and exits 0 when there is no such stack, so scripts can re-run it', async () => {
+    const r = await h.hanat('destroy', '--name', 'other', '--region', 'eu-west-1', '--yes');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('Stack other does not exist in eu-west-1; nothing to delete.\n');
+    expect(names(cfnMock)).toEqual(['DescribeStacks']);
+  });
+
+  it('prints the resources that could not be deleted and exits 1 on DELETE_FAILED', async () => {
+    h.cfn.failResource('Vpc', "The vpc 'vpc-0abc' has dependencies and cannot be deleted.");
+    const r = await h.hanat(...DESTROY, '--yes');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'error: Destroy of stack demo failed: DELETE_FAILED.\n' +
+        'Failed resources:\n' +
+        "  Vpc (AWS::EC2::VPC) DELETE_FAILED: The vpc 'vpc-0abc' has dependencies and cannot be deleted.\n" +
+        'Remove what blocks them',
+    );
+  });
+
+  it('asks on a terminal, warns that the Elastic IPs are released, and deletes nothing on no', async () => {
+    h.deps.stdinIsTTY = h.deps.stderrIsTTY = true;
+    h.answers.push(false);
+    const r = await h.hanat(...DESTROY);
+    expect(h.questions).toEqual([
+      'Delete stack demo in eu-west-1 with its VPC, subnets and NAT instances, and release its Elastic IPs (the egress addresses are lost)?',
+    ]);
+    expect(r.code).toBe(1);
+    expect(names(cfnMock)).not.toContain('DeleteStack');
+  });
+
+  it('refuses without --yes when there is no terminal, before any AWS call', async () => {
+    const r = await h.hanat(...DESTROY);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('error: Refusing to destroy without confirmation: no terminal to ask on. Pass --yes to delete the stack without a prompt.\n');
+    expect(names(cfnMock)).toEqual([]);
+  });
+
+  it('will not delete a stack that hanat did not create', async () => {
+    h.cfn.seedStack({ name: 'payments', status: 'CREATE_COMPLETE', tags: [] });
+    const r = await h.hanat('destroy', '--name', 'payments', '--region', 'eu-west-1', '--yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('error: Stack payments in eu-west-1 was not created by hanat (it has no hanat:stack tag); hanat will not delete it.\n');
+    expect(names(cfnMock)).not.toContain('DeleteStack');
+  });
+
+  it('retries throttled polls while deleting', async () => {
+    h.cfn.throttle('DescribeStacks', 2);
+    const r = await h.hanat(...DESTROY, '--yes');
+    expect(r.code).toBe(0);
+    expect(h.cfn.stack('demo')).toBeUndefined();
+  });
+
+  it('Ctrl-C while deleting stops watching and exits 130; the deletion goes on', async () => {
+    h.clock.onSleep = () => h.interrupt.abort();
+    const r = await h.hanat(...DESTROY, '--yes');
+    expect(r.code).toBe(130);
+    expect(r.stderr).toContain('interrupted: Stopped watching; the deletion of stack demo goes on in CloudFormation.');
+    expect(h.cfn.stack('demo')!.status).toBe('DELETE_IN_PROGRESS');
+  });
+});
