@@ -179,7 +179,8 @@ describe('IAM policy checks catch', () => {
 
   it('a tag-scoped statement that loses its Condition', () => {
     const t = copy();
-    const modify = statements(t).find((s) => s.Sid === 'DisableSourceDestCheck');
+    const modify = statements(t).find((s) => s.Sid === 'SourceDestCheck');
+    expect(modify).toBeDefined();
     delete modify?.Condition;
     expect(messages(validateTemplate(t))).toEqual([
       expect.stringMatching(/mutating action\(s\) ec2:ModifyInstanceAttribute on wildcard ARNs without a Condition/),

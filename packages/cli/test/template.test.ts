@@ -342,12 +342,18 @@ describe('IAM', () => {
   it('scopes ModifyInstanceAttribute, AssociateAddress and SetInstanceHealth to resources tagged with the stack', () => {
     const statements = statementsOf(renderTemplate(DEFAULT_TEMPLATE_OPTIONS));
     const find = (action: string) => statements.filter((s) => actions(s).includes(action));
-    for (const action of ['ec2:ModifyInstanceAttribute', 'ec2:AssociateAddress', 'autoscaling:SetInstanceHealth']) {
+    const scoped = {
+      'ec2:ModifyInstanceAttribute': ['ec2:DescribeInstanceAttribute', 'ec2:ModifyInstanceAttribute'],
+      'ec2:AssociateAddress': ['ec2:AssociateAddress'],
+      'autoscaling:SetInstanceHealth': ['autoscaling:SetInstanceHealth'],
+    };
+    for (const [action, grantedTogether] of Object.entries(scoped)) {
       const granting = find(action);
       expect(granting, action).toHaveLength(1);
-      expect(actions(granting[0]!), action).toEqual([action]);
+      expect(actions(granting[0]!), action).toEqual(grantedTogether);
       expect(granting[0]!.Condition, action).toEqual(byStackTag);
     }
+    expect(find('ec2:ModifyInstanceAttribute')[0]!.Resource).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*' });
     expect(find('ec2:AssociateAddress')[0]!.Resource).toEqual([
       { 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:elastic-ip/*' },
       { 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*' },

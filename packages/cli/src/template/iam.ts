@@ -54,9 +54,11 @@ export function agentPolicyDocument(opts: AgentPolicyOptions): CfnValue {
       },
     },
     {
-      Sid: 'DisableSourceDestCheck',
+      // Read and turn off source/dest check; DescribeInstanceAttribute can also
+      // read user data, so it is scoped to the stack's own instances too.
+      Sid: 'SourceDestCheck',
       Effect: 'Allow',
-      Action: 'ec2:ModifyInstanceAttribute',
+      Action: ['ec2:DescribeInstanceAttribute', 'ec2:ModifyInstanceAttribute'],
       Resource: arn('ec2', 'instance/*'),
       Condition: taggedWithThisStack,
     },
