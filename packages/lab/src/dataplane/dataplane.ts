@@ -122,6 +122,8 @@ export class DataPlane implements InstanceLauncher {
   private passes = 0;
   private destroyed = false;
   private exitHandler: (() => void) | undefined;
+  private stateExtra: Record<string, unknown>;
+  private readonly startedAt = new Date().toISOString();
   readonly stats: SyncStats = { version: -1, syncs: 0, lastLatencyMs: 0, maxLatencyMs: 0, latenciesMs: [], errors: 0 };
 
   private constructor(private readonly options: DataPlaneOptions) {
@@ -130,6 +132,7 @@ export class DataPlane implements InstanceLauncher {
     this.logger = options.logger ?? silentLogger;
     this.stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
     this.applier = new RouterApplier(this.exec, this.names.router, this.names.igw);
+    this.stateExtra = { ...options.stateExtra };
   }
 
   /**
@@ -139,7 +142,7 @@ export class DataPlane implements InstanceLauncher {
   static async create(options: DataPlaneOptions): Promise<DataPlane> {
     const dp = new DataPlane(options);
     mkdirSync(join(options.runDir, 'instances'), { recursive: true });
-    writeRunState(dp.stateDir, { prefix: dp.prefix, pid: process.pid, startedAt: new Date().toISOString(), runDir: options.runDir, ...options.stateExtra });
+    dp.updateState({});
     try {
       await createCore(dp.exec, dp.names);
       await dp.startWorker(dp.names.internet, ['echo', ...INTERNET_HOSTS.flatMap((h) => ['--address', h]), '--port', String(ECHO_PORT)], 'internet-echo');
@@ -158,6 +161,12 @@ export class DataPlane implements InstanceLauncher {
 
   get prefix(): string {
     return this.names.prefix;
+  }
+
+  /** Adds fields to the run's state file (where commands find the lab). */
+  updateState(extra: Record<string, unknown>): void {
+    this.stateExtra = { ...this.stateExtra, ...extra };
+    writeRunState(this.stateDir, { prefix: this.prefix, pid: process.pid, startedAt: this.startedAt, runDir: this.options.runDir, ...this.stateExtra });
   }
 
   /** The AWS API endpoint as instances see it. */

@@ -1,0 +1,187 @@
+/**
+ * The lab's wiring (data plane + an emulator + admin endpoint) with a scripted stand-in
+ * for the emulator: faults resolve "the NAT of an AZ", a kill takes the instance down in
+ * the namespaces and in EC2, recovery is measured from the probes, and the admin endpoint
+ * serves status and faults only to token holders.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireRoot } from '../../../test-support/root.js';
+import type { InstanceLauncher, NetworkSnapshot } from '../src/contract.js';
+import { adminRequest } from '../src/dataplane/admin.js';
+import { findLab } from '../src/dataplane/client.js';
+import type { FaultResult, LabEmulator, LabStatus } from '../src/dataplane/lab.js';
+import { Lab } from '../src/dataplane/lab.js';
+import { FakeView, buildWorkers } from './dataplane-helpers.js';
+
+const AZ = 'lab-1a';
+const NATS = [
+  { id: 'i-0000000000000000a', ip: '10.0.0.10', pub: '198.18.1.1', eni: 'eni-a', mac: '02:00:00:00:01:0a' },
+  { id: 'i-0000000000000000b', ip: '10.0.0.11', pub: '198.18.1.2', eni: 'eni-b', mac: '02:00:00:00:01:0b' },
+] as const;
+
+function world(): NetworkSnapshot {
+  return {
+    version: 1,
+    vpcs: [{ vpcId: 'vpc-1', cidrs: ['10.0.0.0/16'] }],
+    subnets: [
+      { subnetId: 'subnet-pub', vpcId: 'vpc-1', cidr: '10.0.0.0/24', az: AZ, routeTableId: 'rtb-pub', network: 'public' },
+      { subnetId: 'subnet-priv', vpcId: 'vpc-1', cidr: '10.0.10.0/24', az: AZ, routeTableId: 'rtb-priv', network: 'private' },
+    ],
+    routeTables: [
+      { routeTableId: 'rtb-pub', vpcId: 'vpc-1', routes: [{ destinationCidr: '10.0.0.0/16', target: { kind: 'local' } }, { destinationCidr: '0.0.0.0/0', target: { kind: 'igw', gatewayId: 'igw-1' } }] },
+      { routeTableId: 'rtb-priv', vpcId: 'vpc-1', routes: [{ destinationCidr: '10.0.0.0/16', target: { kind: 'local' } }] },
+    ],
+    instances: [],
+  };
+}
+
+/** Plays EC2 and Auto Scaling by hand: the test decides when instances launch and routes move. */
+class ScriptedEmulator implements LabEmulator {
+  readonly region = 'lab-1';
+  readonly network = new FakeView(world());
+  readonly blocked = new Set<string>();
+  private servers: Server[] = [];
+  constructor(readonly launcher: InstanceLauncher) {}
+
+  private serve(): Server {
+    const s = createServer((_req, res) => res.end('{}'));
+    this.servers.push(s);
+    return s;
+  }
+  listenUnix(path: string): Promise<void> {
+    return new Promise((r) => this.serve().listen(path, r));
+  }
+  listenLoopback(port: number): Promise<number> {
+    const s = this.serve();
+    return new Promise((r) => s.listen(port, '127.0.0.1', () => r((s.address() as { port: number }).port)));
+  }
+  close(): Promise<void> {
+    for (const s of this.servers) s.close();
+    return Promise.resolve();
+  }
+  async launchNat(n: (typeof NATS)[number]): Promise<void> {
+    this.network.update((s) => {
+      s.instances.push({ instanceId: n.id, state: 'pending', az: AZ, subnetId: 'subnet-pub', privateIp: n.ip, networkInterfaceId: n.eni, mac: n.mac, sourceDestCheck: false, publicIp: n.pub });
+    });
+    await this.launcher.launch({ instanceId: n.id, az: AZ, subnetId: 'subnet-pub', subnetCidr: '10.0.0.0/24', privateIp: n.ip, mac: n.mac, networkInterfaceId: n.eni, vpcCidrs: ['10.0.0.0/16'], tags: {} });
+    this.network.update((s) => {
+      s.instances.find((i) => i.instanceId === n.id)!.state = 'running';
+    });
+  }
+  claimRoute(n: (typeof NATS)[number]): void {
+    this.network.update((s) => {
+      const t = s.routeTables.find((r) => r.routeTableId === 'rtb-priv')!;
+      t.routes = [t.routes[0]!, { destinationCidr: '0.0.0.0/0', target: { kind: 'eni', networkInterfaceId: n.eni, instanceId: n.id, privateIp: n.ip } }];
+    });
+  }
+  async terminateInstance(instanceId: string): Promise<void> {
+    await this.launcher.terminate(instanceId);
+    this.network.update((s) => {
+      s.instances = s.instances.filter((i) => i.instanceId !== instanceId);
+      for (const t of s.routeTables) {
+        for (const r of t.routes) if (r.target.kind === 'eni' && r.target.instanceId === instanceId) r.target = { kind: 'eni', networkInterfaceId: r.target.networkInterfaceId };
+      }
+    });
+  }
+  setLaunchBlocked(az: string, blocked: boolean): void {
+    if (blocked) this.blocked.add(az);
+    else this.blocked.delete(az);
+  }
+  addThrottling(): string {
+    return 'fault-1';
+  }
+  clearThrottling(): void {}
+  routeTableTags(id: string): Record<string, string> {
+    return id === 'rtb-priv' ? { network: 'private', 'hanat:az': AZ } : { network: 'public' };
+  }
+  instanceTags(): Record<string, string> {
+    return { 'hanat:az': AZ };
+  }
+}
+
+describe.runIf(requireRoot('lab wiring', ['ip', 'nft', 'iptables']))('lab: data plane + emulator + admin endpoint', () => {
+  let dir: string;
+  let lab: Lab;
+  let em: ScriptedEmulator;
+  let downRequested = false;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hanat-lab-wiring-'));
+    lab = await Lab.start({
+      emulator: (launcher) => (em = new ScriptedEmulator(launcher)),
+      runDir: join(dir, 'run'),
+      admin: true,
+      onDownRequested: () => (downRequested = true),
+      dataplane: {
+        workerCommand: await buildWorkers(),
+        stateDir: join(dir, 'state'),
+        agentCommand: ['sh', '-c', 'sysctl -qw net.ipv4.ip_forward=1 && iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE && exec sleep infinity'],
+        terminateGraceMs: 500,
+        probe: { intervalMs: 100, timeoutMs: 400 },
+      },
+    });
+    await em.launchNat(NATS[0]);
+    em.claimRoute(NATS[0]);
+    await lab.dataplane.probes.waitFor((_h, r) => r.answer === NATS[0].pub, 5_000, 'traffic through the first NAT');
+  }, 60_000);
+
+  afterAll(async () => {
+    await lab?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('publishes itself in the state file, and its admin endpoint refuses callers without the token', async () => {
+    const found = findLab(join(dir, 'state'), lab.prefix);
+    expect(found.apiEndpoint).toBe(lab.apiEndpoint);
+    await expect(adminRequest({ url: found.admin.url, token: 'wrong' }, 'GET', '/status')).rejects.toMatchObject({ status: 401 });
+    const status = await adminRequest<LabStatus>(found.admin, 'GET', '/status');
+    expect(status.routeTables.find((t) => t.routeTableId === 'rtb-priv')).toMatchObject({ az: AZ, defaultRoute: `eni-a (${NATS[0].id})`, via: NATS[0].id });
+    expect(status.instances).toEqual([expect.objectContaining({ instanceId: NATS[0].id, state: 'running', namespace: lab.dataplane.names.instance(NATS[0].id) })]);
+    expect(status.hosts).toEqual([expect.objectContaining({ az: AZ, ip: '10.0.10.254', tcp: expect.objectContaining({ ok: true, answer: NATS[0].pub }) })]);
+  });
+
+  it('rejects a fault against an instance or AZ that does not exist, naming it', async () => {
+    const admin = findLab(join(dir, 'state'), lab.prefix).admin;
+    await expect(adminRequest(admin, 'POST', '/fault', { kind: 'kill', target: 'lab-1z' })).rejects.toMatchObject({ status: 400, message: expect.stringContaining('"lab-1z"') });
+    await expect(adminRequest(admin, 'POST', '/fault', { kind: 'melt', target: AZ })).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('kills the NAT of an AZ and measures the outage until a replacement carries the traffic', async () => {
+    const admin = findLab(join(dir, 'state'), lab.prefix).admin;
+    const killed = await adminRequest<FaultResult>(admin, 'POST', '/fault', { kind: 'kill', target: AZ });
+    expect(killed.instances).toEqual([NATS[0].id]);
+    expect(killed.affectedHosts).toEqual(['host-subnet-priv']);
+    expect(await lab.dataplane.namespaces()).not.toContain(lab.dataplane.names.instance(NATS[0].id));
+    const recovery = lab.waitForRecovery(killed.affectedHosts, killed.at, 20_000);
+    await new Promise((r) => setTimeout(r, 600)); // the AZ is down for a while
+    await em.launchNat(NATS[1]);
+    em.claimRoute(NATS[1]);
+    const outages = await recovery;
+    expect(outages.map((o) => o.proto).sort()).toEqual(['tcp', 'udp']);
+    for (const o of outages) {
+      expect(o.outageMs).toBeGreaterThanOrEqual(500);
+      expect(o.outageMs).toBeLessThan(10_000);
+      expect(o.answerBefore).toBe(NATS[0].pub);
+      expect(o.answerAfter).toBe(NATS[1].pub);
+    }
+  });
+
+  it('applies and lifts gray failure, AZ launch blocks, and passes down requests on', async () => {
+    const admin = findLab(join(dir, 'state'), lab.prefix).admin;
+    await adminRequest(admin, 'POST', '/fault', { kind: 'gray', target: AZ });
+    await lab.dataplane.probes.waitFor((_h, r) => !r.ok, 5_000, 'probes failing under gray failure');
+    expect((await adminRequest<LabStatus>(admin, 'GET', '/status')).faults.gray).toEqual([NATS[1].id]);
+    await adminRequest(admin, 'POST', '/fault', { kind: 'gray', target: AZ, off: true });
+    await lab.dataplane.probes.waitFor((_h, r) => r.ok, 5_000, 'probes back after gray failure');
+    await adminRequest(admin, 'POST', '/fault', { kind: 'az-launch', az: AZ });
+    expect(em.blocked.has(AZ)).toBe(true);
+    await adminRequest(admin, 'POST', '/down');
+    await new Promise((r) => setImmediate(r));
+    expect(downRequested).toBe(true);
+  });
+});
