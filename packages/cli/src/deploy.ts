@@ -103,22 +103,28 @@ const UPDATABLE = new Set(['CREATE_COMPLETE', 'UPDATE_COMPLETE', 'UPDATE_ROLLBAC
 /** CREATE or UPDATE for an existing stack (or none); refuses states a change set cannot act on. */
 export function changeSetTypeFor(stack: Stack | undefined, name: string, region: string): ChangeSetType {
   if (!stack) return 'CREATE';
+  const status = stack.StackStatus ?? 'UNKNOWN';
+  // A stack whose only change sets were never executed is still being created;
+  // it holds no resources, so whoever made it, nothing can be overwritten.
+  if (status === 'REVIEW_IN_PROGRESS') return 'CREATE';
   const owner = stack.Tags?.find((t) => t.Key === TAG.stack)?.Value;
   if (owner === undefined) {
     throw new UsageError(
       `Stack ${name} in ${region} exists but was not created by hanat (it has no ${TAG.stack} tag); hanat will not overwrite it. Choose another --name.`,
     );
   }
-  const status = stack.StackStatus ?? 'UNKNOWN';
-  // A stack whose only change sets were never executed is still being created.
-  if (status === 'REVIEW_IN_PROGRESS') return 'CREATE';
   if (UPDATABLE.has(status)) return 'UPDATE';
   if (isInProgress(status)) {
     throw new OperationError(
       `Stack ${name} is busy (${status}): another operation is running on it. Wait until it finishes (aws cloudformation describe-stack-events --stack-name ${name} --region ${region}), then run hanat deploy again.`,
     );
   }
-  if (status === 'ROLLBACK_COMPLETE' || status === 'ROLLBACK_FAILED' || status === 'CREATE_FAILED' || status === 'DELETE_FAILED') {
+  if (status === 'DELETE_FAILED') {
+    throw new OperationError(
+      `Stack ${name} is DELETE_FAILED: an earlier delete stopped part-way. Finish it with "hanat destroy --name ${name} --region ${region}", then deploy again.`,
+    );
+  }
+  if (status === 'ROLLBACK_COMPLETE' || status === 'ROLLBACK_FAILED' || status === 'CREATE_FAILED') {
     throw new OperationError(
       `Stack ${name} is ${status}: its creation failed and it cannot be updated. Delete it with "hanat destroy --name ${name} --region ${region}", then deploy again.`,
     );

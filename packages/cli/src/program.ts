@@ -126,7 +126,11 @@ to CloudFormation; see docs/cli.md for how to watch it again.`,
     )
     .action(async (opts: Parameters<typeof deploy>[0] & { json?: boolean }, cmd: Command) => {
       const globals = cmd.optsWithGlobals<Globals>();
-      const result = await deploy({ ...opts, debug: globals.debug }, { ...actionDeps(globals), templateBody: deps.templateBody });
+      const d = actionDeps(globals);
+      const result = await deploy({ ...opts, debug: globals.debug }, { ...d, templateBody: deps.templateBody });
+      if (result.outcome === 'created' || result.outcome === 'updated') {
+        d.reporter.step(`Stack ${result.stack} ${result.outcome} in ${result.region} (${result.status}).`);
+      }
       if (opts.json) deps.stdout(deployJson(result));
       else if (result.outcome !== 'dry-run') deps.stdout(outputsTable(result.outputs));
     });

@@ -73,6 +73,9 @@ const worlds: Record<string, (h: Harness) => void> = {
   'stack `broken` in `ROLLBACK_COMPLETE`': (h) => {
     h.cfn.seedStack({ name: 'broken', status: 'ROLLBACK_COMPLETE' });
   },
+  'stack `leftover` in `DELETE_FAILED`': (h) => {
+    h.cfn.seedStack({ name: 'leftover', status: 'DELETE_FAILED' });
+  },
   'stack `busy` in `UPDATE_IN_PROGRESS`': (h) => {
     h.cfn.seedStack({ name: 'busy', status: 'UPDATE_IN_PROGRESS' });
   },

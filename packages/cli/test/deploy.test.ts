@@ -182,8 +182,8 @@ describe('hanat deploy: update and no changes', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'no-changes', status: 'CREATE_COMPLETE', changes: [], outputs: { VpcId: 'value-of-VpcId' } });
   });
 
-  it('creates again on a stack whose change sets were never executed (REVIEW_IN_PROGRESS)', async () => {
-    h.cfn.seedStack({ name: 'demo', status: 'REVIEW_IN_PROGRESS' });
+  it('creates again on a stack whose change sets were never executed (REVIEW_IN_PROGRESS), tagged or not', async () => {
+    h.cfn.seedStack({ name: 'demo', status: 'REVIEW_IN_PROGRESS', tags: [] });
     const r = await h.hanat(...DEPLOY, '--yes');
     expect(r.code).toBe(0);
     expect(inputsOf(cfnMock, 'CreateChangeSet')[0]!.ChangeSetType).toBe('CREATE');
