@@ -88,12 +88,13 @@ export async function startFakeImds(metadata: Record<string, string> = defaultMe
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return Object.assign(fake, {
+  const extra: Pick<FakeImds, 'url' | 'close'> = {
     url: `http://127.0.0.1:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
-  }) as FakeImds;
+  };
+  return Object.assign(fake, extra);
 }

@@ -1,0 +1,381 @@
+import {
+  AssociateAddressCommand,
+  CreateRouteCommand,
+  CreateTagsCommand,
+  DescribeAddressesCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeRouteTablesCommand,
+  EC2Client,
+  ModifyInstanceAttributeCommand,
+  ReplaceRouteCommand,
+  type RouteTable,
+} from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import pino from 'pino';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Agent, decideRoute } from '../src/agent.js';
+import type { Config } from '../src/config.js';
+import type { Identity } from '../src/identity.js';
+import { Kernel } from '../src/kernel.js';
+import { FakeHost } from './support/fake-host.js';
+import { FakeClock, awsError, fakeAwsEnv, logCapture } from './support/harness.js';
+
+const ME: Identity = {
+  instanceId: 'i-0123456789abcdef0',
+  region: 'us-east-1',
+  az: 'us-east-1a',
+  mac: '02:00:00:00:00:01',
+  eniId: 'eni-0ccccccccccccccc1',
+  subnetId: 'subnet-0aaaaaaaaaaaaaaa1',
+  vpcId: 'vpc-0bbbbbbbbbbbbbbb1',
+  vpcCidrs: ['10.0.0.0/16'],
+  privateIp: '10.0.0.10',
+  tags: { 'hanat:stack': 'prod', 'hanat:az': 'us-east-1a' },
+};
+
+const CONFIG: Config = {
+  stack: 'prod',
+  az: 'us-east-1a',
+  logLevel: 'debug',
+  intervalMs: 5_000,
+  routeIntervalMs: 30_000,
+  recheckIntervalMs: 300_000,
+  maxFailures: 3,
+  from: {},
+};
+
+const OTHER_ENI = 'eni-0ddddddddddddddd2';
+
+function table(id: string, opts: { az?: string; override?: string; route?: 'missing' | 'me' | 'other' | 'blackhole'; owner?: string; ownerSince?: string } = {}): RouteTable {
+  const tags = [
+    { Key: 'hanat:stack', Value: 'prod' },
+    { Key: 'network', Value: 'private' },
+    { Key: 'hanat:az', Value: opts.az ?? 'us-east-1a' },
+    ...(opts.override ? [{ Key: 'hanat:override', Value: opts.override }] : []),
+    ...(opts.owner ? [{ Key: 'hanat:owner', Value: opts.owner }] : []),
+    ...(opts.ownerSince ? [{ Key: 'hanat:owner-since', Value: opts.ownerSince }] : []),
+  ];
+  const local = { DestinationCidrBlock: '10.0.0.0/16', GatewayId: 'local', State: 'active' as const };
+  const route = opts.route ?? 'other';
+  const def =
+    route === 'missing'
+      ? []
+      : [
+          {
+            DestinationCidrBlock: '0.0.0.0/0',
+            NetworkInterfaceId: route === 'me' ? ME.eniId : OTHER_ENI,
+            State: route === 'blackhole' ? ('blackhole' as const) : ('active' as const),
+          },
+        ];
+  return { RouteTableId: id, VpcId: ME.vpcId, Tags: tags, Routes: [local, ...def] };
+}
+
+const ec2Mock = mockClient(EC2Client);
+let host: FakeHost;
+let clock: FakeClock;
+let logs: ReturnType<typeof logCapture>;
+let stop: AbortController;
+let running: Promise<number> | undefined;
+
+beforeAll(fakeAwsEnv);
+beforeEach(() => {
+  ec2Mock.reset();
+  host = new FakeHost();
+  clock = new FakeClock();
+  logs = logCapture();
+  stop = new AbortController();
+  running = undefined;
+  // Defaults: source/dest check on, no EIP, one table pointing elsewhere; every mutation succeeds.
+  ec2Mock.on(DescribeInstanceAttributeCommand).resolves({ SourceDestCheck: { Value: true } });
+  ec2Mock.on(ModifyInstanceAttributeCommand).resolves({});
+  ec2Mock.on(DescribeAddressesCommand).resolves({ Addresses: [] });
+  ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1')] });
+  ec2Mock.on(ReplaceRouteCommand).resolves({});
+  ec2Mock.on(CreateRouteCommand).resolves({ Return: true });
+  ec2Mock.on(CreateTagsCommand).resolves({});
+  ec2Mock.on(AssociateAddressCommand).resolves({ AssociationId: 'eipassoc-0123456789abcdef0' });
+});
+afterEach(async () => {
+  stop.abort();
+  if (running) await running;
+});
+
+/** Starts the agent's loop; `running` resolves with its exit code. */
+function startAgent(config: Partial<Config> = {}): void {
+  const log = pino({ level: 'debug' }, logs.stream);
+  const kernel = new Kernel({ exec: host.exec, fs: host.fs, log: log.child({ component: 'kernel' }) });
+  const ec2 = new EC2Client({ region: 'us-east-1' });
+  const agent = new Agent({ ...CONFIG, ...config }, ME, { ec2, kernel, log, clock, random: () => 0 });
+  running = agent.run(stop.signal);
+}
+
+/** The EC2 commands sent so far, by name. */
+function sent(): string[] {
+  return ec2Mock.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name.replace(/Command$/, ''));
+}
+
+function inputs<T>(cmd: new (...a: never[]) => unknown): T[] {
+  return ec2Mock.commandCalls(cmd as never).map((c) => c.args[0].input as T);
+}
+
+describe('start-up', () => {
+  it('makes the kernel a NAT, disables source/dest check, then claims routes, in that order', async () => {
+    startAgent();
+    await clock.idle();
+    expect(sent()).toEqual(['DescribeInstanceAttribute', 'ModifyInstanceAttribute', 'DescribeAddresses', 'DescribeRouteTables', 'ReplaceRoute', 'CreateTags']);
+    const events = logs.events();
+    expect(events.indexOf('kernel.configured')).toBeLessThan(events.indexOf('srcdst.disabled'));
+    expect(events.indexOf('srcdst.disabled')).toBeLessThan(events.indexOf('route.claimed'));
+    expect(host.sysctls.get('net.ipv4.ip_forward')).toBe('1');
+    expect(inputs(ModifyInstanceAttributeCommand)).toEqual([{ InstanceId: ME.instanceId, SourceDestCheck: { Value: false } }]);
+    expect(events).toContain('agent.ready');
+  });
+
+  it('skips ModifyInstanceAttribute when source/dest check is already off', async () => {
+    ec2Mock.on(DescribeInstanceAttributeCommand).resolves({ SourceDestCheck: { Value: false } });
+    startAgent();
+    await clock.idle();
+    expect(sent()).not.toContain('ModifyInstanceAttribute');
+    expect(logs.events()).toContain('srcdst.already_disabled');
+    expect(sent()).toContain('ReplaceRoute');
+  });
+
+  it('claims no route while the kernel is not a NAT', async () => {
+    host.nftBroken = 'Error: Could not process rule: Operation not supported';
+    startAgent();
+    await clock.idle();
+    expect(sent()).not.toContain('ReplaceRoute');
+    expect(sent()).not.toContain('CreateRoute');
+    expect(logs.events()).toContain('kernel.failed');
+  });
+
+  it('claims no route while source/dest check is still on', async () => {
+    ec2Mock.on(ModifyInstanceAttributeCommand).rejects(awsError('UnauthorizedOperation', 403));
+    startAgent();
+    await clock.idle();
+    await clock.advance(300_000);
+    expect(sent().filter((s) => s.endsWith('Route'))).toEqual([]);
+    expect(logs.lines.find((l) => l.event === 'aws.denied')).toMatchObject({ action: 'ModifyInstanceAttribute', resource: ME.instanceId });
+  });
+
+  it('replaces an existing default route, targeting the primary network interface', async () => {
+    startAgent();
+    await clock.idle();
+    expect(inputs(ReplaceRouteCommand)).toEqual([{ RouteTableId: 'rtb-0aaaaaaaaaaaaaaa1', DestinationCidrBlock: '0.0.0.0/0', NetworkInterfaceId: ME.eniId }]);
+    expect(sent()).not.toContain('CreateRoute');
+    const claimed = logs.lines.find((l) => l.event === 'route.claimed')!;
+    expect(claimed).toMatchObject({ routeTableId: 'rtb-0aaaaaaaaaaaaaaa1', action: 'replaced', previous: OTHER_ENI });
+    expect(typeof claimed.durationMs).toBe('number');
+  });
+
+  it('creates the default route when the table has none', async () => {
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', { route: 'missing' })] });
+    startAgent();
+    await clock.idle();
+    expect(inputs(CreateRouteCommand)).toEqual([{ RouteTableId: 'rtb-0aaaaaaaaaaaaaaa1', DestinationCidrBlock: '0.0.0.0/0', NetworkInterfaceId: ME.eniId }]);
+    expect(sent()).not.toContain('ReplaceRoute');
+    expect(logs.lines.find((l) => l.event === 'route.claimed')).toMatchObject({ action: 'created', reason: 'missing' });
+  });
+
+  it('falls back to CreateRoute when the route vanished between look and replace', async () => {
+    ec2Mock.on(ReplaceRouteCommand).rejects(awsError('InvalidRoute.NotFound'));
+    startAgent();
+    await clock.idle();
+    expect(sent()).toEqual(expect.arrayContaining(['ReplaceRoute', 'CreateRoute']));
+    expect(logs.lines.find((l) => l.event === 'route.claimed')).toMatchObject({ action: 'created' });
+  });
+
+  it('replaces after all when another NAT created the route first (RouteAlreadyExists)', async () => {
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', { route: 'missing' })] });
+    ec2Mock.on(CreateRouteCommand).rejects(awsError('RouteAlreadyExists'));
+    startAgent();
+    await clock.idle();
+    const routeCalls = sent().filter((s) => s.endsWith('Route'));
+    expect(routeCalls).toEqual(['CreateRoute', 'ReplaceRoute']);
+    expect(inputs(ReplaceRouteCommand)[0]).toMatchObject({ NetworkInterfaceId: ME.eniId });
+    expect(logs.lines.find((l) => l.event === 'route.claimed')).toMatchObject({ action: 'replaced' });
+  });
+
+  it('leaves a table pinned with hanat:override to another AZ, and takes one pinned to its own', async () => {
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({
+      RouteTables: [
+        table('rtb-0aaaaaaaaaaaaaaa1', { override: 'us-east-1b' }),
+        table('rtb-0aaaaaaaaaaaaaaa2'),
+        table('rtb-0aaaaaaaaaaaaaaa3', { az: 'us-east-1c', override: 'us-east-1a' }),
+        table('rtb-0aaaaaaaaaaaaaaa4', { az: 'us-east-1b' }),
+      ],
+    });
+    startAgent();
+    await clock.idle();
+    expect(inputs<{ RouteTableId: string }>(ReplaceRouteCommand).map((i) => i.RouteTableId).sort()).toEqual(['rtb-0aaaaaaaaaaaaaaa2', 'rtb-0aaaaaaaaaaaaaaa3']);
+    expect(logs.lines.find((l) => l.event === 'route.skipped_override')).toMatchObject({ routeTableId: 'rtb-0aaaaaaaaaaaaaaa1', override: 'us-east-1b' });
+  });
+
+  it('writes hanat:owner and hanat:owner-since for the tables it claimed, in one call', async () => {
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1'), table('rtb-0aaaaaaaaaaaaaaa2', { route: 'missing' })] });
+    startAgent();
+    await clock.idle();
+    expect(inputs(CreateTagsCommand)).toEqual([
+      {
+        Resources: ['rtb-0aaaaaaaaaaaaaaa1', 'rtb-0aaaaaaaaaaaaaaa2'],
+        Tags: [
+          { Key: 'hanat:owner', Value: ME.instanceId },
+          { Key: 'hanat:owner-since', Value: new Date(clock.now()).toISOString() },
+        ],
+      },
+    ]);
+  });
+
+  it('does not touch a route that already points at it, nor its owner tags', async () => {
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', { route: 'me', owner: ME.instanceId, ownerSince: '2029-01-01T00:00:00.000Z' })] });
+    startAgent();
+    await clock.idle();
+    expect(sent()).not.toContain('ReplaceRoute');
+    expect(sent()).not.toContain('CreateTags');
+    expect(logs.events()).toContain('route.kept');
+  });
+
+  it('associates the AZ Elastic IP to the primary interface before claiming routes', async () => {
+    ec2Mock.on(DescribeAddressesCommand).resolves({
+      Addresses: [{ AllocationId: 'eipalloc-0123456789abcdef0', PublicIp: '198.51.100.7', AssociationId: 'eipassoc-0aaaaaaaaaaaaaaa1', NetworkInterfaceId: OTHER_ENI }],
+    });
+    startAgent();
+    await clock.idle();
+    expect(inputs(DescribeAddressesCommand)).toEqual([
+      {
+        Filters: [
+          { Name: 'tag:hanat:stack', Values: ['prod'] },
+          { Name: 'tag:hanat:az', Values: ['us-east-1a'] },
+        ],
+      },
+    ]);
+    expect(inputs(AssociateAddressCommand)).toEqual([
+      { AllocationId: 'eipalloc-0123456789abcdef0', NetworkInterfaceId: ME.eniId, PrivateIpAddress: ME.privateIp, AllowReassociation: true },
+    ]);
+    expect(sent().indexOf('AssociateAddress')).toBeLessThan(sent().indexOf('ReplaceRoute'));
+    expect(logs.lines.find((l) => l.event === 'eip.associated')).toMatchObject({ publicIp: '198.51.100.7', previous: OTHER_ENI });
+  });
+
+  it('skips AssociateAddress when the EIP is already on its interface', async () => {
+    ec2Mock.on(DescribeAddressesCommand).resolves({
+      Addresses: [{ AllocationId: 'eipalloc-0123456789abcdef0', PublicIp: '198.51.100.7', AssociationId: 'eipassoc-0aaaaaaaaaaaaaaa1', NetworkInterfaceId: ME.eniId }],
+    });
+    startAgent();
+    await clock.idle();
+    expect(sent()).not.toContain('AssociateAddress');
+    expect(logs.events()).toContain('eip.kept');
+  });
+});
+
+describe('failures', () => {
+  it('retries throttling with backoff and claims the routes once EC2 answers', async () => {
+    ec2Mock.on(DescribeRouteTablesCommand).rejectsOnce(awsError('RequestLimitExceeded')).rejectsOnce(awsError('InternalError', 500)).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1')] });
+    startAgent();
+    await clock.idle();
+    expect(logs.lines.filter((l) => l.event === 'aws.retry').map((l) => l.code)).toEqual(['RequestLimitExceeded']);
+    expect(sent()).not.toContain('ReplaceRoute');
+    await clock.advance(clock.nextWakeIn()!);
+    expect(logs.lines.filter((l) => l.event === 'aws.retry').map((l) => l.code)).toEqual(['RequestLimitExceeded', 'InternalError']);
+    await clock.advance(clock.nextWakeIn()!);
+    expect(sent()).toContain('ReplaceRoute');
+    expect(logs.events()).toContain('route.claimed');
+  });
+
+  it('logs AccessDenied with action and resource, keeps running and retries slowly', async () => {
+    ec2Mock.on(ReplaceRouteCommand).rejects(awsError('UnauthorizedOperation', 403));
+    startAgent();
+    await clock.idle();
+    const denied = logs.lines.find((l) => l.event === 'aws.denied')!;
+    expect(denied).toMatchObject({ action: 'ReplaceRoute', resource: 'rtb-0aaaaaaaaaaaaaaa1', code: 'UnauthorizedOperation', level: 50 });
+    expect(denied.retryInMs as number).toBeGreaterThanOrEqual(30_000);
+    // Well past maxFailures identical denials: still running, still retrying.
+    for (let i = 0; i < 6; i++) await clock.advance(300_000);
+    expect(logs.lines.filter((l) => l.event === 'aws.denied').length).toBeGreaterThanOrEqual(6);
+    expect(logs.events()).not.toContain('agent.giving_up');
+    expect(ec2Mock.commandCalls(ReplaceRouteCommand).length).toBeGreaterThanOrEqual(6);
+  });
+
+  it('exits 1 after maxFailures identical non-retryable failures', async () => {
+    host.nftBroken = 'Error: Could not process rule: Operation not supported';
+    startAgent({ maxFailures: 3 });
+    const exit = running!;
+    await clock.idle();
+    await clock.advance(clock.nextWakeIn()!);
+    clock.advance(clock.nextWakeIn()!).catch(() => {});
+    expect(await exit).toBe(1);
+    expect(logs.lines.filter((l) => l.event === 'kernel.failed')).toHaveLength(3);
+    expect(logs.events()).toContain('agent.giving_up');
+  });
+
+  it('stops cleanly on SIGTERM and says route handover is not done', async () => {
+    startAgent();
+    const exit = running!;
+    await clock.idle();
+    stop.abort();
+    expect(await exit).toBe(0);
+    expect(logs.lines.find((l) => l.event === 'agent.stopped')).toMatchObject({ handover: false });
+  });
+});
+
+describe('the loop', () => {
+  it('repairs a deleted NAT rule on the next tick and logs the drift', async () => {
+    startAgent();
+    await clock.idle();
+    expect(clock.nextWakeIn()).toBe(CONFIG.intervalMs);
+    host.hanat()!.rules = [];
+    await clock.advance(CONFIG.intervalMs);
+    expect(host.hanat()!.rules).toHaveLength(1);
+    expect(logs.lines.find((l) => l.event === 'kernel.drift_repaired')).toMatchObject({ changes: ['nft: added the masquerade rule'] });
+  });
+
+  it('costs one DescribeRouteTables per route interval in steady state', async () => {
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', { route: 'me', owner: ME.instanceId })] });
+    startAgent();
+    await clock.idle();
+    ec2Mock.resetHistory();
+    for (let t = 0; t < 60_000; t += CONFIG.intervalMs) await clock.advance(CONFIG.intervalMs);
+    expect(sent()).toEqual(['DescribeRouteTables', 'DescribeRouteTables']);
+  });
+
+  it('reclaims a route someone pointed elsewhere, and a blackholed one', async () => {
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', { route: 'me', owner: ME.instanceId })] });
+    startAgent();
+    await clock.idle();
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', { route: 'other', owner: ME.instanceId })] });
+    await clock.advance(CONFIG.routeIntervalMs);
+    expect(logs.lines.filter((l) => l.event === 'route.claimed').map((l) => l.reason)).toEqual(['elsewhere']);
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', { route: 'blackhole', owner: ME.instanceId })] });
+    await clock.advance(CONFIG.routeIntervalMs);
+    expect(logs.lines.filter((l) => l.event === 'route.claimed').map((l) => l.reason)).toEqual(['elsewhere', 'blackhole']);
+  });
+
+  it('re-disables source/dest check when someone turns it back on', async () => {
+    startAgent();
+    await clock.idle();
+    ec2Mock.resetHistory();
+    for (let t = 0; t < CONFIG.recheckIntervalMs; t += CONFIG.routeIntervalMs) await clock.advance(CONFIG.routeIntervalMs);
+    expect(sent()).toContain('ModifyInstanceAttribute');
+    expect(logs.lines.filter((l) => l.event === 'srcdst.disabled').map((l) => l.drift)).toEqual([false, true]);
+  });
+});
+
+describe('route decision', () => {
+  const me = { instanceId: ME.instanceId, eniId: ME.eniId };
+  const claimedAt = Date.parse('2030-01-01T00:00:00Z');
+
+  it('takes every table at boot, even from a healthy peer', () => {
+    expect(decideRoute(table('rtb-1', { route: 'other', owner: 'i-0fffffffffffffff1', ownerSince: '2030-01-02T00:00:00Z' }), me, undefined)).toMatchObject({ kind: 'claim', reason: 'boot' });
+  });
+
+  it('yields to a NAT of the same AZ that claimed the table after it did (a replacement)', () => {
+    expect(decideRoute(table('rtb-1', { route: 'other', owner: 'i-0fffffffffffffff1', ownerSince: '2030-01-01T00:05:00Z' }), me, claimedAt)).toEqual({ kind: 'yield', owner: 'i-0fffffffffffffff1' });
+  });
+
+  it('reclaims when the recorded owner is older than its own claim', () => {
+    expect(decideRoute(table('rtb-1', { route: 'other', owner: 'i-0fffffffffffffff1', ownerSince: '2029-12-31T00:00:00Z' }), me, claimedAt)).toMatchObject({ kind: 'claim', reason: 'elsewhere' });
+  });
+
+  it('keeps a route pointing at it and fixes a stale owner tag', () => {
+    expect(decideRoute(table('rtb-1', { route: 'me', owner: 'i-0fffffffffffffff1' }), me, claimedAt)).toEqual({ kind: 'keep', fixOwnerTag: true });
+  });
+});

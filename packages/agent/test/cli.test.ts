@@ -1,0 +1,197 @@
+import { DescribeRouteTablesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { main, type MainDeps } from '../src/cli.js';
+import { parseCommandLine } from '../src/config.js';
+import { Kernel } from '../src/kernel.js';
+import { FakeHost } from './support/fake-host.js';
+import { defaultMetadata, startFakeImds, type FakeImds } from './support/fake-imds.js';
+import { FakeClock, fakeAwsEnv, logCapture } from './support/harness.js';
+import pino from 'pino';
+
+const ec2Mock = mockClient(EC2Client);
+let imds: FakeImds;
+let host: FakeHost;
+let out: string;
+let err: string;
+let logs: ReturnType<typeof logCapture>;
+
+beforeAll(fakeAwsEnv);
+beforeEach(() => {
+  ec2Mock.reset();
+  host = new FakeHost();
+  out = '';
+  err = '';
+  logs = logCapture();
+});
+afterEach(async () => {
+  await imds?.close();
+});
+
+function deps(extra: Partial<MainDeps> = {}): MainDeps {
+  return {
+    exec: host.exec,
+    fs: host.fs,
+    ec2: (region) => new EC2Client({ region }),
+    clock: new FakeClock(),
+    stdout: { write: (s: string) => (out += s) },
+    stderr: { write: (s: string) => (err += s) },
+    logDest: logs.stream,
+    signal: AbortSignal.abort(),
+    startedAt: Date.now(),
+    ...extra,
+  };
+}
+
+describe('configuration', () => {
+  it('exits 2 and names the fix when the instance has no hanat:stack tag and no override', async () => {
+    imds = await startFakeImds(defaultMetadata({ 'hanat:az': 'us-east-1a' }));
+    const code = await main(['run', '--imds-endpoint', imds.url], {}, deps());
+    expect(code).toBe(2);
+    const fatal = logs.lines.find((l) => l.event === 'config.invalid')!;
+    expect(fatal.msg).toMatch(/no hanat:stack tag.*set --stack \/ HANAT_STACK/);
+    expect(host.writes()).toEqual([]);
+  });
+
+  it('exits 2 for a bad flag value before touching anything', async () => {
+    expect(await main(['run', '--interval', 'soon'], {}, deps())).toBe(2);
+    expect(err).toMatch(/--interval 'soon' must be a number of seconds/);
+    expect(await main(['run'], { HANAT_LOG_LEVEL: 'loud' }, deps())).toBe(2);
+    expect(err).toMatch(/HANAT_LOG_LEVEL 'loud' is not a log level/);
+    expect(await main(['run', '--stack', 'my_stack!'], {}, deps())).toBe(2);
+    expect(err).toMatch(/--stack 'my_stack!' is not a stack name/);
+    expect(await main(['start'], {}, deps())).toBe(2);
+    expect(err).toMatch(/unknown command 'start'/);
+    expect(await main(['run', '--nope'], {}, deps())).toBe(2);
+    expect(host.calls).toEqual([]);
+  });
+
+  it('exits 2 when the hanat:az tag is not an AZ name', async () => {
+    imds = await startFakeImds(defaultMetadata({ 'hanat:stack': 'prod', 'hanat:az': 'Zone A' }));
+    expect(await main(['run', '--imds-endpoint', imds.url], {}, deps())).toBe(2);
+    expect(logs.lines.find((l) => l.event === 'config.invalid')!.msg).toMatch(/instance tag hanat:az 'Zone A' is not an availability zone/);
+  });
+
+  it('lets flags beat environment variables beat tags, and logs the effective configuration', async () => {
+    imds = await startFakeImds(defaultMetadata({ 'hanat:stack': 'from-tag', 'hanat:az': 'us-east-1a' }));
+    const code = await main(['run', '--imds-endpoint', imds.url, '--az', 'us-east-1b'], { HANAT_STACK: 'from-env', HANAT_AZ: 'us-east-1c', HANAT_ROUTE_INTERVAL: '15' }, deps());
+    expect(code).toBe(0);
+    const eff = logs.lines.find((l) => l.event === 'config.effective')!;
+    expect(eff.config).toMatchObject({ stack: 'from-env', az: 'us-east-1b', routeIntervalS: 15 });
+    expect(eff.from).toMatchObject({ stack: 'HANAT_STACK', az: '--az', routeInterval: 'HANAT_ROUTE_INTERVAL' });
+  });
+
+  it('falls back to the instance AZ when there is no hanat:az tag', async () => {
+    imds = await startFakeImds(defaultMetadata({ 'hanat:stack': 'prod' }));
+    imds.metadata['placement/availability-zone'] = 'us-east-1f';
+    expect(await main(['run', '--imds-endpoint', imds.url], {}, deps())).toBe(0);
+    const eff = logs.lines.find((l) => l.event === 'config.effective')!;
+    expect(eff.config).toMatchObject({ stack: 'prod', az: 'us-east-1f' });
+    expect(eff.from).toMatchObject({ stack: 'instance tag hanat:stack', az: 'IMDS placement/availability-zone' });
+  });
+
+  it('reads every setting from its environment variable', () => {
+    const { options } = parseCommandLine(['run'], {
+      HANAT_STACK: 's1',
+      HANAT_AZ: 'eu-west-1b',
+      HANAT_LOG_LEVEL: 'debug',
+      HANAT_INTERVAL: '2.5',
+      HANAT_ROUTE_INTERVAL: '10',
+      HANAT_RECHECK_INTERVAL: '60',
+      HANAT_MAX_FAILURES: '7',
+      HANAT_CONNTRACK_MAX: '131072',
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:1',
+    });
+    expect(options).toMatchObject({
+      stack: 's1',
+      az: 'eu-west-1b',
+      logLevel: 'debug',
+      intervalMs: 2500,
+      routeIntervalMs: 10_000,
+      recheckIntervalMs: 60_000,
+      maxFailures: 7,
+      conntrackMax: 131072,
+      imdsEndpoint: 'http://127.0.0.1:1',
+    });
+  });
+
+  it('prints the version', async () => {
+    expect(await main(['--version'], {}, deps())).toBe(0);
+    expect(out).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('exits 1 when IMDS cannot be reached', async () => {
+    imds = await startFakeImds();
+    imds.failNext('/latest/api/token', 503, 100);
+    expect(await main(['run', '--imds-endpoint', imds.url], {}, deps())).toBe(1);
+    expect(logs.events()).toContain('agent.failed');
+  });
+});
+
+describe('check', () => {
+  async function configuredHost() {
+    const k = new Kernel({ exec: host.exec, fs: host.fs, log: pino({ level: 'silent' }) });
+    await k.reconcile({ vpcCidrs: ['10.0.0.0/16', '10.1.0.0/16'], mac: '02:00:00:00:00:01' });
+    host.calls.length = 0;
+  }
+  const routeTables = (target: string, state: 'active' | 'blackhole' = 'active') => ({
+    RouteTables: [
+      {
+        RouteTableId: 'rtb-0aaaaaaaaaaaaaaa1',
+        Tags: [
+          { Key: 'hanat:stack', Value: 'prod' },
+          { Key: 'network', Value: 'private' },
+          { Key: 'hanat:az', Value: 'us-east-1a' },
+        ],
+        Routes: [{ DestinationCidrBlock: '0.0.0.0/0', NetworkInterfaceId: target, State: state }],
+      },
+    ],
+  });
+
+  it('prints a healthy verdict and exits 0 when the NAT is configured and the routes point at it', async () => {
+    imds = await startFakeImds();
+    await configuredHost();
+    ec2Mock.on(DescribeRouteTablesCommand).resolves(routeTables('eni-0ccccccccccccccc1'));
+    const code = await main(['check', '--imds-endpoint', imds.url], {}, deps());
+    const verdict = JSON.parse(out);
+    expect(verdict).toMatchObject({
+      healthy: true,
+      instanceId: 'i-0123456789abcdef0',
+      checks: { forwarding: { ok: true }, natRule: { ok: true }, conntrack: { ok: true, count: 10 }, routes: { ok: true } },
+    });
+    expect(code).toBe(0);
+    expect(host.writes()).toEqual([]);
+  });
+
+  it('is unhealthy (exit 1) when forwarding is off or the route is blackholed', async () => {
+    imds = await startFakeImds();
+    await configuredHost();
+    host.sysctls.set('net.ipv4.ip_forward', '0');
+    ec2Mock.on(DescribeRouteTablesCommand).resolves(routeTables('eni-0ccccccccccccccc1', 'blackhole'));
+    expect(await main(['check', '--imds-endpoint', imds.url], {}, deps())).toBe(1);
+    const verdict = JSON.parse(out);
+    expect(verdict.healthy).toBe(false);
+    expect(verdict.checks.forwarding.ok).toBe(false);
+    expect(verdict.checks.routes.ok).toBe(false);
+  });
+
+  it('is unhealthy when the NAT rule is gone, or conntrack is nearly full', async () => {
+    imds = await startFakeImds();
+    await configuredHost();
+    host.hanat()!.rules = [];
+    host.sysctls.set('net.netfilter.nf_conntrack_count', String(Number(host.sysctls.get('net.netfilter.nf_conntrack_max')) - 1));
+    ec2Mock.on(DescribeRouteTablesCommand).resolves(routeTables('eni-0ccccccccccccccc1'));
+    expect(await main(['check', '--imds-endpoint', imds.url], {}, deps())).toBe(1);
+    const verdict = JSON.parse(out);
+    expect(verdict.checks.natRule).toMatchObject({ ok: false, rule: false });
+    expect(verdict.checks.conntrack.ok).toBe(false);
+  });
+
+  it('skips the route check, without failing, when AWS is unreachable', async () => {
+    imds = await startFakeImds();
+    await configuredHost();
+    ec2Mock.on(DescribeRouteTablesCommand).rejects(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    expect(await main(['check', '--imds-endpoint', imds.url], {}, deps())).toBe(0);
+    expect(JSON.parse(out).checks.routes).toMatchObject({ ok: null, reason: expect.stringMatching(/DescribeRouteTables/) });
+  });
+});
