@@ -1,0 +1,116 @@
+/**
+ * The real SDK clients over HTTP against a loopback server that answers like
+ * AWS does on the wire: proves that the error names hanat relies on
+ * (ValidationError, InvalidKeyPair.NotFound, ParameterNotFound) survive the
+ * SDK's deserialisation, that AWS_ENDPOINT_URL is honoured through the
+ * factory, and that requests carry the hanat user agent. No mocks here.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { VERSION } from '@hanat/core';
+import { awsFactory } from '../src/aws.js';
+import { run, type RunDeps } from '../src/run.js';
+
+interface Seen {
+  target: string;
+  action: string;
+  userAgent: string;
+}
+
+let server: Server;
+let endpoint: string;
+const seen: Seen[] = [];
+
+function body(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    let data = '';
+    req.on('data', (c: Buffer) => (data += c.toString()));
+    req.on('end', () => resolve(data));
+  });
+}
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    void body(req).then((text) => {
+      const target = String(req.headers['x-amz-target'] ?? '');
+      const action = new URLSearchParams(text).get('Action') ?? '';
+      seen.push({ target, action, userAgent: String(req.headers['x-amz-user-agent'] ?? req.headers['user-agent'] ?? '') });
+      if (target === 'AmazonSSM.GetParameter') {
+        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' });
+        res.end(JSON.stringify({ __type: 'ParameterNotFound', message: '' }));
+      } else if (action === 'DescribeKeyPairs') {
+        res.writeHead(400, { 'content-type': 'text/xml' });
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InvalidKeyPair.NotFound</Code><Message>The key pair 'laptop' does not exist</Message></Error></Errors><RequestID>r1</RequestID></Response>`,
+        );
+      } else if (action === 'DescribeStacks') {
+        res.writeHead(400, { 'content-type': 'text/xml' });
+        res.end(
+          `<ErrorResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>Stack with id demo does not exist</Message></Error><RequestId>r2</RequestId></ErrorResponse>`,
+        );
+      } else {
+        res.writeHead(500);
+        res.end();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+});
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+  seen.length = 0;
+});
+
+async function hanat(...argv: string[]) {
+  vi.stubEnv('AWS_ENDPOINT_URL', endpoint);
+  vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDTESTONLY');
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test-secret');
+  vi.stubEnv('AWS_CONFIG_FILE', '/nonexistent/hanat-test-config');
+  vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', '/nonexistent/hanat-test-credentials');
+  vi.stubEnv('AWS_REGION', '');
+  vi.stubEnv('AWS_PROFILE', '');
+  let stdout = '';
+  let stderr = '';
+  const deps: RunDeps = {
+    aws: awsFactory(() => {}),
+    stdout: (s) => (stdout += s),
+    stderr: (s) => (stderr += s),
+    stdinIsTTY: false,
+    stderrIsTTY: false,
+    env: {},
+    confirm: () => Promise.resolve(false),
+    clock: { now: () => Date.now(), sleep: () => Promise.resolve() },
+    signal: new AbortController().signal,
+  };
+  const code = await run(argv, deps);
+  return { code, stdout, stderr };
+}
+
+describe('real SDK on the wire (loopback)', () => {
+  it('destroy of a stack that does not exist: CloudFormation ValidationError → exit 0', async () => {
+    const r = await hanat('destroy', '--name', 'demo', '--region', 'eu-west-1', '--yes');
+    expect(r).toEqual({ code: 0, stdout: '', stderr: 'Stack demo does not exist in eu-west-1; nothing to delete.\n' });
+    expect(seen.map((s) => s.action)).toEqual(['DescribeStacks']);
+    expect(seen[0]!.userAgent).toContain(`hanat/${VERSION}`);
+  });
+
+  it('a key pair missing in the region: EC2 InvalidKeyPair.NotFound → exit 2', async () => {
+    const r = await hanat('deploy', '--name', 'demo', '--cidr-prefix', '10.0', '--region', 'eu-west-1', '--key', 'laptop', '--yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error: --key "laptop": there is no key pair named "laptop" in eu-west-1\./);
+  });
+
+  it('no published image: SSM ParameterNotFound → exit 2 with how to build one', async () => {
+    const r = await hanat('deploy', '--name', 'demo', '--cidr-prefix', '10.0', '--region', 'eu-west-1', '--yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('the SSM parameter /hanat/ami/arm64 does not exist. Build and publish the NAT image with: scripts/build-ami --arch arm64 --region eu-west-1');
+    expect(seen.map((s) => s.target)).toEqual(['AmazonSSM.GetParameter']);
+  });
+});
