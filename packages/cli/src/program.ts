@@ -36,11 +36,12 @@ export const EXIT_CODES_HELP = `
 Exit codes:
   0    success (also: deploy found no changes; destroy found no such stack)
   1    the operation failed: the deploy or destroy failed (failed resources and
-       their reasons are printed), AWS refused a call, or the stack is busy or
-       in a state that needs "hanat destroy" first
+       their reasons are printed), AWS refused a call, the stack is busy or
+       needs "hanat destroy" first, or the prompt was answered "no"
   2    bad usage or input: a bad flag value, a key pair or AMI that does not
        exist in the region, an AMI that does not fit the instance type, no
-       region, no --yes without a terminal
+       region, rejected credentials, no --yes without a terminal, a stack
+       that hanat did not create
   70   internal error: a bug in hanat (please report it)
   130  interrupted (Ctrl-C): hanat stops watching, the stack operation goes on`;
 
