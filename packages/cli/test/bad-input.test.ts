@@ -1,5 +1,5 @@
 /**
- * Runs every row of the "Bad input of `hanat deploy`" table in docs/cli.md,
+ * Runs every row of the "Bad input of `hanat deploy`" table in the README,
  * so the documented messages and exit codes cannot drift from the code.
  */
 import { readFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { names } from './support/calls.js';
 import { cfnMock, ec2Mock, harness, smallTemplate, ssmMock, type Harness } from './support/harness.js';
 
-const doc = readFileSync(fileURLToPath(new URL('../../../docs/cli.md', import.meta.url)), 'utf8');
+const doc = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
 
 interface Row {
   what: string;
@@ -85,7 +85,7 @@ afterEach(() => {
   vi.unstubAllEnvs();
 });
 
-describe('docs/cli.md bad-input table', () => {
+describe('README bad-input table', () => {
   const table = rows();
 
   it('has a row for every documented kind of bad input, and every world is used', () => {
