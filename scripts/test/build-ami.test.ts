@@ -43,6 +43,7 @@ describe.runIf(canRun)('scripts/build-ami', () => {
       `#!/bin/sh
 ${record}
 case "$*" in
+  *"ssm get-parameter"*"/hanat/ami/"*) echo "\${FAKE_PUBLISHED_AMI:-${BUILT_AMI}}" ;;
   *"ssm get-parameter"*) [ -n "$FAKE_SSM_FAIL" ] && { echo "An error occurred (ParameterNotFound)" >&2; exit 254; }; echo "\${FAKE_SOURCE_AMI:-${SOURCE_AMI}}" ;;
   *"ec2 modify-image-attribute"*) ;;
   *"ssm put-parameter"*) echo '{"Version": 3, "Tier": "Standard"}' ;;
@@ -93,8 +94,9 @@ esac
       'packer build',
       'aws ec2 modify-image-attribute',
       'aws ssm put-parameter',
+      'aws ssm get-parameter',
     ]);
-    const [get, , build, modify, put] = c.slice(1);
+    const [get, , build, modify, put, check] = c.slice(1);
     expect(get).toContain('/aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-default-arm64');
     expect(get!.join(' ')).toContain('--region eu-west-1');
     expect(build).toContain(`source_ami=${SOURCE_AMI}`);
@@ -103,7 +105,18 @@ esac
     expect(build).toContain('-machine-readable');
     expect(build!.at(-1)).toBe(join(REPO, 'templates/packer/hanat-nat.pkr.hcl'));
     expect(modify!.join(' ')).toContain(`--image-id ${BUILT_AMI} --imds-support Value=v2.0`);
-    expect(put!.join(' ')).toContain(`--name /hanat/ami/arm64 --type String --overwrite --value ${BUILT_AMI}`);
+    expect(put!.join(' ')).toContain(`--name /hanat/ami/arm64 --type String --data-type aws:ec2:image --overwrite --value ${BUILT_AMI}`);
+    expect(check).toContain('/hanat/ami/arm64');
+  });
+
+  it('fails when SSM does not take the new value before the deadline', () => {
+    const r = buildAmi(['--arch', 'arm64', '--region', 'eu-west-1', '--bundle', bundle], {
+      FAKE_PUBLISHED_AMI: 'ami-0000000000000000a',
+      HANAT_PUBLISH_WAIT_SECONDS: '0',
+    });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`wrote ${BUILT_AMI} to /hanat/ami/arm64, but SSM has not accepted it yet`);
   });
 
   it('uses the x86_64 source image and parameter for --arch x86_64, and passes --profile on', () => {
@@ -112,6 +125,7 @@ esac
     const c = calls();
     expect(c.map(verb)).toContain('aws ssm put-parameter');
     const get = c.find((a) => a.includes('get-parameter'))!;
+    expect(get).not.toContain('/hanat/ami/x86_64');
     expect(get).toContain('/aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-default-x86_64');
     expect(get.join(' ')).toContain('--profile ops');
     expect(c.find((a) => a[1] === 'build')).toContain('arch=x86_64');
