@@ -1,0 +1,32 @@
+/**
+ * The `hanat-lab` command line: one file per command, each exporting a
+ * `register*(program, deps)` that declares options and calls an action.
+ * buildProgram() assembles them; main.ts is the one exit path.
+ */
+import { Command } from 'commander';
+import { VERSION } from '@hanat/core';
+import { registerServe } from './serve.js';
+
+export interface CliDeps {
+  stdout(s: string): void;
+  stderr(s: string): void;
+  env: NodeJS.ProcessEnv;
+  /** Aborts on SIGINT/SIGTERM: long-running commands stop cleanly. */
+  signal: AbortSignal;
+}
+
+/** Bad usage or input: exit 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  readonly exitCode = 2;
+}
+
+export function buildProgram(deps: CliDeps): Command {
+  const program = new Command('hanat-lab')
+    .description('hanat-lab: a VPC in a box. An AWS control-plane emulator plus a network-namespace data plane for hanat.')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => deps.stdout(s), writeErr: (s) => deps.stderr(s) });
+  registerServe(program, deps);
+  return program;
+}

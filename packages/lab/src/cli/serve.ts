@@ -1,0 +1,94 @@
+/**
+ * `hanat-lab serve`: the AWS control-plane emulator alone (no namespaces, no
+ * root), on loopback, until SIGINT/SIGTERM. Prints the environment that points
+ * the AWS SDK/CLI and hanat at it.
+ */
+import { Option, type Command } from 'commander';
+import { createEmulator, isLoopbackHost } from '../emulator/index.js';
+import type { CliDeps } from './program.js';
+import { UsageError } from './program.js';
+
+export interface ServeOptions {
+  port: string;
+  host: string;
+  latency: 'aws' | 'zero';
+  bootDelay: string;
+  region: string;
+}
+
+export interface ServeResult {
+  url: string;
+  region: string;
+}
+
+function integer(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Shell exports that point the AWS SDK/CLI (and hanat) at the emulator, with obviously fake credentials. */
+export function serveEnv(url: string, region: string): string {
+  return [
+    `export AWS_ENDPOINT_URL=${url}`,
+    `export AWS_REGION=${region}`,
+    'export AWS_ACCESS_KEY_ID=AKIAHANATLAB00000000',
+    'export AWS_SECRET_ACCESS_KEY=hanat-lab-fake-secret',
+    'unset AWS_SESSION_TOKEN AWS_PROFILE',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Starts the emulator and resolves once it is listening; `stopped` resolves
+ * after `signal` aborts and the server has closed.
+ */
+export async function serveAction(opts: ServeOptions, deps: CliDeps): Promise<ServeResult & { stopped: Promise<void> }> {
+  if (!isLoopbackHost(opts.host)) {
+    throw new UsageError(`--host ${opts.host}: hanat-lab serves on loopback only (127.0.0.1, ::1 or localhost); the emulator checks no signatures and must not be reachable from other machines.`);
+  }
+  const port = integer('--port', opts.port, 0, 65535);
+  const bootDelayMs = integer('--boot-delay', opts.bootDelay, 0, 3_600_000);
+  if (!/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/.test(opts.region)) throw new UsageError(`--region ${opts.region}: not an AWS region name (like us-east-1)`);
+  const emulator = createEmulator({ latency: opts.latency, bootDelayMs, region: opts.region, log: (m) => deps.stderr(`hanat-lab: ${m}\n`) });
+  let listener;
+  try {
+    listener = await emulator.listen({ host: opts.host, port });
+  } catch (err) {
+    throw new UsageError(`cannot listen on ${opts.host}:${port}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const stopped = new Promise<void>((resolve) => {
+    const stop = () => {
+      void emulator.close().then(resolve);
+    };
+    if (deps.signal.aborted) stop();
+    else deps.signal.addEventListener('abort', stop, { once: true });
+  });
+  return { url: listener.url!, region: opts.region, stopped };
+}
+
+export function registerServe(program: Command, deps: CliDeps): void {
+  program
+    .command('serve')
+    .description('run the AWS control-plane emulator (EC2, Auto Scaling, CloudFormation, SSM, IMDS) on loopback, without namespaces')
+    .option('--port <n>', 'TCP port (0 picks a free one)', '4566')
+    .option('--host <address>', 'loopback address to listen on', '127.0.0.1')
+    .addOption(new Option('--latency <profile>', 'API and stack latency').choices(['zero', 'aws']).default('zero'))
+    .option('--boot-delay <ms>', 'time from an Auto Scaling launch to the instance running', '0')
+    .option('--region <name>', 'default region (a request signed for another region gets its own)', 'us-east-1')
+    .addHelpText(
+      'after',
+      `
+Prints on stdout the environment that points the AWS CLI, the SDK and hanat at it:
+  export AWS_ENDPOINT_URL=http://127.0.0.1:<port> ... (fake credentials)
+Admin endpoints (loopback only): GET /_lab/counters, POST /_lab/faults, ... (see EMULATOR.md).
+Stops on SIGINT or SIGTERM.`,
+    )
+    .action(async (opts: ServeOptions) => {
+      const r = await serveAction(opts, deps);
+      deps.stderr(`hanat-lab: AWS emulator listening on ${r.url} (region ${r.region}, latency ${opts.latency}, boot delay ${opts.bootDelay} ms); Ctrl-C stops it\n`);
+      deps.stdout(serveEnv(r.url, r.region));
+      await r.stopped;
+      deps.stderr('hanat-lab: emulator stopped\n');
+    });
+}

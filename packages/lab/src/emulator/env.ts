@@ -1,0 +1,74 @@
+/**
+ * What every per-region service needs from the account around it. Built once
+ * per region by the Account; passed to constructors (no globals).
+ */
+import type { InstanceLauncher } from '../contract.js';
+import type { Clock } from './clock.js';
+import type { Faults } from './faults.js';
+import type { Iam } from './iam.js';
+import type { LatencyProfile } from './latency.js';
+import type { IdGenerator } from './random.js';
+
+export const ACCOUNT_ID = '123456789012';
+
+export interface Env {
+  readonly accountId: string;
+  readonly region: string;
+  /** `<region>a` .. `<region>f`. */
+  readonly azs: readonly string[];
+  readonly ids: IdGenerator;
+  readonly clock: Clock;
+  readonly latency: LatencyProfile;
+  readonly faults: Faults;
+  readonly launcher: InstanceLauncher;
+  readonly publicIps: PublicIpPool;
+  /** Account-wide IAM (roles and instance profiles), recorded only. */
+  readonly iam: Iam;
+  /** Time between an Auto Scaling launch decision and `launcher.launch` (the instance is `pending` meanwhile). */
+  readonly bootDelayMs: number;
+  /** Tell the data plane that something it mirrors changed. */
+  changed(): void;
+  /** Diagnostics (stderr in `serve`, silent in tests). */
+  log(message: string): void;
+}
+
+/**
+ * Public addresses from 198.18.0.0/15 (RFC 2544 benchmarking space): Elastic IPs
+ * from 198.18.0.0/16, auto-assigned public IPs from 198.19.0.0/16. Never from the
+ * documentation ranges the lab's internet hosts use.
+ */
+export class PublicIpPool {
+  private nextEip = 0;
+  private nextAuto = 0;
+
+  private static at(base: number, n: number): string {
+    // 250 usable hosts per /24 (.1 .. .250), skipping .0 and the top of each block.
+    const third = Math.floor(n / 250) + 1;
+    const fourth = (n % 250) + 1;
+    if (third > 255) throw new Error('public address pool exhausted');
+    return `198.${base}.${third}.${fourth}`;
+  }
+
+  elastic(): string {
+    return PublicIpPool.at(18, this.nextEip++);
+  }
+
+  auto(): string {
+    return PublicIpPool.at(19, this.nextAuto++);
+  }
+}
+
+/** `us-east-1` → `use1`, for AZ ids (`use1-az1`). */
+export function regionCode(region: string): string {
+  const parts = region.split('-');
+  return parts.map((p, i) => (i === 0 ? p : /^\d+$/.test(p) ? p : p.charAt(0))).join('');
+}
+
+export function azsOf(region: string): string[] {
+  return ['a', 'b', 'c', 'd', 'e', 'f'].map((l) => `${region}${l}`);
+}
+
+export function azId(region: string, az: string): string {
+  const i = az.charCodeAt(az.length - 1) - 'a'.charCodeAt(0) + 1;
+  return `${regionCode(region)}-az${i}`;
+}

@@ -1,0 +1,37 @@
+/**
+ * The `hanat-lab` bundle entry and its one exit path: wires the process
+ * (streams, environment, signals) into the program and maps errors to exit
+ * codes (0 ok, 1 failed, 2 bad usage). The only file that touches `process`.
+ */
+import { CommanderError } from 'commander';
+import { buildProgram } from './cli/program.js';
+
+const stop = new AbortController();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (stop.signal.aborted) process.exit(130);
+    stop.abort();
+  });
+}
+process.removeAllListeners('warning');
+
+const program = buildProgram({
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  env: process.env,
+  signal: stop.signal,
+}).exitOverride();
+
+try {
+  await program.parseAsync(process.argv);
+  process.exitCode = 0;
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else {
+    const code = (err as { exitCode?: unknown }).exitCode;
+    process.stderr.write(`hanat-lab: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (typeof code !== 'number' && err instanceof Error && err.stack && process.env.HANAT_LAB_DEBUG) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = typeof code === 'number' ? code : 1;
+  }
+}
