@@ -10,9 +10,10 @@
  * CAP_NET_ADMIN only, the system call filter, the read-only system) still
  * lets the agent set net sysctls, write nftables rules through child
  * processes and use the network; exit code 2 is not restarted; a crash loop
- * stops at the start limit; SIGTERM reaches the agent and it can drain.
+ * stops at the start limit; SIGTERM reaches the agent and it can drain. The
+ * last case runs the real agent bundle against a fake IMDS on loopback.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -20,6 +21,7 @@ import { REPO, requireTools, run, testEnv } from './support.js';
 
 const canRun = requireTools('hanat-agent.service under systemd', ['systemd-nspawn', 'nft', 'iptables-nft', 'sysctl'], { root: true });
 const UNIT_SOURCE = join(REPO, 'scripts/systemd/hanat-agent.service');
+const BUNDLE = join(REPO, 'packages/agent/dist/hanat-agent.cjs');
 
 /** Waits (bounded) for the agent to stop, then records its state and journal for the test. */
 const COLLECT = `[Unit]
@@ -27,8 +29,9 @@ After=hanat-agent.service
 [Service]
 Type=oneshot
 ExecStart=/bin/sh -c '\\
-  if [ -e /opt/hanat/stop-after-ready ]; then \\
-    for i in $(seq 1 100); do journalctl -u hanat-agent.service -o cat | grep -q "^ready$" && break; sleep 0.1; done; \\
+  if [ -e /opt/hanat/stop-when ]; then \\
+    for i in $(seq 1 200); do journalctl -u hanat-agent.service -o cat | grep -qF -f /opt/hanat/stop-when && break; sleep 0.1; done; \\
+    nft list ruleset > /results/ruleset.txt 2>&1; \\
     systemctl stop hanat-agent.service; \\
   fi; \\
   for i in $(seq 1 200); do s=$(systemctl is-active hanat-agent.service); \\
@@ -46,9 +49,39 @@ Wants=hanat-agent.service collect.service
 AllowIsolate=yes
 `;
 
+/** An IMDSv2 on loopback that answers what the agent reads at start-up. */
+const FAKE_IMDS = `
+const http = require('node:http');
+const mac = '02:00:00:00:00:01';
+const base = 'network/interfaces/macs/' + mac + '/';
+const data = {
+  'instance-id': 'i-0123456789abcdef0', 'placement/region': 'eu-west-1', 'placement/availability-zone': 'eu-west-1a',
+  mac, 'local-ipv4': '10.0.0.10', 'tags/instance': 'hanat:stack\\nhanat:az',
+  'tags/instance/hanat:stack': 'unit-test', 'tags/instance/hanat:az': 'eu-west-1a',
+  [base + 'subnet-id']: 'subnet-0123456789abcdef0', [base + 'vpc-id']: 'vpc-0123456789abcdef0',
+  [base + 'vpc-ipv4-cidr-blocks']: '10.0.0.0/16\\n100.64.0.0/16', [base + 'interface-id']: 'eni-0123456789abcdef0', [base + 'local-ipv4s']: '10.0.0.10',
+};
+http.createServer((req, res) => {
+  if (req.method === 'PUT' && req.url === '/latest/api/token') return res.end('token');
+  if (req.headers['x-aws-ec2-metadata-token'] !== 'token') { res.statusCode = 401; return res.end(); }
+  const v = data[decodeURI(req.url.replace('/latest/meta-data/', ''))];
+  if (v === undefined) { res.statusCode = 404; return res.end(); }
+  res.end(v);
+}).listen(8100, '127.0.0.1');
+`;
+
+const FAKE_IMDS_UNIT = `[Unit]
+Before=hanat-agent.service
+[Service]
+ExecStart=${process.execPath} /opt/hanat/fake-imds.cjs
+ExecStartPost=/bin/bash -c 'for i in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/8100) 2>/dev/null && exit 0; sleep 0.1; done; exit 1'
+`;
+
 interface Outcome {
   show: Record<string, string>;
   journal: string[];
+  /** `nft list ruleset` in the container, when the unit was stopped by `stopWhen`. */
+  ruleset?: string | undefined;
 }
 
 describe.runIf(canRun)('hanat-agent.service under systemd (nspawn container)', () => {
@@ -72,14 +105,30 @@ describe.runIf(canRun)('hanat-agent.service under systemd (nspawn container)', (
   });
 
   /** Boots the container with `agent` as /opt/hanat/hanat-agent.cjs; returns the unit's final state and journal. */
-  const boot = (agent: string, opts: { dropIn?: string; stopAfterReady?: boolean } = {}): Outcome => {
-    writeFileSync(join(work, 'opt/hanat-agent.cjs'), agent);
-    chmodSync(join(work, 'opt/hanat-agent.cjs'), 0o644);
-    if (opts.stopAfterReady) writeFileSync(join(work, 'opt/stop-after-ready'), '');
+  /**
+   * Boots the container with `agent` (source text, or { file }) as /opt/hanat/hanat-agent.cjs.
+   * `stopWhen`: stop the unit once its journal has this text (the ruleset is recorded first).
+   */
+  const boot = (
+    agent: string | { file: string },
+    opts: { dropIn?: string; stopWhen?: string; fakeImds?: boolean } = {},
+  ): Outcome => {
+    const dest = join(work, 'opt/hanat-agent.cjs');
+    if (typeof agent === 'string') writeFileSync(dest, agent);
+    else copyFileSync(agent.file, dest);
+    chmodSync(dest, 0o644);
+    if (opts.stopWhen) writeFileSync(join(work, 'opt/stop-when'), `${opts.stopWhen}\n`);
+    const units = ['hanat-agent.service', 'collect.service', 'hanat-test.target'];
+    if (opts.fakeImds) {
+      writeFileSync(join(work, 'opt/fake-imds.cjs'), FAKE_IMDS);
+      writeFileSync(join(work, 'units/fake-imds.service'), FAKE_IMDS_UNIT);
+      writeFileSync(join(work, 'units/hanat-test.target'), TARGET.replace('Wants=', 'Wants=fake-imds.service '));
+      units.push('fake-imds.service');
+    }
     const binds = [
       `--bind-ro=${join(work, 'opt')}:/opt/hanat`,
       `--bind=${join(work, 'results')}:/results`,
-      ...['hanat-agent.service', 'collect.service', 'hanat-test.target'].map((u) => `--bind-ro=${join(work, 'units', u)}:/etc/systemd/system/${u}`),
+      ...units.map((u) => `--bind-ro=${join(work, 'units', u)}:/etc/systemd/system/${u}`),
     ];
     if (opts.dropIn) {
       writeFileSync(join(work, 'units/test.conf'), opts.dropIn);
@@ -101,9 +150,11 @@ describe.runIf(canRun)('hanat-agent.service under systemd (nspawn container)', (
     } catch {
       throw new Error(`the container recorded no result (exit ${r.status}):\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
     }
+    const ruleset = join(work, 'results/ruleset.txt');
     return {
       show: Object.fromEntries(show.trim().split('\n').map((l) => l.split('=', 2) as [string, string])),
       journal: readFileSync(join(work, 'results/journal.txt'), 'utf8').trim().split('\n'),
+      ruleset: existsSync(ruleset) ? readFileSync(ruleset, 'utf8') : undefined,
     };
   };
 
@@ -194,8 +245,41 @@ process.on('SIGTERM', () => { console.log('draining'); setTimeout(() => { consol
 console.log('ready');
 setInterval(() => {}, 1000);
 `;
-    const { show, journal } = boot(agent, { stopAfterReady: true });
+    const { show, journal } = boot(agent, { stopWhen: 'ready' });
     expect(journal).toEqual(expect.arrayContaining(['ready', 'draining', 'drained']));
     expect(show).toMatchObject({ Result: 'success', ExecMainStatus: '0', NRestarts: '0' });
+  });
+
+  it('runs the real agent bundle: it reads IMDS, makes the kernel a NAT and stops cleanly on SIGTERM', () => {
+    if (!existsSync(BUNDLE)) {
+      const msg = `${BUNDLE} is not built (node scripts/build.mjs agent)`;
+      if (process.env.CI === 'true') throw new Error(msg);
+      console.warn(`skipped: ${msg}`);
+      return;
+    }
+    // Endpoints and fake credentials only: the sandbox is the unit's own.
+    const dropIn = [
+      '[Unit]',
+      'After=fake-imds.service',
+      '[Service]',
+      'Environment=AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:8100',
+      'Environment=AWS_ENDPOINT_URL=http://127.0.0.1:9',
+      'Environment=AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_SECRET_ACCESS_KEY=test-secret-not-real',
+      '',
+    ].join('\n');
+    const { show, journal, ruleset } = boot({ file: BUNDLE }, { dropIn, fakeImds: true, stopWhen: '"event":"kernel.configured"' });
+    if (process.env.HANAT_DEBUG_UNIT) console.warn(journal.join('\n'), ruleset);
+    const events = journal.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { event?: string }).event);
+    expect(events, journal.join('\n')).toContain('kernel.configured');
+    expect(events).toContain('agent.stopped');
+    // Its AWS calls got as far as the network (the endpoint is a closed port).
+    expect(journal.join('\n')).toContain('ECONNREFUSED');
+    expect(journal.join('\n')).not.toContain('uv_os_homedir');
+    // hanat's NAT table, written by the agent from inside the sandbox.
+    expect(ruleset).toContain('table ip hanat');
+    expect(ruleset).toContain('10.0.0.0/16');
+    expect(ruleset).toContain('100.64.0.0/16');
+    expect(ruleset).toMatch(/masquerade/);
+    expect(show).toMatchObject({ Result: 'success', NRestarts: '0' });
   });
 });
