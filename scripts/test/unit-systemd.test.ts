@@ -268,10 +268,8 @@ setInterval(() => {}, 1000);
       '',
     ].join('\n');
     const { show, journal, ruleset } = boot({ file: BUNDLE }, { dropIn, fakeImds: true, stopWhen: '"event":"kernel.configured"' });
-    if (process.env.HANAT_DEBUG_UNIT) console.warn(journal.join('\n'), ruleset);
     const events = journal.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { event?: string }).event);
     expect(events, journal.join('\n')).toContain('kernel.configured');
-    expect(events).toContain('agent.stopped');
     // Its AWS calls got as far as the network (the endpoint is a closed port).
     expect(journal.join('\n')).toContain('ECONNREFUSED');
     expect(journal.join('\n')).not.toContain('uv_os_homedir');
