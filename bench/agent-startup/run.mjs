@@ -1,0 +1,272 @@
+#!/usr/bin/env node
+// Benchmark (not a test) of hanat-agent's start-up: bundle size, process start to
+// the first `route.claimed` log line, and RSS after 60 s of the loop, with IMDS and
+// EC2 answered on loopback. In the same run it times the original approach, a shell
+// script making the same calls through the AWS CLI, when `aws` is installed.
+//
+// Needs root: everything runs inside a network namespace this script creates (only
+// `lo` up, no route anywhere), so the agent's real kernel changes stay in there.
+//
+//   node scripts/build.mjs agent && node bench/agent-startup/run.mjs [--runs 5] [--rss-seconds 60] [--bundle PATH]
+//
+// Prints a summary and writes bench/results/agent-startup.json.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { IDENTITY, startEc2, startImds } from './fakes.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const out = join(root, 'bench/results/agent-startup.json');
+const { values: args } = parseArgs({
+  options: {
+    bundle: { type: 'string', default: join(root, 'packages/agent/dist/hanat-agent.cjs') },
+    runs: { type: 'string', default: '5' },
+    'rss-seconds': { type: 'string', default: '60' },
+    inside: { type: 'boolean', default: false },
+  },
+});
+const bundle = args.bundle;
+const RUNS = Number(args.runs);
+const RSS_SECONDS = Number(args['rss-seconds']);
+/** The heap hints docs/agent.md recommends for the systemd unit. */
+export const NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=64'];
+const TARGETS = { startToRouteClaimedMs: 600, rssMB: 90, bundleMB: 1.6 };
+
+if (args.inside) await inside();
+else await outside();
+
+/** Creates the namespace, re-runs this script inside it, removes the namespace. */
+async function outside() {
+  if (process.getuid?.() !== 0) fail('needs root: it runs the agent, which configures netfilter, inside a network namespace it creates');
+  if (!existsSync(bundle)) fail(`${bundle} is missing; run: node scripts/build.mjs agent`);
+  const ns = `hanat-bench-${randomBytes(3).toString('hex')}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, fileURLToPath(import.meta.url), '--inside', '--bundle', bundle, '--runs', String(RUNS), '--rss-seconds', String(RSS_SECONDS)], {
+      stdio: 'inherit',
+    });
+    const code = await new Promise((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
+    process.exitCode = code;
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+}
+
+async function inside() {
+  const imds = await startImds();
+  const ec2 = await startEc2();
+  const env = {
+    PATH: process.env.PATH,
+    HOME: '/nonexistent',
+    AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url,
+    AWS_ENDPOINT_URL: ec2.url,
+    // No credentials in the environment: the SDK's default chain gets them from (fake) IMDS, as on EC2.
+    AWS_CONFIG_FILE: '/nonexistent/config',
+    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials',
+  };
+  try {
+    const bytes = statSync(bundle).size;
+    log(`bundle: ${bundle} ${(bytes / 1024).toFixed(0)} KiB`);
+
+    const agentRuns = [];
+    for (let i = 0; i < RUNS; i++) {
+      resetHost();
+      ec2.reset();
+      const r = await timeAgent(env, NODE_FLAGS);
+      if (!ec2.state.calls.includes('ReplaceRoute') || ec2.state.routeEni !== IDENTITY.eniId) fail(`run ${i + 1}: the route was not pointed at the agent (calls: ${ec2.state.calls.join(', ')})`);
+      agentRuns.push(r);
+      log(`agent run ${i + 1}: start -> route.claimed ${r.ms.toFixed(0)} ms (agent.ready says ${r.readyMs} ms)`);
+    }
+
+    log(`steady state: running the loop for ${RSS_SECONDS} s, with and without heap hints ...`);
+    resetHost();
+    ec2.reset();
+    const [rssTuned, rssDefault] = await Promise.all([rssAfter(env, NODE_FLAGS, RSS_SECONDS), rssAfter(env, [], RSS_SECONDS)]);
+    log(`RSS after ${RSS_SECONDS} s: ${rssTuned.toFixed(1)} MB with ${NODE_FLAGS.join(' ')}, ${rssDefault.toFixed(1)} MB without`);
+
+    const cli = awsCli();
+    let cliRuns = [];
+    if (cli) {
+      for (let i = 0; i < Math.min(RUNS, 3); i++) {
+        resetHost();
+        ec2.reset();
+        const r = await timeShell(env, imds.url, ec2.url);
+        if (ec2.state.routeEni !== IDENTITY.eniId) fail('the AWS CLI script did not point the route');
+        cliRuns.push(r);
+        log(`shell + AWS CLI run ${i + 1}: start -> route replaced ${r.toFixed(0)} ms`);
+      }
+    } else {
+      log('aws CLI not installed: the shell-and-AWS-CLI comparison is skipped (Debian: apt-get install awscli)');
+    }
+    resetHost();
+
+    const agentMedian = median(agentRuns.map((r) => r.ms));
+    const cliMedian = cliRuns.length ? median(cliRuns) : undefined;
+    const result = {
+      date: new Date().toISOString(),
+      command: 'node scripts/build.mjs agent && node bench/agent-startup/run.mjs',
+      machine: { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, kernel: release() },
+      bundle: { path: bundle.startsWith(root) ? relative(root, bundle) : bundle, bytes, mb: round(bytes / 1e6, 3), targetMb: TARGETS.bundleMB, ok: bytes / 1e6 <= TARGETS.bundleMB },
+      startToRouteClaimedMs: {
+        median: round(agentMedian),
+        runs: agentRuns.map((r) => round(r.ms)),
+        nodeFlags: NODE_FLAGS,
+        target: TARGETS.startToRouteClaimedMs,
+        ok: agentMedian <= TARGETS.startToRouteClaimedMs,
+      },
+      rssAfterLoopMB: {
+        seconds: RSS_SECONDS,
+        withHeapHints: round(rssTuned, 1),
+        withoutHeapHints: round(rssDefault, 1),
+        nodeFlags: NODE_FLAGS,
+        target: TARGETS.rssMB,
+        ok: rssTuned <= TARGETS.rssMB,
+      },
+      shellAndAwsCli: cli
+        ? { awsCli: cli, medianMs: round(cliMedian), runs: cliRuns.map((r) => round(r)), ratio: round(cliMedian / agentMedian, 1) }
+        : { awsCli: null, note: 'aws not installed; comparison skipped' },
+    };
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    log(
+      `summary: bundle ${result.bundle.mb} MB, start -> route claimed ${result.startToRouteClaimedMs.median} ms, RSS ${result.rssAfterLoopMB.withHeapHints} MB` +
+        (cliMedian ? `; shell + AWS CLI ${round(cliMedian)} ms (${result.shellAndAwsCli.ratio}x slower)` : '') +
+        `; written to ${out}`,
+    );
+  } finally {
+    imds.close();
+    ec2.close();
+  }
+}
+
+/** Undoes the previous run's kernel changes in this namespace so every run starts from scratch. */
+function resetHost() {
+  try {
+    execFileSync('nft', ['delete', 'table', 'ip', 'hanat'], { stdio: 'ignore' });
+  } catch {
+    /* not there */
+  }
+  try {
+    execFileSync('iptables', ['-t', 'nat', '-F', 'POSTROUTING'], { stdio: 'ignore' }); // only the shell script's rules live in this namespace
+  } catch {
+    /* no iptables */
+  }
+  execFileSync('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=0']);
+}
+
+/** Starts the agent; resolves at its first route.claimed line with the elapsed time, then stops it. */
+function timeAgent(env, flags) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [...flags, bundle, 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let ms;
+    let readyMs;
+    let buf = '';
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.on('data', (d) => {
+      buf += d;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const ev = JSON.parse(line);
+        if (ev.event === 'route.claimed' && ms === undefined) ms = performance.now() - t0;
+        if (ev.event === 'agent.ready') {
+          readyMs = ev.durationMs;
+          child.kill('SIGTERM');
+        }
+      }
+    });
+    child.on('exit', (code) => (ms !== undefined ? resolve({ ms, readyMs }) : reject(new Error(`agent exited ${code} before claiming the route:\n${stderr}`))));
+  });
+}
+
+/** Runs the agent for `seconds`, returns its resident set size in MB. */
+function rssAfter(env, flags, seconds) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...flags, bundle, 'run'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    const timer = setTimeout(() => {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const kb = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]);
+      child.kill('SIGTERM');
+      resolve(kb / 1024);
+    }, seconds * 1000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0 && code !== null) reject(new Error(`agent exited ${code} during the RSS run`));
+    });
+  });
+}
+
+function awsCli() {
+  try {
+    return execFileSync('aws', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The original design's approach, with the same steps and calls as the agent:
+ * IMDSv2 through curl, kernel through sysctl and iptables, AWS through the CLI.
+ */
+function timeShell(env, imdsUrl, ec2Url) {
+  const m = IDENTITY;
+  const script = `set -eu
+md() { curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "${imdsUrl}/latest/meta-data/$1"; }
+TOKEN=$(curl -sf -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" "${imdsUrl}/latest/api/token")
+ID=$(md instance-id); REGION=$(md placement/region); MAC=$(md mac)
+ENI=$(md network/interfaces/macs/$MAC/interface-id); CIDRS=$(md network/interfaces/macs/$MAC/vpc-ipv4-cidr-blocks)
+IP=$(md local-ipv4); STACK=$(md tags/instance/hanat:stack); AZ=$(md tags/instance/hanat:az)
+sysctl -q -w net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0
+for c in $CIDRS; do iptables -t nat -A POSTROUTING -s "$c" ! -d "$c" -j MASQUERADE; done
+export AWS_DEFAULT_REGION=$REGION
+aws() { command aws --endpoint-url "${ec2Url}" --output text "$@"; }
+aws ec2 describe-instance-attribute --instance-id "$ID" --attribute sourceDestCheck >/dev/null
+aws ec2 modify-instance-attribute --instance-id "$ID" --no-source-dest-check
+ALLOC=$(aws ec2 describe-addresses --filters "Name=tag:hanat:stack,Values=$STACK" "Name=tag:hanat:az,Values=$AZ" --query 'Addresses[0].AllocationId')
+aws ec2 associate-address --allocation-id "$ALLOC" --network-interface-id "$ENI" --private-ip-address "$IP" --allow-reassociation >/dev/null
+RTB=$(aws ec2 describe-route-tables --filters "Name=tag:hanat:stack,Values=$STACK" "Name=tag:network,Values=private" "Name=tag:hanat:az,Values=$AZ" --query 'RouteTables[0].RouteTableId')
+aws ec2 replace-route --route-table-id "$RTB" --destination-cidr-block 0.0.0.0/0 --network-interface-id "$ENI"
+echo route.claimed
+aws ec2 create-tags --resources "$RTB" --tags "Key=hanat:owner,Value=$ID" "Key=hanat:owner-since,Value=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+`;
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn('bash', ['-c', script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let ms;
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.on('data', (d) => {
+      if (ms === undefined && String(d).includes('route.claimed')) ms = performance.now() - t0;
+    });
+    child.on('exit', (code) => (code === 0 && ms !== undefined ? resolve(ms) : reject(new Error(`the AWS CLI script failed (${code}):\n${stderr}`))));
+  });
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function round(x, digits = 0) {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+function log(msg) {
+  process.stderr.write(`bench agent-startup: ${msg}\n`);
+}
+
+function fail(msg) {
+  log(msg);
+  process.exit(1);
+}
