@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { defaultRoute, isPrivateTable, ownerTags, routeOwner, servingAz } from '../src/index.js';
+
+const tags = (o: Record<string, string>) => Object.entries(o).map(([Key, Value]) => ({ Key, Value }));
+
+describe('route ownership', () => {
+  it('serves a table from its own AZ unless hanat:override pins it elsewhere', () => {
+    expect(servingAz(tags({ 'hanat:az': 'us-east-1a' }))).toBe('us-east-1a');
+    expect(servingAz(tags({ 'hanat:az': 'us-east-1a', 'hanat:override': 'us-east-1b' }))).toBe('us-east-1b');
+    expect(servingAz(tags({ 'hanat:az': 'us-east-1a', 'hanat:override': ' ' }))).toBe('us-east-1a');
+    expect(servingAz(tags({ network: 'private' }))).toBeUndefined();
+  });
+
+  it('recognises private tables by the network tag', () => {
+    expect(isPrivateTable(tags({ network: 'private' }))).toBe(true);
+    expect(isPrivateTable(tags({ network: 'public' }))).toBe(false);
+  });
+
+  it('finds the default route among the others', () => {
+    const table = { Routes: [{ DestinationCidrBlock: '10.0.0.0/16', GatewayId: 'local' }, { DestinationCidrBlock: '0.0.0.0/0', NetworkInterfaceId: 'eni-1' }] };
+    expect(defaultRoute(table)).toEqual({ DestinationCidrBlock: '0.0.0.0/0', NetworkInterfaceId: 'eni-1' });
+    expect(defaultRoute({ Routes: [] })).toBeUndefined();
+  });
+
+  it('reads and writes the owner tags', () => {
+    const at = new Date('2030-01-01T00:00:00.000Z');
+    const written = ownerTags('i-0123456789abcdef0', at);
+    expect(written).toEqual([
+      { Key: 'hanat:owner', Value: 'i-0123456789abcdef0' },
+      { Key: 'hanat:owner-since', Value: '2030-01-01T00:00:00.000Z' },
+    ]);
+    expect(routeOwner(written)).toEqual({ instanceId: 'i-0123456789abcdef0', since: at.getTime() });
+    expect(routeOwner(tags({ 'hanat:owner': 'i-1', 'hanat:owner-since': 'yesterday' }))).toEqual({ instanceId: 'i-1', since: undefined });
+    expect(routeOwner(tags({}))).toBeUndefined();
+  });
+});
