@@ -24,7 +24,7 @@ function verb(argv: string[]): string {
   return `${argv[0]} ${argv[1]}`;
 }
 
-describe.runIf(canRun)('scripts/build-ami', () => {
+describe.runIf(canRun)('scripts/build-ami', { timeout: 60_000 }, () => {
   let work: string;
   let bin: string;
   let callLog: string;

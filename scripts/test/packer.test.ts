@@ -14,7 +14,7 @@ import { REPO, requireTools, run } from './support.js';
 const TEMPLATE = join(REPO, 'templates/packer/hanat-nat.pkr.hcl');
 const canRun = requireTools('packer template', ['packer']);
 
-describe.runIf(canRun)('templates/packer/hanat-nat.pkr.hcl', () => {
+describe.runIf(canRun)('templates/packer/hanat-nat.pkr.hcl', { timeout: 60_000 }, () => {
   let work: string;
   let bundle: string;
 

@@ -34,7 +34,7 @@ function modeOf(path: string): string {
   return (lstatSync(path).mode & 0o777).toString(8);
 }
 
-describe.runIf(canRun)('provision-nat.sh in a throw-away root', () => {
+describe.runIf(canRun)('provision-nat.sh in a throw-away root', { timeout: 60_000 }, () => {
   let work: string;
   let root: string;
   let bundle: string;

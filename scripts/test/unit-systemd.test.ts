@@ -84,7 +84,7 @@ interface Outcome {
   ruleset?: string | undefined;
 }
 
-describe.runIf(canRun)('hanat-agent.service under systemd (nspawn container)', () => {
+describe.runIf(canRun)('hanat-agent.service under systemd (nspawn container)', { timeout: 120_000 }, () => {
   let work: string;
 
   beforeEach(() => {
