@@ -72,11 +72,6 @@ export interface NftState {
   rules: NftRule[];
 }
 
-export interface KernelObservation {
-  sysctls: Record<string, string | undefined>;
-  nft: NftState;
-}
-
 export interface KernelReport {
   /** What was changed, human-readable; empty when nothing needed changing. */
   changes: string[];
@@ -115,43 +110,41 @@ export class Kernel {
     return all.filter((s) => !this.skipped.has(s.key));
   }
 
-  async observe(keys: readonly string[]): Promise<KernelObservation> {
-    const [sysctls, nft] = await Promise.all([this.readSysctls(keys), this.readNft()]);
-    return { sysctls, nft };
-  }
-
   /**
    * Observe, compare, apply the difference, read back. Throws KernelError when a
    * required setting does not hold afterwards.
    */
   async reconcile(target: KernelTarget): Promise<KernelReport> {
     const report: KernelReport = { changes: [], skipped: [] };
-    let wanted = await this.desiredSysctls(target);
-    const before = await this.observe([...wanted.map((s) => s.key), 'net.netfilter.nf_conntrack_count']);
 
-    const script = nftScript(before.nft, target.vpcCidrs);
-    this.warnForeignRules(before.nft);
+    // NAT table first: creating its nat chain is what loads conntrack on a fresh boot,
+    // and with it the net.netfilter sysctls read below.
+    const nft = await this.readNft();
+    const script = nftScript(nft, target.vpcCidrs);
+    this.warnForeignRules(nft);
     if (script.commands.length > 0) {
       const res = await this.run('nft', ['-f', '-'], script.commands.join('\n') + '\n');
       if (res.code !== 0) throw new KernelError(`nft could not apply hanat's NAT table: ${res.stderr.trim()}`);
       report.changes.push(...script.changes);
     }
 
+    let wanted = await this.desiredSysctls(target);
+    const before = await this.readSysctls(wanted.map((s) => s.key));
     // A missing optional sysctl (no conntrack in this kernel or namespace) is skipped, not retried.
     for (const s of wanted) {
-      if (before.sysctls[s.key] === undefined && !s.required) this.skip(s.key, 'not present on this host', report);
+      if (before[s.key] === undefined && !s.required) this.skip(s.key, 'not present on this host', report);
     }
     wanted = wanted.filter((s) => !this.skipped.has(s.key));
-    const missingRequired = wanted.filter((s) => s.required && before.sysctls[s.key] === undefined);
+    const missingRequired = wanted.filter((s) => s.required && before[s.key] === undefined);
     if (missingRequired.length > 0) throw new KernelError(`sysctl ${missingRequired.map((s) => s.key).join(', ')} not present; is this a Linux host with IPv4?`);
 
-    const toWrite = wanted.filter((s) => before.sysctls[s.key] !== s.value);
+    const toWrite = wanted.filter((s) => before[s.key] !== s.value);
     if (toWrite.length > 0) {
       const res = await this.run('sysctl', ['-w', ...toWrite.map((s) => `${s.key}=${s.value}`)]);
       const after = await this.readSysctls(toWrite.map((s) => s.key));
       for (const s of toWrite) {
         if (after[s.key] === s.value) {
-          report.changes.push(`sysctl ${s.key} ${before.sysctls[s.key]} -> ${s.value}`);
+          report.changes.push(`sysctl ${s.key} ${before[s.key]} -> ${s.value}`);
         } else if (!s.required) {
           this.skip(s.key, sysctlError(res.stderr, s.key) ?? `kernel kept ${after[s.key]}`, report);
         } else {
@@ -161,8 +154,7 @@ export class Kernel {
     }
 
     if (script.commands.length > 0) {
-      const nft = await this.readNft();
-      const left = nftScript(nft, target.vpcCidrs);
+      const left = nftScript(await this.readNft(), target.vpcCidrs);
       if (left.commands.length > 0) throw new KernelError(`hanat's NAT table still differs after applying it: ${left.changes.join('; ')}`);
     }
     return report;

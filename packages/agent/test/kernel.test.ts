@@ -95,6 +95,13 @@ describe('kernel NAT configuration', () => {
     expect(logs.lines.find((l) => l.event === 'kernel.sysctl_skipped')!.level).toBe(40);
   });
 
+  it('sizes conntrack on a fresh boot, where conntrack loads with the NAT chain', async () => {
+    host.conntrackLoadsWithNat = true;
+    const report = await kernel.reconcile(target);
+    expect(report.skipped).toEqual([]);
+    expect(host.sysctls.get('net.netfilter.nf_conntrack_tcp_timeout_established')).toBe(String(TCP_ESTABLISHED_TIMEOUT_S));
+  });
+
   it('skips conntrack sysctls a kernel without conntrack does not have', async () => {
     for (const k of [...host.sysctls.keys()]) if (k.startsWith('net.netfilter.')) host.sysctls.delete(k);
     const report = await kernel.reconcile(target);

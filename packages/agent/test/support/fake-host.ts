@@ -42,6 +42,8 @@ export class FakeHost {
   readonly tables = new Map<string, FakeNftTable>();
   memTotalKb = 482_000;
   private nextHandle = 1;
+  /** Like a fresh boot: the net.netfilter sysctls appear only once a nat chain loaded conntrack. */
+  conntrackLoadsWithNat = false;
   /** When set, `nft` fails with this stderr. */
   nftBroken: string | undefined;
 
@@ -69,13 +71,18 @@ export class FakeHost {
     return this.tables.get('ip hanat');
   }
 
+  private has(key: string): boolean {
+    if (this.conntrackLoadsWithNat && key.startsWith('net.netfilter.') && !this.hanat()?.chain) return false;
+    return this.sysctls.has(key);
+  }
+
   private sysctl(args: string[]): ExecResult {
     let out = '';
     let err = '';
     if (args[0] === '-w') {
       for (const kv of args.slice(1)) {
         const [k, v] = kv.split('=') as [string, string];
-        if (!this.sysctls.has(k)) err += `sysctl: cannot stat /proc/sys/${k.replaceAll('.', '/')}: No such file or directory\n`;
+        if (!this.has(k)) err += `sysctl: cannot stat /proc/sys/${k.replaceAll('.', '/')}: No such file or directory\n`;
         else if (this.readOnly.has(k)) err += `sysctl: setting key "${k}": Invalid argument\n`;
         else {
           this.sysctls.set(k, v);
@@ -86,7 +93,7 @@ export class FakeHost {
     }
     let code = 0;
     for (const k of args) {
-      const v = this.sysctls.get(k);
+      const v = this.has(k) ? this.sysctls.get(k) : undefined;
       if (v === undefined) {
         err += `sysctl: cannot stat /proc/sys/${k.replaceAll('.', '/')}: No such file or directory\n`;
         code = 255;
