@@ -102,7 +102,13 @@ export class Imds {
     const parts = path.replace(/^\/latest\/?/, '').split('/');
     const wantsDir = path.endsWith('/');
     let node: Tree | string = tree;
-    for (const p of parts.filter((x) => x !== '')) {
+    for (const raw of parts.filter((x) => x !== '')) {
+      let p: string;
+      try {
+        p = decodeURIComponent(raw);
+      } catch {
+        return notFound;
+      }
       if (typeof node === 'string') return notFound;
       const next: Tree | string | undefined = node[p];
       if (next === undefined) return notFound;

@@ -24,7 +24,7 @@ export interface Harness {
 }
 
 export async function startLab(opts: EmulatorOptions & { maxAttempts?: number } = {}): Promise<Harness> {
-  const emu = createEmulator(opts);
+  const emu = createEmulator({ log: (m) => console.error(`emulator: ${m}`), ...opts });
   const { url } = await emu.listen({ host: '127.0.0.1', port: 0 });
   const region = opts.region ?? 'us-east-1';
   const made: { destroy(): void }[] = [];

@@ -69,6 +69,8 @@ export interface Group {
   retryCancel?: (() => void) | undefined;
   /** Launch attempts in flight (instance not yet created). */
   launching: number;
+  /** The subnet each in-flight launch will try first, for AZ balance. */
+  launchingIn: string[];
 }
 
 export interface GroupSpec {
@@ -172,6 +174,7 @@ export class AutoScaling {
       capacityRebalance: spec.capacityRebalance ?? false,
       retryAt: 0,
       launching: 0,
+      launchingIn: [],
     };
     this.groups.set(group.name, group);
     this.reconcile(group);
@@ -357,19 +360,30 @@ export class AutoScaling {
   private subnetsByBalance(g: Group): string[] {
     const count = new Map<string, number>();
     for (const m of g.instances.values()) if (m.lifecycle === 'Pending' || m.lifecycle === 'InService') count.set(m.az, (count.get(m.az) ?? 0) + 1);
+    for (const s of g.launchingIn) {
+      const az = this.ec2.subnets.get(s)?.az ?? '';
+      count.set(az, (count.get(az) ?? 0) + 1);
+    }
     return [...g.subnets].sort((a, b) => (count.get(this.ec2.subnets.get(a)?.az ?? '') ?? 0) - (count.get(this.ec2.subnets.get(b)?.az ?? '') ?? 0));
   }
 
   private launch(g: Group): void {
     const cause = `At ${new Date(this.env.clock.now()).toISOString()} an instance was started in response to a difference between desired and actual capacity, increasing the capacity from ${g.instances.size} to ${g.desired}.`;
     const activity = this.startActivity(g, 'Launching a new EC2 instance', cause);
+    const subnets = this.subnetsByBalance(g);
+    const first = subnets[0]!;
     g.launching++;
+    g.launchingIn.push(first);
+    const settled = () => {
+      g.launching--;
+      g.launchingIn.splice(g.launchingIn.indexOf(first), 1);
+    };
     void (async () => {
       let instance: Instance | undefined;
       try {
-        instance = await this.createInstance(g);
+        instance = await this.createInstance(g, subnets);
       } catch (err) {
-        g.launching--;
+        settled();
         const message = err instanceof Error ? err.message : String(err);
         activity.description = 'Launching a new EC2 instance.  Status Reason: ' + message;
         this.finishActivity(activity, 'Failed', `${message} Launching EC2 instance failed.`);
@@ -377,7 +391,7 @@ export class AutoScaling {
         this.backOff(g);
         return;
       }
-      g.launching--;
+      settled();
       activity.description = `Launching a new EC2 instance: ${instance.id}`;
       const member: GroupInstance = {
         instanceId: instance.id,
@@ -416,14 +430,16 @@ export class AutoScaling {
     this.reconcile(g);
   }
 
-  private async createInstance(g: Group): Promise<Instance> {
+  private async createInstance(g: Group, subnets: string[]): Promise<Instance> {
     const lt = this.ec2.launchTemplate({ id: g.launchTemplate.id, name: g.launchTemplate.name });
     const version = this.ec2.launchTemplateVersion(lt, g.launchTemplate.version);
     const data: LaunchTemplateData = version.data;
     const nic = (data.NetworkInterfaces as Record<string, unknown>[] | undefined)?.find((n) => Number(n.DeviceIndex ?? 0) === 0);
     const tags: Tags = new Map();
+    const interfaceTags: Tags = new Map();
     for (const spec of (data.TagSpecifications as { ResourceType?: string; Tags?: { Key?: string; Value?: string }[] }[] | undefined) ?? []) {
       if (spec.ResourceType === 'instance') for (const [k, v] of tagsFromList(spec.Tags)) tags.set(k, v);
+      if (spec.ResourceType === 'network-interface') for (const [k, v] of tagsFromList(spec.Tags)) interfaceTags.set(k, v);
     }
     for (const t of g.tags) if (t.propagateAtLaunch) tags.set(t.key, t.value);
     tags.set('aws:autoscaling:groupName', g.name);
@@ -433,7 +449,7 @@ export class AutoScaling {
     const profile = data.IamInstanceProfile as { Arn?: string; Name?: string } | undefined;
     const imageId = await this.resolveImage(String(data.ImageId ?? ''));
     let lastError: unknown;
-    for (const subnetId of this.subnetsByBalance(g)) {
+    for (const subnetId of subnets) {
       try {
         return this.ec2.launchInstance({
           subnetId,
@@ -451,6 +467,7 @@ export class AutoScaling {
           securityGroupIds: (nic?.Groups as string[] | undefined) ?? (data.SecurityGroupIds as string[] | undefined),
           associatePublicIp: nic?.AssociatePublicIpAddress === undefined ? undefined : String(nic.AssociatePublicIpAddress) === 'true',
           tags,
+          interfaceTags,
           launchTemplate: { id: lt.id, name: lt.name, version: String(version.number) },
         });
       } catch (err) {

@@ -3,7 +3,7 @@
  * operation; each validates its input the way EC2 does and delegates to the
  * region's Ec2 state. Describe filters are tables of extractors (filters.ts).
  */
-import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import * as ec2sdk from '@aws-sdk/client-ec2';
 import type * as T from '@aws-sdk/client-ec2';
 import { AwsError, invalidParameterValue, missingParameter } from '../errors.js';
@@ -653,7 +653,7 @@ const ops: OpDef[] = [
     if (!input.KeyName) throw missingParameter('KeyName');
     const type = input.KeyType === 'ed25519' ? 'ed25519' : 'rsa';
     const pair = type === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const pub = createPublicKey(pair.publicKey).export({ format: 'der', type: 'spki' }).toString('base64');
+    const pub = pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64');
     const k = ec2.importKeyPair(input.KeyName, pub, sshFingerprint(pub), type, specTags(input.TagSpecifications, 'key-pair'));
     const pem = pair.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     return { KeyFingerprint: k.fingerprint, KeyName: k.name, KeyPairId: k.id, KeyMaterial: pem, Tags: renderKeyPair(ec2, k).Tags };
@@ -732,6 +732,31 @@ const ops: OpDef[] = [
       fields: { 'launch-template-name': (t) => t.name, 'create-time': (t) => t.created.toISOString() },
     });
     return { LaunchTemplates: filtered.map((t) => renderLaunchTemplate(ec2, t)) };
+  }),
+
+  op<T.CreateLaunchTemplateCommandInput, Out<T.CreateLaunchTemplateCommandOutput>>(ec2sdk.CreateLaunchTemplate$, (input, ctx) => {
+    const ec2 = ec2Of(ctx);
+    if (!input.LaunchTemplateName) throw missingParameter('LaunchTemplateName');
+    if (!input.LaunchTemplateData) throw missingParameter('LaunchTemplateData');
+    const lt = ec2.createLaunchTemplate(input.LaunchTemplateName, input.LaunchTemplateData as Record<string, unknown>, specTags(input.TagSpecifications, 'launch-template'), input.VersionDescription);
+    return { LaunchTemplate: renderLaunchTemplate(ec2, lt) };
+  }),
+
+  op<T.CreateLaunchTemplateVersionCommandInput, Out<T.CreateLaunchTemplateVersionCommandOutput>>(ec2sdk.CreateLaunchTemplateVersion$, (input, ctx) => {
+    const ec2 = ec2Of(ctx);
+    const lt = ec2.launchTemplate({ id: input.LaunchTemplateId, name: input.LaunchTemplateName });
+    let data = (input.LaunchTemplateData ?? {}) as Record<string, unknown>;
+    if (input.SourceVersion) data = { ...ec2.launchTemplateVersion(lt, input.SourceVersion).data, ...data };
+    const v = ec2.createLaunchTemplateVersion(lt.id, data, input.VersionDescription);
+    return { LaunchTemplateVersion: renderLaunchTemplateVersion(ec2, lt, v.number) };
+  }),
+
+  op<T.DeleteLaunchTemplateCommandInput, Out<T.DeleteLaunchTemplateCommandOutput>>(ec2sdk.DeleteLaunchTemplate$, (input, ctx) => {
+    const ec2 = ec2Of(ctx);
+    const lt = ec2.launchTemplate({ id: input.LaunchTemplateId, name: input.LaunchTemplateName });
+    const rendered = renderLaunchTemplate(ec2, lt);
+    ec2.deleteLaunchTemplate(lt.id);
+    return { LaunchTemplate: rendered };
   }),
 
   op<T.DescribeLaunchTemplateVersionsCommandInput, Out<T.DescribeLaunchTemplateVersionsCommandOutput>>(ec2sdk.DescribeLaunchTemplateVersions$, (input, ctx) => {

@@ -184,6 +184,8 @@ export interface LaunchRequest {
   securityGroupIds?: string[] | undefined;
   associatePublicIp?: boolean | undefined;
   tags?: Tags | undefined;
+  /** Tags for the primary network interface (TagSpecifications of type network-interface). */
+  interfaceTags?: Tags | undefined;
   launchTemplate?: { id: string; name: string; version: string } | undefined;
   clientToken?: string | undefined;
 }
@@ -975,6 +977,7 @@ export class Ec2 {
     };
     this.instances.set(id, instance);
     if (req.tags?.size) this.setTags(id, req.tags);
+    if (req.interfaceTags?.size) this.setTags(eni.id, req.interfaceTags);
     env.changed();
     return instance;
   }

@@ -1,0 +1,266 @@
+/**
+ * Auto Scaling through the real SDK, with the emulator on a manual clock so
+ * boot delays and retries are driven by the test, not slept through.
+ */
+import {
+  CreateAutoScalingGroupCommand,
+  DeleteAutoScalingGroupCommand,
+  DescribeAutoScalingGroupsCommand,
+  DescribeAutoScalingInstancesCommand,
+  DescribeScalingActivitiesCommand,
+  SetInstanceHealthCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
+  UpdateAutoScalingGroupCommand,
+} from '@aws-sdk/client-auto-scaling';
+import { CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVpcCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { InstanceLauncher, LaunchSpec } from '../src/contract.js';
+import { ManualClock } from '../src/emulator/index.js';
+import { eventually, rejection, startLab, type Harness } from './emulator/helpers.js';
+
+const BOOT_DELAY = 30_000;
+
+class RecordingLauncher implements InstanceLauncher {
+  launched: LaunchSpec[] = [];
+  terminated: string[] = [];
+  failNext = 0;
+  launch(spec: LaunchSpec): Promise<void> {
+    if (this.failNext > 0) {
+      this.failNext--;
+      return Promise.reject(new Error('namespace could not be created'));
+    }
+    this.launched.push(spec);
+    return Promise.resolve();
+  }
+  terminate(instanceId: string): Promise<void> {
+    this.terminated.push(instanceId);
+    return Promise.resolve();
+  }
+}
+
+let h: Harness;
+let clock: ManualClock;
+let launcher: RecordingLauncher;
+let subnetA: string;
+let subnetB: string;
+
+beforeEach(async () => {
+  clock = new ManualClock();
+  launcher = new RecordingLauncher();
+  h = await startLab({ clock, launcher, bootDelayMs: BOOT_DELAY });
+  const vpc = (await h.ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }))).Vpc!;
+  subnetA = (await h.ec2.send(new CreateSubnetCommand({ VpcId: vpc.VpcId, CidrBlock: '10.0.0.0/24', AvailabilityZone: 'us-east-1a' }))).Subnet!.SubnetId!;
+  subnetB = (await h.ec2.send(new CreateSubnetCommand({ VpcId: vpc.VpcId, CidrBlock: '10.0.1.0/24', AvailabilityZone: 'us-east-1b' }))).Subnet!.SubnetId!;
+  await h.ec2.send(
+    new CreateLaunchTemplateCommand({
+      LaunchTemplateName: 'nat',
+      LaunchTemplateData: {
+        ImageId: 'resolve:ssm:/hanat/ami/arm64',
+        InstanceType: 't4g.nano',
+        UserData: Buffer.from('#!/bin/sh\nexec hanat-agent\n').toString('base64'),
+        NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: true }],
+        MetadataOptions: { HttpTokens: 'required', InstanceMetadataTags: 'enabled' },
+        TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'hanat:stack', Value: 'lab' }] }],
+      },
+    }),
+  );
+});
+afterEach(async () => {
+  await h.close();
+});
+
+async function createGroup(name: string, subnets: string[], extra: { min?: number; max?: number; desired?: number; grace?: number } = {}) {
+  await h.asg.send(
+    new CreateAutoScalingGroupCommand({
+      AutoScalingGroupName: name,
+      LaunchTemplate: { LaunchTemplateName: 'nat', Version: '$Latest' },
+      MinSize: extra.min ?? 1,
+      MaxSize: extra.max ?? 1,
+      DesiredCapacity: extra.desired ?? 1,
+      VPCZoneIdentifier: subnets.join(','),
+      HealthCheckGracePeriod: extra.grace ?? 0,
+      Tags: [
+        { Key: 'hanat:az', Value: 'us-east-1a', PropagateAtLaunch: true },
+        { Key: 'group-only', Value: 'x', PropagateAtLaunch: false },
+      ],
+    }),
+  );
+}
+
+async function group(name: string) {
+  return (await h.asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }))).AutoScalingGroups![0]!;
+}
+
+async function instanceStates(): Promise<Record<string, string>> {
+  const out = await h.ec2.send(new DescribeInstancesCommand({}));
+  return Object.fromEntries(out.Reservations!.flatMap((r) => r.Instances!).map((i) => [i.InstanceId!, i.State!.Name!]));
+}
+
+/** Advances the clock past the boot delay and waits for the group to be in service. */
+async function boot(name: string, count = 1) {
+  await clock.advance(BOOT_DELAY);
+  return eventually(async () => {
+    const g = await group(name);
+    const inService = g.Instances!.filter((i) => i.LifecycleState === 'InService');
+    return inService.length === count ? g : undefined;
+  }, 3000, `${name} in service`);
+}
+
+describe('launching', () => {
+  it('holds a new instance pending for the boot delay, then launches it through the launcher', async () => {
+    await createGroup('nat-a', [subnetA]);
+    const pending = await group('nat-a');
+    expect(pending.Instances).toHaveLength(1);
+    expect(pending.Instances![0]!.LifecycleState).toBe('Pending');
+    const id = pending.Instances![0]!.InstanceId!;
+    expect((await instanceStates())[id]).toBe('pending');
+    expect(launcher.launched).toEqual([]);
+
+    await clock.advance(BOOT_DELAY - 1);
+    expect(launcher.launched).toEqual([]);
+    const g = await boot('nat-a');
+    expect(g.Instances![0]).toMatchObject({ InstanceId: id, LifecycleState: 'InService', HealthStatus: 'Healthy', AvailabilityZone: 'us-east-1a' });
+    expect((await instanceStates())[id]).toBe('running');
+
+    expect(launcher.launched).toHaveLength(1);
+    const spec = launcher.launched[0]!;
+    expect(spec).toMatchObject({ instanceId: id, az: 'us-east-1a', subnetId: subnetA, subnetCidr: '10.0.0.0/24', privateIp: '10.0.0.10', vpcCidrs: ['10.0.0.0/16'], userData: '#!/bin/sh\nexec hanat-agent\n' });
+    expect(spec.tags).toMatchObject({ 'hanat:stack': 'lab', 'hanat:az': 'us-east-1a', 'aws:autoscaling:groupName': 'nat-a' });
+    expect(spec.tags['group-only']).toBeUndefined();
+
+    const inst = (await h.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!;
+    expect(inst.SourceDestCheck).toBe(true);
+    expect(inst.PublicIpAddress).toMatch(/^198\.19\./);
+    expect(inst.ImageId).toBe('ami-0a1b2c3d4e5f60001');
+    expect(inst.NetworkInterfaces![0]!.MacAddress).toBe(spec.mac);
+  });
+
+  it('spreads instances over the group\'s subnets and follows desired capacity', async () => {
+    await createGroup('nat', [subnetA, subnetB], { min: 1, max: 3, desired: 2 });
+    const g = await boot('nat', 2);
+    expect(g.Instances!.map((i) => i.AvailabilityZone).sort()).toEqual(['us-east-1a', 'us-east-1b']);
+    await h.asg.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: 'nat', DesiredCapacity: 1 }));
+    await eventually(async () => ((await group('nat')).Instances!.length === 1 ? true : undefined), 3000, 'scale in');
+    const bad = await rejection(h.asg.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: 'nat', DesiredCapacity: 5 })));
+    expect(bad.name).toBe('ValidationError');
+    expect(bad.message).toBe('Desired capacity:5 must be between the specified min size:1 and max size:3');
+    const missing = await rejection(h.asg.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: 'nope', DesiredCapacity: 1 })));
+    expect(missing.name).toBe('ValidationError');
+  });
+
+  it('retries a launch that failed because the zone had no capacity, once the zone recovers', async () => {
+    h.emu.blockLaunches('us-east-1a');
+    await createGroup('nat-a', [subnetA]);
+    const failed = await eventually(async () => {
+      const acts = (await h.asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: 'nat-a' }))).Activities!;
+      return acts.find((a) => a.StatusCode === 'Failed');
+    }, 3000, 'failed activity');
+    expect(failed.StatusMessage).toContain('We currently do not have sufficient t4g.nano capacity in the Availability Zone you requested (us-east-1a)');
+    expect((await group('nat-a')).Instances).toEqual([]);
+    h.emu.blockLaunches('us-east-1a', false);
+    await clock.advance(1000);
+    await eventually(async () => ((await group('nat-a')).Instances!.length === 1 ? true : undefined), 3000, 'retried launch');
+    await boot('nat-a');
+  });
+
+  it('terminates an instance the launcher could not start, and launches another', async () => {
+    launcher.failNext = 1;
+    await createGroup('nat-a', [subnetA]);
+    const first = (await group('nat-a')).Instances![0]!.InstanceId!;
+    await clock.advance(BOOT_DELAY);
+    await eventually(async () => ((await instanceStates())[first] === 'terminated' ? true : undefined), 3000, 'failed instance terminated');
+    await clock.advance(1000);
+    const g = await boot('nat-a');
+    expect(g.Instances![0]!.InstanceId).not.toBe(first);
+  });
+});
+
+describe('replacement', () => {
+  it('replaces an instance marked Unhealthy: terminate, then a new one after the boot delay', async () => {
+    await createGroup('nat-a', [subnetA]);
+    const old = (await boot('nat-a')).Instances![0]!.InstanceId!;
+    await h.asg.send(new SetInstanceHealthCommand({ InstanceId: old, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false }));
+    await eventually(async () => ((await instanceStates())[old] === 'terminated' ? true : undefined), 3000, 'unhealthy instance terminated');
+    expect(launcher.terminated).toContain(old);
+
+    const replacing = await eventually(async () => {
+      const g = await group('nat-a');
+      return g.Instances!.length === 1 && g.Instances![0]!.InstanceId !== old ? g : undefined;
+    });
+    const fresh = replacing.Instances![0]!.InstanceId!;
+    expect(replacing.Instances![0]!.LifecycleState).toBe('Pending');
+    expect(launcher.launched.map((s) => s.instanceId)).toEqual([old]);
+
+    await boot('nat-a');
+    expect(launcher.launched.map((s) => s.instanceId)).toEqual([old, fresh]);
+    const asgInstances = await h.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [fresh] }));
+    expect(asgInstances.AutoScalingInstances![0]).toMatchObject({ AutoScalingGroupName: 'nat-a', LifecycleState: 'InService', HealthStatus: 'HEALTHY' });
+  });
+
+  it('ignores Unhealthy during the grace period when asked to respect it', async () => {
+    await createGroup('nat-a', [subnetA], { grace: 300 });
+    const id = (await boot('nat-a')).Instances![0]!.InstanceId!;
+    await h.asg.send(new SetInstanceHealthCommand({ InstanceId: id, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: true }));
+    expect((await group('nat-a')).Instances![0]).toMatchObject({ InstanceId: id, HealthStatus: 'Healthy' });
+    const missing = await rejection(h.asg.send(new SetInstanceHealthCommand({ InstanceId: 'i-0123456789abcdef0', HealthStatus: 'Unhealthy' })));
+    expect(missing.name).toBe('ValidationError');
+  });
+
+  it('replaces an instance that died outside its control', async () => {
+    await createGroup('nat-a', [subnetA]);
+    const old = (await boot('nat-a')).Instances![0]!.InstanceId!;
+    await h.emu.terminateInstance(old);
+    const g = await eventually(async () => {
+      const x = await group('nat-a');
+      return x.Instances!.length === 1 && x.Instances![0]!.InstanceId !== old ? x : undefined;
+    }, 3000, 'replacement');
+    expect(g.Instances![0]!.LifecycleState).toBe('Pending');
+    await boot('nat-a');
+  });
+
+  it('terminates in the group with and without decrementing desired capacity', async () => {
+    await createGroup('nat-a', [subnetA], { min: 0, max: 2, desired: 1 });
+    const old = (await boot('nat-a')).Instances![0]!.InstanceId!;
+    const replaced = await h.asg.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: old, ShouldDecrementDesiredCapacity: false }));
+    expect(replaced.Activity).toMatchObject({ AutoScalingGroupName: 'nat-a', StatusCode: 'InProgress', Description: `Terminating EC2 instance: ${old}` });
+    const g = await boot('nat-a');
+    const second = g.Instances![0]!.InstanceId!;
+    expect(second).not.toBe(old);
+    await h.asg.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: second, ShouldDecrementDesiredCapacity: true }));
+    await eventually(async () => ((await group('nat-a')).Instances!.length === 0 ? true : undefined), 3000, 'group empty');
+    expect((await group('nat-a')).DesiredCapacity).toBe(0);
+  });
+
+  it('refuses to shrink below the minimum size', async () => {
+    await createGroup('nat-a', [subnetA]);
+    const id = (await boot('nat-a')).Instances![0]!.InstanceId!;
+    const err = await rejection(h.asg.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: id, ShouldDecrementDesiredCapacity: true })));
+    expect(err.name).toBe('ValidationError');
+    expect(err.message).toContain("Currently, desiredSize equals minSize (1). Terminating instance without replacement will violate group's min size constraint.");
+  });
+});
+
+describe('describing and deleting groups', () => {
+  it('filters groups by tag and ignores unknown names', async () => {
+    await createGroup('nat-a', [subnetA]);
+    const byTag = await h.asg.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: 'tag:hanat:az', Values: ['us-east-1a'] }] }));
+    expect(byTag.AutoScalingGroups!.map((g) => g.AutoScalingGroupName)).toEqual(['nat-a']);
+    const g = byTag.AutoScalingGroups![0]!;
+    expect(g).toMatchObject({ MinSize: 1, MaxSize: 1, DesiredCapacity: 1, VPCZoneIdentifier: subnetA, AvailabilityZones: ['us-east-1a'], HealthCheckType: 'EC2', LaunchTemplate: { LaunchTemplateName: 'nat', Version: '$Latest' } });
+    expect(g.Tags).toEqual(expect.arrayContaining([{ ResourceId: 'nat-a', ResourceType: 'auto-scaling-group', Key: 'hanat:az', Value: 'us-east-1a', PropagateAtLaunch: true }]));
+    const none = await h.asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['nope'] }));
+    expect(none.AutoScalingGroups).toEqual([]);
+    const dup = await rejection(createGroup('nat-a', [subnetA]));
+    expect(dup.name).toBe('AlreadyExistsFault');
+  });
+
+  it('deletes a group only with ForceDelete while it has instances', async () => {
+    await createGroup('nat-a', [subnetA]);
+    const id = (await boot('nat-a')).Instances![0]!.InstanceId!;
+    const busy = await rejection(h.asg.send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: 'nat-a' })));
+    expect(busy.name).toBe('ResourceInUseFault');
+    await h.asg.send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: 'nat-a', ForceDelete: true }));
+    await eventually(async () => ((await h.asg.send(new DescribeAutoScalingGroupsCommand({}))).AutoScalingGroups!.length === 0 ? true : undefined), 3000, 'group deleted');
+    expect((await instanceStates())[id]).toBe('terminated');
+  });
+});
