@@ -2,9 +2,14 @@
  * scripts/build-ami with stand-ins for the AWS CLI and Packer on PATH: the
  * calls it makes, in order, and what it prints. Nothing reaches AWS. The
  * stand-in Packer hands `validate` to the real Packer, so the variables
- * build-ami passes are checked against the real template.
+ * build-ami passes are checked against the real template. A last suite runs
+ * the real AWS CLI against a recorder on loopback, to check what its calls
+ * put on the wire.
  */
+import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -210,5 +215,102 @@ esac
     expect(r.stderr).toContain('apt-get install packer');
     expect(r.stderr).toContain('https://developer.hashicorp.com/packer/install');
     expect(calls()).toEqual([]);
+  });
+});
+
+interface Recorded {
+  target: string;
+  region: string | undefined;
+  body: string;
+}
+
+/** Answers EC2 (query/XML) and SSM (JSON) calls on loopback and records them. */
+function awsRecorder(published: string): { server: Server; requests: Recorded[] } {
+  const requests: Recorded[] = [];
+  const server = createServer((req: IncomingMessage, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+    req.on('end', () => {
+      const region = /Credential=[^/]+\/\d+\/([^/]+)\//.exec(req.headers.authorization ?? '')?.[1];
+      const target = String(req.headers['x-amz-target'] ?? new URLSearchParams(body).get('Action') ?? '?');
+      requests.push({ target, region, body });
+      if (target === 'ModifyImageAttribute') {
+        res.setHeader('content-type', 'text/xml');
+        res.end('<?xml version="1.0" encoding="UTF-8"?><ModifyImageAttributeResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-1</requestId><return>true</return></ModifyImageAttributeResponse>');
+        return;
+      }
+      res.setHeader('content-type', 'application/x-amz-json-1.1');
+      if (target === 'AmazonSSM.PutParameter') return res.end('{"Version":2,"Tier":"Standard"}');
+      if (target === 'AmazonSSM.GetParameter') {
+        const name = (JSON.parse(body) as { Name: string }).Name;
+        const value = name.startsWith('/hanat/ami/') ? published : SOURCE_AMI;
+        return res.end(JSON.stringify({ Parameter: { Name: name, Type: 'String', Value: value, Version: 1, DataType: 'aws:ec2:image' } }));
+      }
+      res.statusCode = 400;
+      res.end('{"__type":"UnknownOperationException"}');
+    });
+  });
+  return { server, requests };
+}
+
+const realAws = canRun && requireTools('build-ami with the real AWS CLI', ['aws']);
+
+describe.runIf(realAws)('scripts/build-ami with the real AWS CLI against a loopback recorder', { timeout: 120_000 }, () => {
+  let work: string;
+  let recorder: ReturnType<typeof awsRecorder>;
+  let port: number;
+
+  beforeEach(async () => {
+    work = mkdtempSync(join(tmpdir(), 'hanat-build-ami-cli-'));
+    recorder = awsRecorder(BUILT_AMI);
+    await new Promise<void>((resolve) => recorder.server.listen(0, '127.0.0.1', resolve));
+    port = (recorder.server.address() as AddressInfo).port;
+  });
+
+  afterEach(async () => {
+    await new Promise((resolve) => recorder.server.close(resolve));
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('sends the source lookup, ImdsSupport v2.0 and the aws:ec2:image parameter with the right fields', async () => {
+    const bin = join(work, 'bin');
+    mkdirSync(bin);
+    const bundle = join(work, 'hanat-agent.cjs');
+    writeFileSync(bundle, '"use strict";\n');
+    // The real CLI, pinned to the recorder whatever its version does with AWS_ENDPOINT_URL.
+    const aws = run('sh', ['-c', 'command -v aws']).stdout.trim();
+    writeFileSync(join(bin, 'aws'), `#!/bin/sh\nexec '${aws}' --endpoint-url http://127.0.0.1:${port} "$@"\n`);
+    writeFileSync(
+      join(bin, 'packer'),
+      `#!/bin/sh
+case "$1" in
+  version) echo "Packer v1.6.6" ;;
+  validate) exec /usr/bin/packer "$@" ;;
+  build) echo "1700000002,amazon-ebs.nat,artifact,0,id,eu-west-1:${BUILT_AMI}" ;;
+esac
+`,
+    );
+    chmodSync(join(bin, 'aws'), 0o755);
+    chmodSync(join(bin, 'packer'), 0o755);
+
+    const env = testEnv({ PATH: `${bin}:${process.env.PATH}`, AWS_MAX_ATTEMPTS: '1', AWS_PAGER: '' });
+    const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile('bash', [SCRIPT, '--arch', 'arm64', '--region', 'eu-west-1', '--bundle', bundle], { env, cwd: REPO }, (err, stdout, stderr) =>
+        resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    expect(result.stderr).toContain(`published ${BUILT_AMI}`);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(`${BUILT_AMI}\n`);
+
+    const reqs = recorder.requests;
+    expect(reqs.map((r) => r.target)).toEqual(['AmazonSSM.GetParameter', 'ModifyImageAttribute', 'AmazonSSM.PutParameter', 'AmazonSSM.GetParameter']);
+    expect(reqs.every((r) => r.region === 'eu-west-1')).toBe(true);
+    expect(JSON.parse(reqs[0]!.body)).toEqual({ Name: '/aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-default-arm64' });
+    const modify = new URLSearchParams(reqs[1]!.body);
+    expect(modify.get('ImageId')).toBe(BUILT_AMI);
+    expect(modify.get('ImdsSupport.Value')).toBe('v2.0');
+    expect(JSON.parse(reqs[2]!.body)).toMatchObject({ Name: '/hanat/ami/arm64', Type: 'String', DataType: 'aws:ec2:image', Overwrite: true, Value: BUILT_AMI });
+    expect(JSON.parse(reqs[3]!.body)).toEqual({ Name: '/hanat/ami/arm64' });
   });
 });
