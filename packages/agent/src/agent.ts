@@ -246,7 +246,14 @@ export class Agent {
 
   private async refreshCidrs(): Promise<void> {
     this.cidrsDue = this.clock.now() + this.config.recheckIntervalMs;
-    const text = await this.deps.imds!.get(`network/interfaces/macs/${this.id.mac}/vpc-ipv4-cidr-blocks`);
+    let text: string;
+    try {
+      text = await this.deps.imds!.get(`network/interfaces/macs/${this.id.mac}/vpc-ipv4-cidr-blocks`);
+    } catch (err) {
+      // An IMDS hiccup must not fail the kernel check: keep the CIDRs we have and try again next period.
+      this.logs.kernel.warn({ event: 'imds.unavailable', err }, `could not re-read the VPC CIDRs: ${errorMessage(err)}`);
+      return;
+    }
     const cidrs = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
     if (cidrs.length === 0 || !cidrs.every(isIpv4Cidr)) {
       this.logs.kernel.warn({ event: 'imds.invalid', cidrs: text.slice(0, 200) }, 'IMDS returned unusable VPC CIDRs; keeping the previous ones');

@@ -301,7 +301,7 @@ describe('failures', () => {
     const exit = running!;
     await clock.idle();
     await clock.advance(clock.nextWakeIn()!);
-    clock.advance(clock.nextWakeIn()!).catch(() => {});
+    clock.tick(clock.nextWakeIn()!);
     expect(await exit).toBe(1);
     expect(logs.lines.filter((l) => l.event === 'kernel.failed')).toHaveLength(3);
     expect(logs.events()).toContain('agent.giving_up');
@@ -356,6 +356,36 @@ describe('the loop', () => {
     for (let t = 0; t < CONFIG.recheckIntervalMs; t += CONFIG.routeIntervalMs) await clock.advance(CONFIG.routeIntervalMs);
     expect(sent()).toContain('ModifyInstanceAttribute');
     expect(logs.lines.filter((l) => l.event === 'srcdst.disabled').map((l) => l.drift)).toEqual([false, true]);
+  });
+});
+
+describe('VPC CIDR refresh', () => {
+  it('adds a new VPC CIDR to the NAT rule, and survives IMDS being unavailable', async () => {
+    const { startFakeImds, defaultMetadata, MAC } = await import('./support/fake-imds.js');
+    const { Imds } = await import('../src/imds.js');
+    const fake = await startFakeImds(defaultMetadata());
+    fake.metadata[`network/interfaces/macs/${MAC}/vpc-ipv4-cidr-blocks`] = '10.0.0.0/16';
+    try {
+      const log = pino({ level: 'debug' }, logs.stream);
+      const kernel = new Kernel({ exec: host.exec, fs: host.fs, log });
+      const imds = new Imds({ endpoint: fake.url, totalTimeoutMs: 200, maxAttempts: 1 });
+      const agent = new Agent(CONFIG, { ...ME, mac: MAC }, { ec2: new EC2Client({ region: 'us-east-1' }), kernel, log, clock, imds, random: () => 0 });
+      running = agent.run(stop.signal);
+      await clock.idle();
+      fake.metadata[`network/interfaces/macs/${MAC}/vpc-ipv4-cidr-blocks`] = '10.0.0.0/16\n100.64.0.0/16';
+      fake.failNext(`/latest/meta-data/network/interfaces/macs/${MAC}/vpc-ipv4-cidr-blocks`, 404);
+      await clock.advance(CONFIG.recheckIntervalMs);
+      expect(logs.events()).toContain('imds.unavailable');
+      expect(logs.events()).not.toContain('kernel.failed');
+      expect(host.hanat()!.set!.elements).toEqual(['10.0.0.0/16']);
+      await clock.advance(CONFIG.recheckIntervalMs);
+      expect(logs.lines.find((l) => l.event === 'vpc.cidrs_changed')).toMatchObject({ to: ['10.0.0.0/16', '100.64.0.0/16'] });
+      expect(host.hanat()!.set!.elements).toEqual(['10.0.0.0/16', '100.64.0.0/16']);
+    } finally {
+      stop.abort();
+      await running;
+      await fake.close();
+    }
   });
 });
 

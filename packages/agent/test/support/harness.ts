@@ -56,21 +56,26 @@ export class FakeClock implements Clock {
     });
   }
 
-  /** Resolves once the code under test is waiting on the clock (after settling its I/O). */
-  async idle(maxTurns = 500): Promise<void> {
-    for (let i = 0; i < maxTurns; i++) {
-      if (this.sleepers.length > 0) return;
-      await new Promise((r) => setImmediate(r));
+  /** Resolves once the code under test is waiting on the clock again (after its I/O, loopback included, settled). */
+  async idle(timeoutMs = 5_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (let turn = 0; this.sleepers.length === 0; turn++) {
+      if (Date.now() > end) throw new Error('the code under test never went to sleep on the clock');
+      await new Promise((r) => (turn % 50 === 49 ? setTimeout(r, 1) : setImmediate(r)));
     }
-    throw new Error('the code under test never went to sleep on the clock');
   }
 
-  /** Moves time forward, waking every sleeper that is due, then waits until the code sleeps again. */
-  async advance(ms: number): Promise<void> {
+  /** Moves time forward and wakes every sleeper that is due. */
+  tick(ms: number): void {
     this.t += ms;
     const due = this.sleepers.filter((s) => s.at <= this.t);
     this.sleepers = this.sleepers.filter((s) => s.at > this.t);
     for (const s of due) s.resolve();
+  }
+
+  /** `tick`, then wait until the code sleeps again. */
+  async advance(ms: number): Promise<void> {
+    this.tick(ms);
     await this.idle();
   }
 
