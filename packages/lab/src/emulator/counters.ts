@@ -21,7 +21,7 @@ export class Counters {
   record(key: string, caller = 'external'): void {
     this.calls.set(key, (this.calls.get(key) ?? 0) + 1);
     let per = this.callers.get(caller);
-    if (!per) this.callers.set(caller, (per = new Map()));
+    if (!per) this.callers.set(caller, (per = new Map<string, number>()));
     per.set(key, (per.get(key) ?? 0) + 1);
   }
 

@@ -15,7 +15,7 @@ import { autoScalingOperations } from './autoscaling/handlers.js';
 import { cloudFormationOperations } from './cloudformation/handlers.js';
 import { ec2Operations } from './ec2/handlers.js';
 import { AwsError, isAwsError } from './errors.js';
-import type { ApiFaultSpec, ResourceFaultSpec } from './faults.js';
+import type { ApiFaultSpec } from './faults.js';
 import { Imds } from './imds.js';
 import type { Service } from './latency.js';
 import type { OpDef } from './protocol/ops.js';
@@ -332,7 +332,7 @@ export class EmulatorServer {
       if (kind !== 'throttle' && kind !== 'internal' && kind !== 'unavailable') return { status: 400, body: { error: 'kind must be throttle, internal or unavailable' } };
       return { status: 200, body: { id: a.faults.add(json as unknown as ApiFaultSpec) } };
     }
-    if (route === 'POST /faults/resource') return { status: 200, body: { id: a.faults.failResource(json as ResourceFaultSpec) } };
+    if (route === 'POST /faults/resource') return { status: 200, body: { id: a.faults.failResource(json) } };
     if (route === 'POST /faults/az') {
       if (typeof json.az !== 'string') return { status: 400, body: { error: 'az is required' } };
       a.faults.blockLaunches(json.az, json.blocked !== false);

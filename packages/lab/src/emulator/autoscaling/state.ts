@@ -13,6 +13,7 @@ import type { Ec2, Instance, LaunchTemplateData } from '../ec2/state.js';
 import type { Env } from '../env.js';
 import { AwsError, isAwsError, validationError } from '../errors.js';
 import { tagsFromList, type Tags } from '../tags.js';
+import { scalar } from '../text.js';
 
 export type LifecycleState = 'Pending' | 'InService' | 'Terminating' | 'Terminated';
 
@@ -447,14 +448,14 @@ export class AutoScaling {
     tags.set('aws:ec2launchtemplate:version', String(version.number));
     const md = (data.MetadataOptions as Record<string, unknown> | undefined) ?? {};
     const profile = data.IamInstanceProfile as { Arn?: string; Name?: string } | undefined;
-    const imageId = await this.resolveImage(String(data.ImageId ?? ''));
+    const imageId = await this.resolveImage(scalar(data.ImageId));
     let lastError: unknown;
     for (const subnetId of subnets) {
       try {
         return this.ec2.launchInstance({
           subnetId,
           imageId,
-          instanceType: String(data.InstanceType ?? 'm1.small'),
+          instanceType: scalar(data.InstanceType ?? 'm1.small'),
           keyName: data.KeyName as string | undefined,
           iamInstanceProfile: profile?.Arn ?? profile?.Name,
           metadata: {
@@ -465,7 +466,7 @@ export class AutoScaling {
           },
           userData: data.UserData as string | undefined,
           securityGroupIds: (nic?.Groups as string[] | undefined) ?? (data.SecurityGroupIds as string[] | undefined),
-          associatePublicIp: nic?.AssociatePublicIpAddress === undefined ? undefined : String(nic.AssociatePublicIpAddress) === 'true',
+          associatePublicIp: nic?.AssociatePublicIpAddress === undefined ? undefined : scalar(nic.AssociatePublicIpAddress) === 'true',
           tags,
           interfaceTags,
           launchTemplate: { id: lt.id, name: lt.name, version: String(version.number) },

@@ -23,7 +23,8 @@ import type { Region } from '../region.js';
 import type { Tags } from '../tags.js';
 import { evaluate, evaluateCondition, isUnknown, PSEUDO, Unknown, type EvalContext } from './intrinsics.js';
 import { PROVIDERS, PropertyError, TAGGABLE, type Props, type ResourceContext } from './resources.js';
-import { checkCapabilities, dependenciesOf, dependencyOrder, parseTemplate, requiredCapabilities, resolveParameters, type GivenParameter, type ResolvedParameters, type Template } from './template.js';
+import { checkCapabilities, dependenciesOf, dependencyOrder, parseTemplate, requiredCapabilities, resolveParameters, type ResolvedParameters, type Template } from './template.js';
+import { scalar } from '../text.js';
 
 export interface StackResource {
   logicalId: string;
@@ -483,6 +484,12 @@ export class CloudFormation {
       if (activeSet.has(id) || old.status === 'DELETE_COMPLETE' || !old.physicalId) continue;
       changes.push({ Type: 'Resource', ResourceChange: { Action: 'Remove', LogicalResourceId: id, PhysicalResourceId: old.physicalId, ResourceType: old.type, Scope: [], Details: [] } });
     }
+    // Outputs are checked now, so a bad Fn::GetAtt fails the change set as it does on AWS.
+    for (const o of Object.values(template.Outputs ?? {})) {
+      if (o.Condition !== undefined && !evaluateCondition(o.Condition, ctx)) continue;
+      evaluate(o.Value, ctx);
+      if (o.Export) evaluate(o.Export.Name, ctx);
+    }
     const sameTemplate = type === 'UPDATE' && JSON.stringify(template) === JSON.stringify(stack.template);
     const sameParams = type === 'UPDATE' && deepEqual(params.given, stack.params.given);
     return { changes, noChanges: type === 'UPDATE' && changes.length === 0 && sameTemplate && sameParams && !tagsChanged };
@@ -617,9 +624,9 @@ export class CloudFormation {
       const exportName = o.Export ? evaluate(o.Export.Name, ctx) : undefined;
       out.push({
         key,
-        value: Array.isArray(v) ? v.join(',') : String(v as string),
+        value: Array.isArray(v) ? v.join(',') : String(v),
         description: o.Description,
-        ...(exportName !== undefined ? { exportName: String(exportName as string) } : {}),
+        ...(exportName !== undefined ? { exportName: scalar(exportName) } : {}),
       });
     }
     return out;
@@ -718,6 +725,8 @@ export class CloudFormation {
       this.stackEvent(stack, 'ROLLBACK_FAILED', `The following resource(s) failed to delete: [${undeleted.sort().join(', ')}]. `);
     } else {
       this.stackEvent(stack, 'ROLLBACK_COMPLETE');
+      // DescribeStacks keeps saying why the stack rolled back.
+      stack.reason = `${reason}Rollback requested by user.`;
     }
     return false;
   }

@@ -63,7 +63,7 @@ function resolveDynamicRefs(s: string, ctx: EvalContext): string {
 }
 
 export function evaluateCondition(name: string, ctx: EvalContext): boolean {
-  const cache = (ctx.conditionCache ??= new Map());
+  const cache = (ctx.conditionCache ??= new Map<string, boolean>());
   const hit = cache.get(name);
   if (hit !== undefined) return hit;
   if (!(name in ctx.conditions)) throw validationError(`Template format error: Unresolved condition dependencies [${name}] in the Conditions block of the template`);
@@ -130,7 +130,7 @@ function sub(template: string, vars: Record<string, unknown>, ctx: EvalContext):
       return all;
     }
     if (Array.isArray(v)) throw templateError(`Fn::Sub variable ${name} is a list; Fn::Sub needs a string`);
-    return String(v as string);
+    return String(v);
   });
   return unknown ? new Unknown(`Fn::Sub ${template}`) : out;
 }
@@ -256,7 +256,7 @@ export function references(value: unknown, out = new Set<string>()): Set<string>
       if (typeof arg === 'string') out.add(arg.split('.')[0]!);
       else if (Array.isArray(arg) && typeof arg[0] === 'string') out.add(arg[0]);
     } else if (k === 'Fn::Sub') {
-      const tpl = typeof arg === 'string' ? arg : Array.isArray(arg) ? arg[0] : undefined;
+      const tpl: unknown = typeof arg === 'string' ? arg : Array.isArray(arg) ? (arg as unknown[])[0] : undefined;
       const vars = Array.isArray(arg) && arg[1] && typeof arg[1] === 'object' ? Object.keys(arg[1] as object) : [];
       if (typeof tpl === 'string') {
         for (const m of tpl.matchAll(/\$\{([^}!][^}]*)\}/g)) {

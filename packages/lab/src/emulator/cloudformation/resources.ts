@@ -12,6 +12,7 @@ import type { Region } from '../region.js';
 import type { IdGenerator } from '../random.js';
 import { tagsFromList, type Tags } from '../tags.js';
 import type { GroupTag } from '../autoscaling/state.js';
+import { scalar } from '../text.js';
 
 export type Props = Record<string, unknown>;
 
@@ -53,7 +54,7 @@ function required<T = unknown>(props: Props, key: string): T {
 }
 
 function str(v: unknown): string | undefined {
-  return v === undefined || v === null ? undefined : String(v as string);
+  return v === undefined || v === null ? undefined : scalar(v);
 }
 
 function bool(v: unknown): boolean | undefined {
@@ -230,7 +231,7 @@ const gatewayAttachment: Provider = {
     const vpcId = required<string>(props, 'VpcId');
     if (old.InternetGatewayId !== props.InternetGatewayId) {
       try {
-        ec2.detachInternetGateway(String(old.InternetGatewayId as string), vpcId);
+        ec2.detachInternetGateway(String(old.InternetGatewayId), vpcId);
       } catch (err) {
         ignoreNotFound(err);
       }
@@ -240,7 +241,7 @@ const gatewayAttachment: Provider = {
   },
   delete(_id, props, ctx) {
     try {
-      ec2Of(ctx).detachInternetGateway(String(props.InternetGatewayId as string), String(props.VpcId as string));
+      ec2Of(ctx).detachInternetGateway(String(props.InternetGatewayId), String(props.VpcId));
     } catch (err) {
       ignoreNotFound(err);
     }
@@ -292,7 +293,7 @@ const route: Provider = {
   },
   delete(_id, props, ctx) {
     try {
-      ec2Of(ctx).deleteRoute(String(props.RouteTableId as string), String(props.DestinationCidrBlock as string));
+      ec2Of(ctx).deleteRoute(String(props.RouteTableId), String(props.DestinationCidrBlock));
     } catch (err) {
       ignoreNotFound(err);
     }
@@ -389,12 +390,12 @@ function sgRule(egress: boolean): Provider {
       const ec2 = ec2Of(ctx);
       const id = ctx.ids.next('sgr');
       const perm = permission(props, egress, ctx.region.env.accountId);
-      list(ec2, required<string>(props, 'GroupId')).push({ ...perm, ...{ ['hanatRuleId' as string]: id } } as IpPermission);
+      list(ec2, required<string>(props, 'GroupId')).push({ ...perm, ...{ ['hanatRuleId' as string]: id } });
       return Promise.resolve({ physicalId: id, attrs: { Id: id } });
     },
     delete(id, props, ctx) {
       try {
-        const rules = list(ec2Of(ctx), String(props.GroupId as string));
+        const rules = list(ec2Of(ctx), String(props.GroupId));
         const i = rules.findIndex((r) => (r as Record<string, unknown>).hanatRuleId === id);
         if (i >= 0) rules.splice(i, 1);
       } catch (err) {
@@ -412,7 +413,7 @@ const eip: Provider = {
     const ec2 = ec2Of(ctx);
     if (props.Domain !== undefined && props.Domain !== 'vpc') throw new PropertyError(`Domain must be vpc (EC2-Classic addresses do not exist any more)`);
     const a = ec2.allocateAddress(resourceTags(props, ctx));
-    if (props.InstanceId) ec2.associateAddress({ allocationId: a.allocationId, instanceId: String(props.InstanceId as string), allowReassociation: true });
+    if (props.InstanceId) ec2.associateAddress({ allocationId: a.allocationId, instanceId: scalar(props.InstanceId), allowReassociation: true });
     return Promise.resolve({ physicalId: a.publicIp, attrs: { AllocationId: a.allocationId, PublicIp: a.publicIp } });
   },
   update(id, props, old, ctx) {
@@ -421,7 +422,7 @@ const eip: Provider = {
     if (!a) throw new AwsError('InvalidAddress.NotFound', `Address '${id}' not found.`);
     if (props.InstanceId !== old.InstanceId) {
       if (a.association) ec2.disassociateAddress({ associationId: a.association.id });
-      if (props.InstanceId) ec2.associateAddress({ allocationId: a.allocationId, instanceId: String(props.InstanceId as string), allowReassociation: true });
+      if (props.InstanceId) ec2.associateAddress({ allocationId: a.allocationId, instanceId: scalar(props.InstanceId), allowReassociation: true });
     }
     retag(ec2, a.allocationId, resourceTags(props, ctx));
     return Promise.resolve({ physicalId: id, attrs: { AllocationId: a.allocationId, PublicIp: a.publicIp } });

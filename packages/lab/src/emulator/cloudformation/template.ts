@@ -6,6 +6,7 @@
 import { AwsError, validationError } from '../errors.js';
 import { PSEUDO, references } from './intrinsics.js';
 import { PROVIDERS } from './resources.js';
+import { scalar } from '../text.js';
 
 export interface ParameterDef {
   Type: string;
@@ -195,7 +196,7 @@ export function resolveParameters(tpl: Template, input: readonly GivenParameter[
       value = previous?.[name];
       if (value === undefined) throw validationError(`Invalid input for parameter key ${name}. Cannot specify usePreviousValue as true for a parameter key not in the previous template`);
     } else if (g?.ParameterValue !== undefined) value = g.ParameterValue;
-    else if (def.Default !== undefined) value = Array.isArray(def.Default) ? def.Default.join(',') : String(def.Default as string | number);
+    else if (def.Default !== undefined) value = Array.isArray(def.Default) ? def.Default.join(',') : scalar(def.Default);
     if (value === undefined) {
       missing.push(name);
       continue;

@@ -437,10 +437,10 @@ const ops: OpDef[] = [
       keyName: input.KeyName ?? (data.KeyName as string | undefined),
       iamInstanceProfile: input.IamInstanceProfile?.Arn ?? input.IamInstanceProfile?.Name ?? (data.IamInstanceProfile as { Arn?: string; Name?: string } | undefined)?.Arn ?? (data.IamInstanceProfile as { Name?: string } | undefined)?.Name,
       metadata: {
-        ...(md.HttpTokens ? { httpTokens: md.HttpTokens as 'optional' | 'required' } : {}),
+        ...(md.HttpTokens ? { httpTokens: md.HttpTokens } : {}),
         ...(md.HttpPutResponseHopLimit ? { httpPutResponseHopLimit: Number(md.HttpPutResponseHopLimit) } : {}),
-        ...(md.HttpEndpoint ? { httpEndpoint: md.HttpEndpoint as 'enabled' | 'disabled' } : {}),
-        ...(md.InstanceMetadataTags ? { instanceMetadataTags: md.InstanceMetadataTags as 'enabled' | 'disabled' } : {}),
+        ...(md.HttpEndpoint ? { httpEndpoint: md.HttpEndpoint } : {}),
+        ...(md.InstanceMetadataTags ? { instanceMetadataTags: md.InstanceMetadataTags } : {}),
       },
       userData: input.UserData ?? (data.UserData as string | undefined),
       securityGroupIds: input.SecurityGroupIds ?? nic?.Groups ?? ltNic?.Groups ?? (data.SecurityGroupIds as string[] | undefined),

@@ -14,7 +14,6 @@ import type {
   LaunchTemplate as SdkLaunchTemplate,
   LaunchTemplateVersion,
   NetworkInterface as SdkNetworkInterface,
-  ResponseLaunchTemplateData,
   RouteTable as SdkRouteTable,
   SecurityGroup as SdkSecurityGroup,
   Subnet as SdkSubnet,
@@ -361,6 +360,6 @@ export function renderLaunchTemplateVersion(ec2: Ec2, lt: LaunchTemplate, n: num
     CreateTime: v.created,
     CreatedBy: `arn:aws:iam::${ec2.env.accountId}:root`,
     DefaultVersion: lt.defaultVersion === v.number,
-    LaunchTemplateData: v.data as ResponseLaunchTemplateData,
+    LaunchTemplateData: v.data,
   };
 }

@@ -243,7 +243,7 @@ export class Ec2 {
 
   tagsOf(id: string): Tags {
     let t = this.tags.get(id);
-    if (!t) this.tags.set(id, (t = new Map()));
+    if (!t) this.tags.set(id, (t = new Map<string, string>()));
     return t;
   }
 

@@ -27,7 +27,7 @@ export type Out<T> = Omit<T, '$metadata'>;
 
 export function op<I, O>(schema: unknown, handler: (input: I, ctx: OpContext) => O | Promise<O>): OpDef {
   const s = operationSchema(schema);
-  return { action: s.name, schema: s, handler: handler as (input: never, ctx: OpContext) => unknown };
+  return { action: s.name, schema: s, handler: handler };
 }
 
 export function opTable(defs: readonly OpDef[]): Map<string, OpDef> {

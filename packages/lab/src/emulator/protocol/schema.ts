@@ -215,7 +215,7 @@ function scalarText(shape: Shape, value: unknown): string {
     return Buffer.from(String(value), 'utf8').toString('base64');
   }
   if (shape.kind === 'document') return JSON.stringify(value);
-  return String(value as string | number | boolean);
+  return String(value);
 }
 
 function writeElement(ref: unknown, value: unknown, name: string, out: string[]): void {
