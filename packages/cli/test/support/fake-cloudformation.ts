@@ -7,7 +7,6 @@
  * states. Failures (a resource that fails, throttling) are scripted per test.
  */
 import {
-  CloudFormationClient,
   CloudFormationServiceException,
   CreateChangeSetCommand,
   DeleteChangeSetCommand,
@@ -17,7 +16,11 @@ import {
   DescribeStacksCommand,
   ExecuteChangeSetCommand,
   type Change,
+  type CloudFormationClientResolvedConfig,
   type CreateChangeSetCommandInput,
+  type DescribeStacksCommandInput,
+  type ServiceInputTypes as CfnInput,
+  type ServiceOutputTypes as CfnOutput,
   type Parameter,
   type ResourceChange,
   type Stack,
@@ -26,7 +29,7 @@ import {
 } from '@aws-sdk/client-cloudformation';
 import type { AwsStub } from 'aws-sdk-client-mock';
 
-type CfnStub = AwsStub<object, object, CloudFormationClient['config']>;
+type CfnStub = AwsStub<CfnInput, CfnOutput, CloudFormationClientResolvedConfig>;
 
 interface Resource {
   Type: string;
@@ -132,7 +135,7 @@ export class FakeCloudFormation {
   }
 
   install(mock: CfnStub): void {
-    const on = <I extends object>(cmd: new (input: I) => object, name: string, fn: (input: I) => unknown) =>
+    const on = <I extends object>(cmd: new (input: I) => unknown, name: string, fn: (input: I) => unknown) =>
       mock.on(cmd as never).callsFake((input: I) => {
         const left = this.throttled.get(name) ?? 0;
         if (left > 0) {
@@ -141,7 +144,7 @@ export class FakeCloudFormation {
         }
         return fn(input);
       });
-    on(DescribeStacksCommand, 'DescribeStacks', (i) => this.describeStacks(i.StackName));
+    on(DescribeStacksCommand, 'DescribeStacks', (i: DescribeStacksCommandInput) => this.describeStacks(i.StackName));
     on(DescribeStackEventsCommand, 'DescribeStackEvents', (i) => this.describeStackEvents(i.StackName, i.NextToken));
     on(CreateChangeSetCommand, 'CreateChangeSet', (i) => this.createChangeSet(i));
     on(DescribeChangeSetCommand, 'DescribeChangeSet', (i) => this.describeChangeSet(i.ChangeSetName, i.NextToken));
