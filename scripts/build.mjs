@@ -5,15 +5,21 @@ import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const version = JSON.parse(readFileSync(join(root, 'packages/cli/package.json'), 'utf8')).version;
 
-/** @type {Record<string, {entry: string, outfile: string, format: 'esm'|'cjs', banner?: string}>} */
+/** @type {Record<string, {entry: string, outfile: string, format: 'esm'|'cjs', options?: string}>} */
 const targets = {
   cli: { entry: 'packages/cli/src/main.ts', outfile: 'packages/cli/dist/hanat.mjs', format: 'esm' },
-  agent: { entry: 'packages/agent/src/main.ts', outfile: 'packages/agent/dist/hanat-agent.cjs', format: 'cjs' },
+  agent: {
+    entry: 'packages/agent/src/main.ts',
+    outfile: 'packages/agent/dist/hanat-agent.cjs',
+    format: 'cjs',
+    // Size and memory tuning of the agent bundle (why: see the file).
+    options: 'packages/agent/esbuild.config.mjs',
+  },
   lab: { entry: 'packages/lab/src/main.ts', outfile: 'packages/lab/dist/hanat-lab.mjs', format: 'esm' },
 };
 
@@ -27,6 +33,7 @@ for (const [name, t] of Object.entries(targets)) {
     console.error(`build: ${name}: ${t.entry} does not exist yet, skipped`);
     continue;
   }
+  const extra = t.options ? (await import(pathToFileURL(join(root, t.options)).href)).default : {};
   await build({
     entryPoints: [join(root, t.entry)],
     outfile: join(root, t.outfile),
@@ -40,6 +47,7 @@ for (const [name, t] of Object.entries(targets)) {
     define: { __HANAT_VERSION__: JSON.stringify(version) },
     banner: t.format === 'esm' ? { js: esmBanner } : {},
     logLevel: 'warning',
+    ...extra,
   });
   const out = join(root, t.outfile);
   const smoke = execFileSync(process.execPath, [out, '--version'], { encoding: 'utf8', cwd: '/' }).trim();
