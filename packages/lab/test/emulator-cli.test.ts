@@ -1,0 +1,150 @@
+/**
+ * The real hanat CLI (its program, in process, with its own SDK clients from
+ * @hanat/core reaching the emulator through AWS_ENDPOINT_URL) against the
+ * emulator: deploy, deploy again (no changes), destroy, with live events and
+ * through injected throttling. Also `hanat-lab serve`.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../cli/src/run.js';
+import { awsFactory } from '../../cli/src/aws.js';
+import { buildProgram } from '../src/cli/program.js';
+import { serveEnv } from '../src/cli/serve.js';
+import type { LatencyProfile } from '../src/emulator/index.js';
+import { credentials, startLab, type Harness } from './emulator/helpers.js';
+
+const saved: Record<string, string | undefined> = {};
+const AWS_ENV = ['AWS_ENDPOINT_URL', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_PROFILE', 'AWS_DEFAULT_REGION'];
+
+beforeAll(() => {
+  for (const k of AWS_ENV) saved[k] = process.env[k];
+});
+afterAll(() => {
+  for (const k of AWS_ENV) {
+    if (saved[k] === undefined) delete process.env[k];
+    else process.env[k] = saved[k];
+  }
+});
+
+function pointSdkAt(url: string) {
+  process.env.AWS_ENDPOINT_URL = url;
+  process.env.AWS_ACCESS_KEY_ID = credentials.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = credentials.secretAccessKey;
+  process.env.AWS_REGION = 'us-east-1';
+  delete process.env.AWS_SESSION_TOKEN;
+  delete process.env.AWS_PROFILE;
+}
+
+interface Lines {
+  text: string;
+  /** Each stderr write, with the stack status at the moment it was written. */
+  writes: { text: string; stackStatus: string | undefined }[];
+}
+
+async function hanat(h: Harness, argv: string[]): Promise<{ code: number; stdout: string; stderr: Lines }> {
+  let stdout = '';
+  const stderr: Lines = { text: '', writes: [] };
+  const code = await run(argv, {
+    aws: awsFactory(() => {}),
+    stdout: (s) => (stdout += s),
+    stderr: (s) => {
+      stderr.text += s;
+      stderr.writes.push({ text: s, stackStatus: h.emu.world.cloudformation.findStack('lab')?.status });
+    },
+    stdinIsTTY: false,
+    stderrIsTTY: false,
+    env: { ...process.env, NO_COLOR: '1' },
+    confirm: () => Promise.resolve(true),
+    clock: { now: () => Date.now(), sleep: (ms, signal) => sleep(ms, undefined, { signal }) },
+    signal: new AbortController().signal,
+    pollIntervalMs: 25,
+  });
+  return { code, stdout, stderr };
+}
+
+/** Resources take a little time, so progress is visible while the stack is in progress. */
+const slowResources: LatencyProfile = { name: 'test', api: () => 0, resource: () => 15, changeSet: () => 30, instanceShutdown: () => 10, healthCheck: () => 0, launchRetry: () => 1000 };
+
+describe('hanat against the emulator', () => {
+  let h: Harness;
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('deploys, finds nothing to change, and destroys, following live events', { timeout: 60_000 }, async () => {
+    h = await startLab({ latency: slowResources, bootDelayMs: 50 });
+    pointSdkAt(h.url);
+
+    const first = await hanat(h, ['deploy', '--name', 'lab', '--cidr-prefix', '10.0', '--yes', '--region', 'us-east-1']);
+    expect(first.stderr.text).not.toMatch(/error/i);
+    expect(first.code).toBe(0);
+    const stack = h.emu.world.cloudformation.findStack('lab')!;
+    expect(stack.status).toBe('CREATE_COMPLETE');
+    // Events were shown while the stack was still being created, not only at the end.
+    const live = first.stderr.writes.filter((w) => w.stackStatus === 'CREATE_IN_PROGRESS' && /CREATE_COMPLETE\s+AWS::EC2::/.test(w.text));
+    expect(live.length).toBeGreaterThan(0);
+    expect(first.stderr.text).toMatch(/CREATE_COMPLETE\s+AWS::AutoScaling::AutoScalingGroup\s+Az2NatGroup/);
+    expect(first.stdout).toMatch(/VpcId\s+vpc-/);
+    expect(h.emu.world.autoscaling.groups.size).toBe(3);
+
+    const executes = h.emu.counters.get('cloudformation:ExecuteChangeSet');
+    const second = await hanat(h, ['deploy', '--name', 'lab', '--cidr-prefix', '10.0', '--yes', '--region', 'us-east-1']);
+    expect(second.code).toBe(0);
+    expect(second.stderr.text).toContain('No changes');
+    expect(h.emu.counters.get('cloudformation:ExecuteChangeSet')).toBe(executes);
+    expect(h.emu.world.cloudformation.changeSets.size).toBe(0);
+
+    // Destroy through a burst of throttling on the calls it polls with.
+    h.emu.faults.add({ kind: 'throttle', service: 'cloudformation', action: 'DescribeStackEvents', count: 2 });
+    h.emu.faults.add({ kind: 'throttle', service: 'cloudformation', action: 'DescribeStacks', count: 2 });
+    h.emu.faults.add({ kind: 'throttle', service: 'cloudformation', action: 'DeleteStack', count: 1 });
+    const destroyed = await hanat(h, ['destroy', '--name', 'lab', '--yes', '--region', 'us-east-1']);
+    expect(destroyed.stderr.text).not.toMatch(/error/i);
+    expect(destroyed.code).toBe(0);
+    expect(h.emu.counters.injected('cloudformation:DescribeStackEvents') + h.emu.counters.injected('cloudformation:DescribeStacks') + h.emu.counters.injected('cloudformation:DeleteStack')).toBe(5);
+    expect(destroyed.stderr.text).toMatch(/DELETE_COMPLETE\s+AWS::CloudFormation::Stack\s+lab/);
+    const ec2 = h.emu.world.ec2;
+    expect(ec2.vpcs.size + ec2.subnets.size + ec2.routeTables.size + ec2.addresses.size + ec2.launchTemplates.size).toBe(0);
+    expect(h.emu.world.cloudformation.findStack('lab')).toBeUndefined();
+  });
+
+  it('reports a failed deploy with the failing resource and its reason', async () => {
+    h = await startLab();
+    pointSdkAt(h.url);
+    h.emu.faults.failResource({ logicalId: 'Az1NatGroup', message: 'Instance failed to launch (injected by the test)' });
+    const failed = await hanat(h, ['deploy', '--name', 'lab', '--cidr-prefix', '10.0', '--yes', '--region', 'us-east-1']);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr.text).toContain('Az1NatGroup');
+    expect(failed.stderr.text).toContain('Instance failed to launch (injected by the test)');
+    expect(h.emu.world.cloudformation.findStack('lab')!.status).toBe('ROLLBACK_COMPLETE');
+  });
+});
+
+describe('hanat-lab serve', () => {
+  it('serves on loopback, prints the environment, and stops on the signal', async () => {
+    const stop = new AbortController();
+    let out = '';
+    let err = '';
+    const program = buildProgram({ stdout: (s) => (out += s), stderr: (s) => (err += s), env: {}, signal: stop.signal }).exitOverride();
+    const running = program.parseAsync(['node', 'hanat-lab', 'serve', '--port', '0', '--region', 'eu-west-1']);
+    const deadline = Date.now() + 5000;
+    while (!out.includes('AWS_ENDPOINT_URL') && Date.now() < deadline) await sleep(5);
+    const url = /AWS_ENDPOINT_URL=(\S+)/.exec(out)![1]!;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(out).toBe(serveEnv(url, 'eu-west-1'));
+    expect(err).toContain('listening on');
+    const ec2 = new EC2Client({ endpoint: url, region: 'eu-west-1', credentials, maxAttempts: 1 });
+    expect((await ec2.send(new DescribeVpcsCommand({}))).Vpcs).toEqual([]);
+    ec2.destroy();
+    stop.abort();
+    await running;
+    expect(err).toContain('emulator stopped');
+  });
+
+  it('refuses a non-loopback host with exit code 2', async () => {
+    const program = buildProgram({ stdout: () => {}, stderr: () => {}, env: {}, signal: new AbortController().signal }).exitOverride();
+    await expect(program.parseAsync(['node', 'hanat-lab', 'serve', '--host', '0.0.0.0'])).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('loopback only') });
+    await expect(program.parseAsync(['node', 'hanat-lab', 'serve', '--port', 'http'])).rejects.toMatchObject({ exitCode: 2 });
+  });
+});
