@@ -118,7 +118,7 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
       terminateGraceMs: 1_000,
       probe: { intervalMs: 100, timeoutMs: 500 },
     });
-    dp.attach(view);
+    dp.attach(view, 1_000); // re-sync (and repair drift) every second
     await dp.launch(spec(NAT_A));
     await dp.launch(spec(NAT_B));
     await dp.synced();
@@ -157,6 +157,18 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
     expect(measured.length).toBeGreaterThanOrEqual(5);
     console.log(`router sync latency (ms): ${measured.join(', ')}`);
     expect(Math.max(...measured)).toBeLessThan(100);
+  });
+
+  it('repairs routing changed behind its back at the next periodic re-sync', async () => {
+    view.update(defaultVia(NAT_B));
+    await probesSee('answered by NAT B', (r) => r.answer === NAT_B.pub);
+    const rules = JSON.parse(await execCommand(['ip', '-n', dp.names.router, '-j', 'rule', 'show'])) as { priority: number; iif?: string }[];
+    const labRules = rules.filter((r) => r.iif?.startsWith(dp.prefix));
+    expect(labRules.length).toBe(3); // two instances and the private host
+    // Every lab rule goes: the host's traffic falls to the main table's blackhole.
+    for (const r of labRules) await execCommand(['ip', '-n', dp.names.router, 'rule', 'del', 'pref', String(r.priority)]);
+    await probesSee('dropped without the rules', (r) => !r.ok);
+    await probesSee('repaired', (r) => r.answer === NAT_B.pub, 5_000);
   });
 
   it('lets an instance reach the internet with its own public address', async () => {

@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { VERSION } from '@hanat/core';
 import { registerServe } from './serve.js';
+import { registerLabCommands } from './up.js';
 
 export interface CliDeps {
   stdout(s: string): void;
@@ -28,5 +29,6 @@ export function buildProgram(deps: CliDeps): Command {
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => deps.stdout(s), writeErr: (s) => deps.stderr(s) });
   registerServe(program, deps);
+  registerLabCommands(program, deps);
   return program;
 }

@@ -116,6 +116,10 @@ export class DataPlane implements InstanceLauncher {
   private resyncTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private hostTask: Promise<void> | undefined;
+  private hostsDirty = false;
+  /** The next sync reads the kernel's rules and routes instead of trusting what it applied. */
+  private observeNext = true;
   private dirty = false;
   private pendingSince: number | undefined;
   private waiters: { version: number; passesAfter: number; resolve: () => void }[] = [];
@@ -189,22 +193,34 @@ export class DataPlane implements InstanceLauncher {
     if (this.view) throw new DataPlaneError('the data plane is already attached to a network view');
     this.view = view;
     this.unsubscribe = view.onChange(() => this.requestSync());
-    this.resyncTimer = setInterval(() => this.requestSync(), resyncMs);
+    this.resyncTimer = setInterval(() => {
+      this.observeNext = true;
+      this.requestSync(false);
+    }, resyncMs);
     this.resyncTimer.unref();
     this.requestSync();
   }
 
   /**
-   * Resolves once a sync that started after this call has succeeded (and applied `version`,
-   * if given); rejects after `timeoutMs` (a sync that keeps failing is retried meanwhile).
+   * Resolves once a router sync that started after this call has succeeded (and applied
+   * `version`, if given), and private hosts follow the subnets; rejects after `timeoutMs`
+   * (a sync that keeps failing is retried meanwhile).
    */
   async synced(options: { version?: number; timeoutMs?: number } = {}): Promise<void> {
-    const timeoutMs = options.timeoutMs ?? 10_000;
-    const done = new Promise<void>((resolve) => this.waiters.push({ version: options.version ?? -1, passesAfter: this.passes + (this.running ? 1 : 0), resolve }));
+    const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+    await this.routerSynced(options.version ?? -1, deadline);
+    while (this.hostTask && !this.destroyed) {
+      await this.hostTask;
+      await this.routerSynced(-1, deadline);
+    }
+  }
+
+  private async routerSynced(version: number, deadline: number): Promise<void> {
+    const done = new Promise<void>((resolve) => this.waiters.push({ version, passesAfter: this.passes + (this.running ? 1 : 0), resolve }));
     this.requestSync(false);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DataPlaneError(`the data plane did not sync within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(() => reject(new DataPlaneError('the data plane did not sync in time')), Math.max(0, deadline - Date.now()));
     });
     try {
       await Promise.race([done, timeout]);
@@ -230,8 +246,8 @@ export class DataPlane implements InstanceLauncher {
       this.pendingSince = undefined;
       const snapshot = this.view!.snapshot();
       try {
-        const hostsChanged = await this.syncOnce(snapshot);
-        if (hostsChanged) this.dirty = true;
+        await this.syncOnce(snapshot);
+        this.kickHosts(snapshot);
         this.stats.version = snapshot.version;
         this.stats.syncs++;
         this.passes++;
@@ -271,12 +287,39 @@ export class DataPlane implements InstanceLauncher {
     return n;
   };
 
-  /** One pass: router and gateway first (fast), then private hosts. True when hosts changed. */
-  private async syncOnce(snapshot: NetworkSnapshot): Promise<boolean> {
+  /** One pass over the router and the internet gateway. */
+  private async syncOnce(snapshot: NetworkSnapshot): Promise<void> {
     const plan = planRouter({ snapshot, endpoints: this.endpoints.values(), faults: this.faults, tableOf: this.tableOf, igwLink: this.names.routerToIgw });
-    const { changes } = await this.applier.apply(plan);
+    const observe = this.observeNext;
+    this.observeNext = false;
+    const { changes } = await this.applier.apply(plan, { observe });
     if (changes > 0) this.logger.info('dataplane.synced', { version: snapshot.version, changes });
-    return this.syncHosts(snapshot);
+  }
+
+  /**
+   * Private hosts follow the private subnets, in their own task: creating namespaces and
+   * starting probers takes far longer than a router sync, which must not wait for it.
+   * When hosts change, the router syncs again (their links need rules).
+   */
+  private kickHosts(snapshot: NetworkSnapshot): void {
+    if (this.destroyed) return;
+    if (this.hostTask) {
+      this.hostsDirty = true;
+      return;
+    }
+    this.hostTask = (async () => {
+      let snap = snapshot;
+      do {
+        this.hostsDirty = false;
+        try {
+          if (await this.syncHosts(snap)) this.requestSync(false);
+        } catch (err) {
+          this.logger.warn('dataplane.hosts_failed', { err: err instanceof Error ? err.message : String(err) });
+          if (!this.destroyed) setTimeout(() => this.requestSync(false), 1_000).unref();
+        }
+        if (this.view) snap = this.view.snapshot();
+      } while (this.hostsDirty && !this.destroyed);
+    })().finally(() => (this.hostTask = undefined));
   }
 
   private async syncHosts(snapshot: NetworkSnapshot): Promise<boolean> {
@@ -533,6 +576,7 @@ export class DataPlane implements InstanceLauncher {
     clearInterval(this.resyncTimer);
     clearTimeout(this.retryTimer);
     await this.running?.catch(() => {});
+    await this.hostTask?.catch(() => {});
     for (const w of this.coreWorkers) w.stdin?.end();
     this.endpoints.clear();
     await destroyNamespaces(this.exec, await runNamespaces(this.exec, this.prefix));

@@ -1,8 +1,12 @@
 /**
- * Brings the router and internet gateway namespaces to a `RouterPlan`: observe what the
- * kernel has, compare with the plan, apply only the difference (one `ip -batch` for
- * rules and routes, one nft transaction per changed ruleset). Level-triggered: a rule or
- * route changed behind the lab's back is repaired on the next sync.
+ * Brings the router and internet gateway namespaces to a `RouterPlan`: compare the plan
+ * with what the kernel has, apply only the difference (one `ip -batch` for rules and
+ * routes, one nft transaction per changed ruleset).
+ *
+ * What the kernel has is observed (`ip -j`) on the first sync, after any failure, and on
+ * every `observe: true` sync (the data plane's periodic re-sync), so a rule or route
+ * changed behind the lab's back is repaired; in between, the state last applied stands
+ * in for it, which keeps a sync to one command on the hot path.
  */
 import type { Exec } from './exec.js';
 import { inNamespace, ipIn } from './exec.js';
@@ -27,6 +31,7 @@ interface Observed {
 export class RouterApplier {
   private lastForward: string | undefined;
   private lastIgw: string | undefined;
+  private known: Observed | undefined;
 
   constructor(
     private readonly exec: Exec,
@@ -34,8 +39,9 @@ export class RouterApplier {
     private readonly igwNs: string,
   ) {}
 
-  async apply(plan: RouterPlan): Promise<ApplyResult> {
-    const observed = await this.observe();
+  async apply(plan: RouterPlan, options: { observe?: boolean } = {}): Promise<ApplyResult> {
+    const observed = options.observe || !this.known ? await this.observe() : this.known;
+    this.known = undefined; // until this apply has succeeded
     const batch: string[] = [];
 
     const wantRules = new Map(plan.rules.map((r) => [ruleKey(r), r]));
@@ -62,6 +68,7 @@ export class RouterApplier {
 
     let changes = batch.length;
     if (batch.length > 0) await this.exec(ipIn(this.routerNs, '-batch', '-'), { input: batch.join('\n') + '\n' });
+    this.known = { rules: wantRules, routes: wantRoutes };
 
     const forward = routerForwardUpdate(plan.forwardRules);
     if (forward !== this.lastForward) {
@@ -78,10 +85,11 @@ export class RouterApplier {
     return { changes };
   }
 
-  /** Forget what was applied to netfilter, so the next `apply` rewrites it (after a failure). */
+  /** Forget what was applied, so the next `apply` observes the kernel and rewrites netfilter (after a failure). */
   invalidate(): void {
     this.lastForward = undefined;
     this.lastIgw = undefined;
+    this.known = undefined;
   }
 
   private async observe(): Promise<Observed> {

@@ -1,0 +1,51 @@
+/** `hanat-lab down` stops a running lab; `hanat-lab cleanup` removes what crashed labs left behind. */
+import type { Command } from 'commander';
+import { adminRequest } from '../dataplane/admin.js';
+import { findLab } from '../dataplane/client.js';
+import { LabOperationError, LabUsageError, stateDirOf, type LabCommandDeps } from '../dataplane/cli-support.js';
+import { execCommand } from '../dataplane/exec.js';
+import { cleanupAll, cleanupRun, pidAlive, readRunStates, runNamespaces } from '../dataplane/state.js';
+import { labCall } from './probe.js';
+
+export async function downAction(opts: { lab?: string; timeout?: string }, deps: LabCommandDeps): Promise<{ prefix: string }> {
+  const lab = await labCall(() => Promise.resolve(findLab(stateDirOf(deps), opts.lab)));
+  await labCall(() => adminRequest(lab.admin, 'POST', '/down'));
+  const deadline = Date.now() + Number(opts.timeout ?? 60) * 1000;
+  while (pidAlive(lab.pid) || readRunStates(stateDirOf(deps)).some((s) => s.prefix === lab.prefix)) {
+    if (Date.now() > deadline) throw new LabOperationError(`lab ${lab.prefix} (pid ${lab.pid}) did not stop in time; \`hanat-lab cleanup\` removes what is left once it is gone`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { prefix: lab.prefix };
+}
+
+/** Without `all`: the runs whose owner process is gone. With `all`: every lab namespace there is. */
+export async function cleanupAction(opts: { all?: boolean }, deps: LabCommandDeps): Promise<{ removed: string[] }> {
+  if (process.getuid?.() !== 0) throw new LabUsageError('cleanup needs root (it deletes network namespaces); run it with sudo');
+  const stateDir = stateDirOf(deps);
+  if (opts.all) return { removed: await cleanupAll(execCommand, stateDir) };
+  const live = new Set(readRunStates(stateDir).filter((s) => pidAlive(s.pid)).map((s) => s.prefix));
+  const prefixes = new Set<string>([...readRunStates(stateDir).map((s) => s.prefix), ...(await runNamespaces(execCommand)).map((ns) => ns.slice(0, 6))]);
+  const removed: string[] = [];
+  for (const p of prefixes) if (!live.has(p)) removed.push(...(await cleanupRun(execCommand, stateDir, p)));
+  return { removed };
+}
+
+export function registerDown(program: Command, deps: LabCommandDeps): void {
+  program
+    .command('down')
+    .description('stop the running lab: agents, namespaces, links and the emulator')
+    .option('--lab <prefix>', 'which lab, when several run')
+    .option('--timeout <s>', 'how long to wait for it to stop', '60')
+    .action(async (opts: { lab?: string; timeout?: string }) => {
+      const r = await downAction(opts, deps);
+      deps.stderr(`hanat-lab: lab ${r.prefix} stopped\n`);
+    });
+  program
+    .command('cleanup')
+    .description("remove what crashed labs left behind (their namespaces, links and processes)")
+    .option('--all', 'remove every lab namespace (hlxxxx-*), running labs included')
+    .action(async (opts: { all?: boolean }) => {
+      const r = await cleanupAction(opts, deps);
+      deps.stdout(r.removed.length ? `removed ${r.removed.join(' ')}\n` : 'nothing to clean up\n');
+    });
+}

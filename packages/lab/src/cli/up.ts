@@ -1,0 +1,176 @@
+/**
+ * `hanat-lab up`: the emulator plus the namespace data plane, in the foreground until
+ * SIGINT/SIGTERM or `hanat-lab down`, or detached (`--detach`) with its log in the run
+ * directory. Prints the AWS environment to use as shell exports on stdout once ready.
+ * Also registers the hidden `_worker` command that runs lab workers inside namespaces.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { LabOperationError, LabUsageError, envExports, stateDirOf, type LabCommandDeps } from '../dataplane/cli-support.js';
+import { Lab } from '../dataplane/lab.js';
+import { newPrefix } from '../dataplane/names.js';
+import { readRunStates, pidAlive } from '../dataplane/state.js';
+import { runWorker } from '../dataplane/workers/index.js';
+import { labEmulator, type EmulatorSettings } from '../dataplane/emulator-adapter.js';
+import { registerDown } from './down.js';
+import { registerFault } from './fault.js';
+import { registerProbe } from './probe.js';
+import { registerStatus } from './status.js';
+
+export interface UpOptions {
+  latency: 'aws' | 'zero';
+  bootDelay: string;
+  port: string;
+  region: string;
+  agent?: string;
+  runDir?: string;
+  probeInterval: string;
+  detach?: boolean;
+  prefix?: string;
+}
+
+/** The agent bundle next to this lab bundle in the repository (packages/agent/dist). */
+function defaultAgentBundle(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const candidate of [join(here, '../../agent/dist/hanat-agent.cjs'), join(here, '../../../agent/dist/hanat-agent.cjs')]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  return join(here, '../../agent/dist/hanat-agent.cjs');
+}
+
+function intOption(name: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new LabUsageError(`--${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function checkRoot(): void {
+  if (process.getuid?.() !== 0) throw new LabUsageError('hanat-lab up needs root (it creates network namespaces); run it with sudo');
+}
+
+/** Runs the lab in this process until it is told to stop. */
+export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onReady: (lab: Lab) => void): Promise<void> {
+  checkRoot();
+  const prefix = opts.prefix ?? newPrefix();
+  const runDir = resolve(opts.runDir ?? join(process.cwd(), '.lab'), prefix);
+  const agent = resolve(opts.agent ?? defaultAgentBundle());
+  if (!existsSync(agent)) throw new LabUsageError(`the agent bundle ${agent} does not exist; build it with \`node scripts/build.mjs agent\` or pass --agent <path>`);
+  const settings: EmulatorSettings = { latency: opts.latency, bootDelayMs: intOption('boot-delay', opts.bootDelay, 0), region: opts.region, log: (m) => deps.stderr(`emulator: ${m}\n`) };
+  mkdirSync(runDir, { recursive: true });
+
+  let stopRequested: () => void = () => {};
+  const stopped = new Promise<void>((r) => (stopRequested = r));
+  // SIGINT/SIGTERM arrive as the program's abort signal (main.ts owns the process).
+  const signal = deps.signal ?? new AbortController().signal;
+  signal.addEventListener('abort', () => stopRequested(), { once: true });
+  let lab: Lab | undefined;
+  try {
+    lab = await Lab.start({
+      emulator: (launcher) => labEmulator(launcher, settings),
+      runDir,
+      apiPort: intOption('port', opts.port, 0),
+      admin: true,
+      onDownRequested: () => stopRequested(),
+      logger: {
+        info: (event, fields) => deps.stderr(`${JSON.stringify({ t: new Date().toISOString(), event, ...fields })}\n`),
+        warn: (event, fields) => deps.stderr(`${JSON.stringify({ t: new Date().toISOString(), level: 'warn', event, ...fields })}\n`),
+      },
+      dataplane: {
+        prefix,
+        stateDir: stateDirOf(deps),
+        workerCommand: [process.execPath, process.argv[1]!, '_worker'],
+        agentCommand: [process.execPath, agent, 'run'],
+        probe: { intervalMs: intOption('probe-interval', opts.probeInterval, 10), timeoutMs: 1_000 },
+      },
+    });
+    lab.dataplane.installExitCleanup();
+    onReady(lab);
+    await stopped;
+  } catch (err) {
+    throw new LabOperationError(`the lab did not start: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  } finally {
+    await lab?.stop();
+  }
+}
+
+/** Starts `up` again as a detached process and waits until it has published its state. */
+export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise<{ prefix: string; apiEndpoint: string; region: string; log: string }> {
+  checkRoot();
+  const prefix = newPrefix();
+  const runDir = resolve(opts.runDir ?? join(process.cwd(), '.lab'));
+  mkdirSync(join(runDir, prefix), { recursive: true });
+  const log = join(runDir, prefix, 'lab.log');
+  const args = [process.argv[1]!, 'up', '--prefix', prefix, '--latency', opts.latency, '--boot-delay', opts.bootDelay, '--port', opts.port, '--region', opts.region, '--probe-interval', opts.probeInterval, '--run-dir', runDir];
+  if (opts.agent) args.push('--agent', resolve(opts.agent));
+  const fd = openSync(log, 'a');
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...deps.env } });
+  closeSync(fd);
+  child.unref();
+  const deadline = Date.now() + 60_000;
+  const stateDir = stateDirOf(deps);
+  while (Date.now() < deadline) {
+    const run = readRunStates(stateDir).find((s) => s.prefix === prefix);
+    if (run?.ready === true) return { prefix, apiEndpoint: String(run.apiEndpoint), region: String(run.region), log };
+    if (child.pid === undefined || !pidAlive(child.pid)) throw new LabOperationError(`the lab exited while starting; see ${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new LabOperationError(`the lab did not become ready within 60 s; see ${log}`);
+}
+
+/** Registers `up`, `status`, `probe`, `fault`, `down`, `cleanup` and the hidden `_worker`. */
+export function registerLabCommands(program: Command, deps: LabCommandDeps): void {
+  registerUp(program, deps);
+  registerStatus(program, deps);
+  registerProbe(program, deps);
+  registerFault(program, deps);
+  registerDown(program, deps);
+}
+
+export function registerUp(program: Command, deps: LabCommandDeps): void {
+  program
+    .command('up')
+    .description('start the lab: the AWS emulator and a VPC of network namespaces running the real agent (as root)')
+    .addOption(new Option('--latency <profile>', 'API latency: aws (100-300 ms mutating calls) or zero').choices(['aws', 'zero']).default('zero'))
+    .option('--boot-delay <ms>', 'time from an Auto Scaling launch to the instance running', '5000')
+    .option('--port <n>', 'loopback port of the AWS API (0: any free port)', '0')
+    .option('--region <region>', 'the emulated region', 'us-east-1')
+    .option('--agent <path>', 'the agent bundle (default: packages/agent/dist/hanat-agent.cjs)')
+    .option('--run-dir <dir>', 'logs and agent logs go to <dir>/<lab prefix> (default ./.lab)')
+    .option('--probe-interval <ms>', 'how often private hosts probe the internet', '100')
+    .option('--detach', 'run in the background; stop it with `hanat-lab down`')
+    .addOption(new Option('--prefix <hlxxxx>', 'the run prefix (set by --detach)').hideHelp())
+    .addHelpText(
+      'after',
+      `
+Prints the environment for the AWS CLI and hanat on stdout, as shell exports:
+  eval "$(sudo hanat-lab up --detach)" && hanat deploy --name lab --cidr-prefix 10.0 --yes
+Logs (JSON lines) go to stderr, or to <run-dir>/<prefix>/lab.log with --detach;
+each instance's agent log is <run-dir>/<prefix>/instances/<id>/agent.log.`,
+    )
+    .action(async (opts: UpOptions) => {
+      if (opts.detach) {
+        const r = await upDetached(opts, deps);
+        deps.stdout(envExports(r.apiEndpoint, r.region));
+        deps.stderr(`hanat-lab: lab ${r.prefix} is up (log ${r.log}); stop it with \`hanat-lab down\`\n`);
+        return;
+      }
+      await upForeground(opts, deps, (lab) => {
+        deps.stdout(envExports(lab.apiEndpoint, lab.emulator.region));
+        deps.stderr(`hanat-lab: lab ${lab.prefix} is up; Ctrl-C or \`hanat-lab down\` stops it\n`);
+      });
+    });
+
+  program
+    .command('_worker', { hidden: true })
+    .description('run a lab worker (inside a namespace)')
+    .allowUnknownOption()
+    .helpOption(false)
+    .argument('<args...>')
+    .action(async (args: string[]) => {
+      await runWorker(args);
+    });
+}
