@@ -196,13 +196,13 @@ esac
   });
 
   it('says how to install packer when it is not on PATH', () => {
-    // A PATH with every usual tool except packer.
+    // A PATH with every usual tool except packer, and the test's stand-in aws.
     const noPacker = join(work, 'no-packer-bin');
     mkdirSync(noPacker);
     for (const dir of ['/usr/local/bin', '/usr/bin', '/bin']) {
       if (!existsSync(dir)) continue;
       for (const f of readdirSync(dir)) {
-        if (f === 'packer' || existsSync(join(noPacker, f))) continue;
+        if (f === 'packer' || f === 'aws' || existsSync(join(noPacker, f))) continue;
         symlinkSync(join(dir, f), join(noPacker, f));
       }
     }
