@@ -35,6 +35,7 @@ export function hostRoutes(status: LabStatus, az?: string): HostRoute[] {
   const byPublicIp = new Map(status.instances.filter((i) => i.publicIp && i.state === 'running').map((i) => [i.publicIp!, i]));
   return status.hosts
     .filter((h) => az === undefined || h.az === az)
+    .sort((a, b) => a.az.localeCompare(b.az) || a.ip.localeCompare(b.ip, undefined, { numeric: true }))
     .map((h) => {
       const i = h.tcp?.answer ? byPublicIp.get(h.tcp.answer) : undefined;
       const nat = i ? { instanceId: i.instanceId, az: i.az, publicIp: i.publicIp! } : undefined;

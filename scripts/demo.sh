@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# pnpm demo: hanat end to end on one machine, as root, in a few minutes.
+#
+# Sets up, starts the lab (the AWS emulator plus a VPC of network namespaces), deploys
+# the stack with the real `hanat deploy`, shows the route tables and who owns them, shows
+# every AZ's private hosts reaching the internet through their own AZ's NAT, kills one
+# NAT and measures how long its AZ is cut off until Auto Scaling's replacement takes the
+# routes back, then tears everything down.
+#
+# The boot delay (Auto Scaling launch to a running instance) is shortened to a few seconds
+# so the demo is quick; a real NAT instance takes ~30 s or more to boot, see
+# bench/replacement-outage for the outage with a realistic boot delay.
+#
+# Environment: HANAT_DEMO_BOOT_DELAY_MS (default 3000), HANAT_DEMO_AZS (default 3),
+# HANAT_DEMO_LATENCY (aws|zero, default aws), HANAT_DEMO_SKIP_SETUP=1 to skip setup.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo: run it as root (the lab creates network namespaces): sudo pnpm demo" >&2
+  exit 2
+fi
+
+BOOT_DELAY_MS=${HANAT_DEMO_BOOT_DELAY_MS:-3000}
+AZS=${HANAT_DEMO_AZS:-3}
+LATENCY=${HANAT_DEMO_LATENCY:-aws}
+STACK=hanat-demo
+
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m'; off=$'\033[0m'; else bold=''; off=''; fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$off"; }
+lab() { node packages/lab/bin/hanat-lab.mjs "$@"; }
+hanat() { node packages/cli/bin/hanat.mjs "$@"; }
+
+if [ "${HANAT_DEMO_SKIP_SETUP:-}" != 1 ]; then
+  step "Setting up: Debian packages, pnpm, dependencies, bundles (scripts/setup.sh)"
+  bash scripts/setup.sh
+fi
+
+step "Starting the lab: AWS emulator (latency: $LATENCY) + VPC in network namespaces (boot delay ${BOOT_DELAY_MS} ms)"
+exports=$(lab up --detach --latency "$LATENCY" --boot-delay "$BOOT_DELAY_MS")
+eval "$exports"
+while IFS= read -r line; do echo "  $line"; done <<<"$exports"
+
+lab_up=1
+teardown() {
+  if [ "${lab_up:-}" = 1 ]; then
+    lab_up=
+    lab down || lab cleanup
+  fi
+}
+trap teardown EXIT
+
+step "Deploying the stack with hanat deploy ($AZS AZs)"
+hanat deploy --name "$STACK" --cidr-prefix 10.0 --azs "$AZS" --yes
+
+step "Waiting until every AZ's private hosts reach the internet through their own AZ's NAT"
+lab probe --check --wait 180
+
+step "Status: route tables and their owners, NAT instances, private hosts"
+lab status
+
+step "Which NAT carries each private host's traffic (the address the internet host sees)"
+lab probe --check
+
+# shellcheck disable=SC2016 # JavaScript, not shell
+first_az=$(lab status --json | node -e 'const s=JSON.parse(require("fs").readFileSync(0,"utf8")); const azs=[...new Set(s.hosts.map(h=>h.az))].sort(); process.stdout.write(azs[0] ?? "")')
+step "Killing the NAT instance of $first_az (like a hardware failure) and measuring the outage"
+echo "  Auto Scaling replaces it after the boot delay; its agent then claims $first_az's routes back."
+result=$(lab fault kill "$first_az" --wait --timeout 600 --json)
+# shellcheck disable=SC2016 # JavaScript, not shell
+summary=$(node -e '
+  const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  const ms = r.outages.map((o) => o.outageMs);
+  const line = (o) => `  ${o.az}  ${o.hostId}  ${o.proto}  ${(o.outageMs / 1000).toFixed(1)} s  (answered by ${o.answerBefore} before, ${o.answerAfter} after)`;
+  console.log(`killed ${r.instances.join(", ")}`);
+  console.log(r.outages.map(line).join("\n"));
+  console.log(`OUTAGE ${(Math.max(...ms) / 1000).toFixed(1)} s (worst of ${ms.length} probe streams, boot delay included)`);
+' <<<"$result")
+echo "$summary" | grep -v '^OUTAGE'
+lab probe --check --wait 60
+
+step "Tearing down: hanat destroy, then the lab"
+hanat destroy --name "$STACK" --yes
+teardown
+
+step "Measured outage after killing the NAT of $first_az"
+echo "$summary" | sed -n 's/^OUTAGE /  /p'
