@@ -406,8 +406,13 @@ export class AutoScaling {
       };
       g.instances.set(instance.id, member);
       this.notify();
-      await this.env.clock.sleep(this.env.bootDelayMs);
+      if (!g.deleting) await this.env.clock.sleep(this.env.bootDelayMs);
       if (member.lifecycle !== 'Pending') return;
+      if (g.deleting) {
+        this.finishActivity(activity, 'Cancelled', 'The group is being deleted.');
+        await this.terminateMember(g, member, 'the group is being deleted');
+        return;
+      }
       try {
         await this.ec2.boot(instance.id);
       } catch (err) {
