@@ -32,6 +32,16 @@ export class AwsCallError extends Error {
   }
 }
 
+/**
+ * ReplaceRoute on a route that is gone. The API reference lists InvalidRoute.NotFound,
+ * but EC2 answers InvalidParameterValue "There is no route defined for ... Use
+ * CreateRoute instead."; accept both.
+ */
+function isMissingRoute(err: unknown): boolean {
+  if (!(err instanceof AwsCallError)) return false;
+  return err.code === 'InvalidRoute.NotFound' || (err.code === 'InvalidParameterValue' && /no route defined/i.test(err.message));
+}
+
 export type FailureKind = 'retryable' | 'denied' | 'fatal';
 
 const DENIED = new Set(['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException', 'AuthFailure', 'OptInRequired', 'Blocked']);
@@ -130,7 +140,7 @@ export class Ec2Api {
       await replace();
       return 'replaced';
     } catch (err) {
-      if (!(err instanceof AwsCallError) || err.code !== 'InvalidRoute.NotFound') throw err;
+      if (!isMissingRoute(err)) throw err;
       return createOrReplace();
     }
   }

@@ -177,11 +177,14 @@ describe('start-up', () => {
     expect(logs.lines.find((l) => l.event === 'route.claimed')).toMatchObject({ action: 'created', reason: 'missing' });
   });
 
-  it('falls back to CreateRoute when the route vanished between look and replace', async () => {
-    ec2Mock.on(ReplaceRouteCommand).rejects(awsError('InvalidRoute.NotFound'));
+  it.each([
+    ['InvalidRoute.NotFound', awsError('InvalidRoute.NotFound')],
+    ['InvalidParameterValue "no route defined" (what EC2 really answers)', awsError('InvalidParameterValue', 400, "There is no route defined for '0.0.0.0/0' in the route table. Use CreateRoute instead.")],
+  ])('falls back to CreateRoute when the route vanished between look and replace: %s', async (_what, err) => {
+    ec2Mock.on(ReplaceRouteCommand).rejects(err);
     startAgent();
     await clock.idle();
-    expect(sent()).toEqual(expect.arrayContaining(['ReplaceRoute', 'CreateRoute']));
+    expect(sent().filter((s) => s.endsWith('Route'))).toEqual(['ReplaceRoute', 'CreateRoute']);
     expect(logs.lines.find((l) => l.event === 'route.claimed')).toMatchObject({ action: 'created' });
   });
 

@@ -87,8 +87,8 @@ export class FakeClock implements Clock {
 }
 
 /** An error shaped like the SDK's service exceptions. */
-export function awsError(name: string, status = 400): Error {
-  return Object.assign(new Error(`${name} (fake)`), { name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status } });
+export function awsError(name: string, status = 400, message = `${name} (fake)`): Error {
+  return Object.assign(new Error(message), { name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status } });
 }
 
 /** Fake credentials and region so no SDK code ever looks for real ones. */
