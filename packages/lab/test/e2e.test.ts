@@ -5,7 +5,7 @@
  */
 import { DescribeAddressesCommand, EC2Client, ModifyInstanceAttributeCommand } from '@aws-sdk/client-ec2';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -49,8 +49,11 @@ describe.runIf(requireRoot('lab e2e', ['ip', 'nft', 'iptables']))('hanat end to 
   };
 
   beforeAll(async () => {
-    // The bundles under test, fresh: the agent that runs in the namespaces and the CLI that deploys.
-    execFileSync(process.execPath, [join(root, 'scripts/build.mjs'), 'agent', 'cli'], { stdio: 'ignore' });
+    // The bundles under test: the agent that runs in the namespaces and the CLI that deploys.
+    // `pnpm test` builds them first; build them here only when missing (rebuilding while other
+    // test files run them would race).
+    const missing = ['agent', 'cli'].filter((b) => !existsSync(join(root, b === 'agent' ? 'packages/agent/dist/hanat-agent.cjs' : 'packages/cli/dist/hanat.mjs')));
+    if (missing.length) execFileSync(process.execPath, [join(root, 'scripts/build.mjs'), ...missing], { stdio: 'ignore' });
     dir = mkdtempSync(join(tmpdir(), 'hanat-e2e-'));
     lab = await Lab.start({
       emulator: (launcher) => labEmulator(launcher, { latency: 'zero', bootDelayMs: BOOT_DELAY_MS, region: REGION }),

@@ -444,12 +444,12 @@ export class DataPlane implements InstanceLauncher {
   /** Kills an instance abruptly (a hardware failure): every process at once, then the namespace. Idempotent. */
   async killInstance(instanceId: string): Promise<void> {
     const ns = this.names.instance(instanceId);
-    this.endpoints.delete(instanceId);
+    const existed = this.endpoints.delete(instanceId);
     await destroyNamespaces(this.exec, [ns]);
     this.faults.gray.delete(instanceId);
     this.faults.upstreamCut.delete(instanceId);
     this.faults.partitions = this.faults.partitions.filter(([a, b]) => a !== instanceId && b !== instanceId);
-    this.logger.info('instance.gone', { instanceId });
+    if (existed) this.logger.info('instance.gone', { instanceId });
     this.requestSync(false);
   }
 
