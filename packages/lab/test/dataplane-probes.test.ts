@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ProbeTracker } from '../src/dataplane/probes.js';
 import type { ProbeResult } from '../src/dataplane/probes.js';
+import { hostRoutes } from '../src/cli/probe.js';
+import type { LabStatus } from '../src/dataplane/lab.js';
 
 let seq = 0;
 const r = (t: number, ok: boolean, answer?: string, proto: 'tcp' | 'udp' = 'tcp'): ProbeResult => ({
@@ -48,5 +50,42 @@ describe('probe tracker', () => {
     p.record('h2', r(1, true, 'b'));
     await expect(waiting).resolves.toMatchObject({ hostId: 'h2' });
     await expect(p.waitFor(() => false, 10, 'nothing')).rejects.toThrow(/nothing/);
+  });
+});
+
+describe('own-AZ egress (probe --check)', () => {
+  const ok = (answer: string) => ({ ok: true, since: 0, answer, sent: 1, failed: 0 });
+  const host = (az: string, ip: string, tcp: string, udp: string | undefined) => ({
+    id: `host-${ip}`,
+    ns: `ns-${ip}`,
+    az,
+    subnetId: `subnet-${ip}`,
+    ip,
+    tcp: ok(tcp),
+    udp: udp === undefined ? { ok: false, since: 0, sent: 1, failed: 1, lastError: 'timeout' } : ok(udp),
+    outages: [],
+    answers: [],
+  });
+  const status = (hosts: ReturnType<typeof host>[]) =>
+    ({
+      instances: [
+        { instanceId: 'i-a', state: 'running', az: 'az-a', privateIp: '10.0.0.10', publicIp: '198.18.1.1', sourceDestCheck: false },
+        { instanceId: 'i-b', state: 'running', az: 'az-b', privateIp: '10.0.1.10', publicIp: '198.18.1.2', sourceDestCheck: false },
+      ],
+      hosts,
+    }) as unknown as LabStatus;
+
+  it('names the NAT that answered and says whether it is in the host’s own AZ', () => {
+    const routes = hostRoutes(status([host('az-a', '10.0.10.254', '198.18.1.1', '198.18.1.1'), host('az-b', '10.0.11.254', '198.18.1.1', '198.18.1.1')]));
+    expect(routes.map((r) => [r.az, r.nat?.instanceId, r.ownAz])).toEqual([
+      ['az-a', 'i-a', true],
+      ['az-b', 'i-a', false],
+    ]);
+  });
+
+  it('does not count a host whose UDP probes fail, or answered by an unknown address', () => {
+    const routes = hostRoutes(status([host('az-a', '10.0.10.254', '198.18.1.1', undefined), host('az-b', '10.0.11.254', '203.0.113.99', '203.0.113.99')]));
+    expect(routes.map((r) => r.ownAz)).toEqual([false, false]);
+    expect(routes[1]!.nat).toBeUndefined();
   });
 });
