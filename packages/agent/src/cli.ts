@@ -16,8 +16,15 @@ import { Imds } from './imds.js';
 import { Kernel } from './kernel.js';
 import { createLogger, type Logger } from './log.js';
 
-/** The SDK's Node-version notice is plain multi-line text on stderr; the agent logs the Node version itself. */
-function quietSdkNotice(env: NodeJS.ProcessEnv): void {
+/**
+ * SDK settings the agent needs whatever the environment says otherwise:
+ * - the SDK's instance-profile credential provider falls back to IMDSv1 when IMDS
+ *   refuses it a token; hanat never uses IMDSv1, so that fallback is off;
+ * - the SDK's Node-version notice is plain multi-line text on stderr; the agent
+ *   logs the Node version itself.
+ */
+function sdkEnv(env: NodeJS.ProcessEnv): void {
+  env.AWS_EC2_METADATA_V1_DISABLED = 'true';
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }
 
@@ -112,7 +119,7 @@ async function run(options: Options, log: Logger, deps: MainDeps): Promise<numbe
 }
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, deps: MainDeps = defaultDeps()): Promise<number> {
-  quietSdkNotice(env);
+  sdkEnv(env);
   let command, options: Options;
   try {
     ({ command, options } = parseCommandLine(argv, env));

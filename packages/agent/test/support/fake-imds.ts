@@ -34,6 +34,8 @@ export interface FakeImds {
   gets: string[];
   /** Requests that came without a token (IMDSv1 style). */
   v1Attempts: number;
+  /** Once this many tokens were issued, further token requests get 403 (IMDSv2 refused). */
+  maxTokens: number;
   /** Makes every token issued so far invalid (IMDS answers 401 for them). */
   expireTokens(): void;
   /** The next `n` requests for `path` answer `status`. */
@@ -52,6 +54,7 @@ export async function startFakeImds(metadata: Record<string, string> = defaultMe
     tokensIssued: 0,
     gets: [],
     v1Attempts: 0,
+    maxTokens: Infinity,
     expireTokens: () => valid.clear(),
     failNext: (path, status, n = 1) => failures.set(path, { status, n }),
     hang: (path) => hung.add(path),
@@ -67,6 +70,7 @@ export async function startFakeImds(metadata: Record<string, string> = defaultMe
     }
     if (req.method === 'PUT' && url === '/latest/api/token') {
       if (!req.headers['x-aws-ec2-metadata-token-ttl-seconds']) return void res.writeHead(400).end();
+      if (fake.tokensIssued >= fake.maxTokens) return void res.writeHead(403).end();
       const token = `token-${++fake.tokensIssued}`;
       valid.add(token);
       res.writeHead(200, { 'content-type': 'text/plain' }).end(token);

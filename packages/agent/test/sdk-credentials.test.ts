@@ -1,0 +1,85 @@
+/**
+ * The AWS SDK inside the agent gets its credentials from the instance profile
+ * through IMDS, with its own IMDS client. That client falls back to IMDSv1 when a
+ * token is refused unless told not to; the agent must never use IMDSv1.
+ *
+ * The real SDK client runs here (no send() mock): the environment holds no
+ * credentials, so its default chain reaches the fake IMDS on loopback. Its AWS
+ * endpoint is a closed loopback port, so nothing leaves the machine.
+ */
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { main, type MainDeps } from '../src/cli.js';
+import { FakeHost } from './support/fake-host.js';
+import { startFakeImds, type FakeImds } from './support/fake-imds.js';
+import { FakeClock, logCapture } from './support/harness.js';
+
+const KEYS = [
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_PROFILE',
+  'AWS_REGION',
+  'AWS_CONFIG_FILE',
+  'AWS_SHARED_CREDENTIALS_FILE',
+  'AWS_ENDPOINT_URL',
+  'AWS_EC2_METADATA_SERVICE_ENDPOINT',
+  'AWS_EC2_METADATA_DISABLED',
+  'AWS_EC2_METADATA_V1_DISABLED',
+  'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+  'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+  'AWS_WEB_IDENTITY_TOKEN_FILE',
+];
+let saved: Record<string, string | undefined>;
+let imds: FakeImds;
+
+beforeEach(async () => {
+  saved = Object.fromEntries(KEYS.map((k) => [k, process.env[k]]));
+  for (const k of KEYS) delete process.env[k];
+  imds = await startFakeImds();
+  Object.assign(process.env, {
+    AWS_CONFIG_FILE: '/nonexistent/hanat-test/config',
+    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/hanat-test/credentials',
+    AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+    AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url,
+  });
+});
+afterEach(async () => {
+  for (const k of KEYS) {
+    if (saved[k] === undefined) delete process.env[k];
+    else process.env[k] = saved[k];
+  }
+  await imds.close();
+});
+
+describe('AWS credentials from the instance profile', () => {
+  it('never fall back to IMDSv1 when IMDS refuses the SDK a token', async () => {
+    // The agent's own client gets the first token; every later token request (the SDK's) is refused.
+    imds.maxTokens = 1;
+    const logs = logCapture();
+    const host = new FakeHost();
+    const stop = new AbortController();
+    const deps: MainDeps = {
+      exec: host.exec,
+      fs: host.fs,
+      ec2: (region) => new EC2Client({ region }),
+      clock: new FakeClock(),
+      stdout: { write: () => true },
+      stderr: { write: () => true },
+      logDest: logs.stream,
+      signal: stop.signal,
+      startedAt: Date.now(),
+    };
+    const exit = main(['run', '--stack', 'prod'], process.env, deps);
+    // The first AWS call (source/dest check) fails for want of credentials.
+    const deadline = Date.now() + 10_000;
+    while (!logs.lines.some((l) => l.component === 'srcdst' && l.level !== 'info' && l.level !== 'debug') && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    stop.abort();
+    expect(await exit).toBe(0);
+    expect(logs.lines.some((l) => l.component === 'srcdst' && typeof l.err === 'object')).toBe(true);
+    expect(imds.tokensIssued).toBe(1);
+    expect(imds.v1Attempts).toBe(0);
+  });
+});
