@@ -21,8 +21,11 @@ export const systemClock: Clock = {
     }),
 };
 
-/** Full-jitter exponential backoff: a random delay in [base, min(cap, base * 2^attempt)]. */
+/**
+ * Jittered exponential backoff: a random delay in [base, min(cap, base * 2^(attempt+1))].
+ * The first retry (attempt 0) is already spread over [base, 2 * base].
+ */
 export function backoff(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt));
+  const ceiling = Math.min(capMs, baseMs * 2 ** (Math.max(0, attempt) + 1));
   return Math.round(baseMs + random() * Math.max(0, ceiling - baseMs));
 }
