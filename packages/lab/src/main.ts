@@ -14,6 +14,13 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 process.removeAllListeners('warning');
+// `hanat-lab probe | head`: a reader that goes away early is not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
 
 const program = buildProgram({
   stdout: (s) => process.stdout.write(s),
