@@ -60,16 +60,23 @@ interface Task {
 /** What the routes reconciler decided for one table. */
 export type RouteDecision =
   | { kind: 'keep'; fixOwnerTag: boolean }
-  | { kind: 'claim'; reason: 'missing' | 'blackhole' | 'elsewhere' | 'boot'; route?: RouteLike | undefined }
+  | { kind: 'claim'; reason: 'missing' | 'blackhole' | 'elsewhere' | 'boot' | 'unpinned'; route?: RouteLike | undefined }
   | { kind: 'yield'; owner: string };
 
 /**
- * The route rule for a table this NAT serves. Boot always takes over. Later, a
- * route someone else points elsewhere is reclaimed, unless another NAT of ours
- * claimed it (its `hanat:owner`) after our own last claim: then the newer NAT wins
- * and this one yields, so two NATs sharing an AZ (a replacement) never flap.
+ * The route rule for a table this NAT serves. Without a claim of its own to go by
+ * (at boot, or when a `hanat:override` pin elsewhere was just removed) it takes the
+ * table over. Later, a route someone else points elsewhere is reclaimed, unless
+ * another NAT of ours claimed it (its `hanat:owner`) after our own last claim: then
+ * the newer NAT wins and this one yields, so two NATs sharing an AZ (a replacement)
+ * never flap.
  */
-export function decideRoute(table: RouteTable, me: { instanceId: string; eniId: string }, lastClaimAt: number | undefined): RouteDecision {
+export function decideRoute(
+  table: RouteTable,
+  me: { instanceId: string; eniId: string },
+  lastClaimAt: number | undefined,
+  takeoverReason: 'boot' | 'unpinned' = 'boot',
+): RouteDecision {
   const route = defaultRoute(table);
   const owner = routeOwner(table.Tags);
   if (!route) return { kind: 'claim', reason: 'missing' };
@@ -77,7 +84,7 @@ export function decideRoute(table: RouteTable, me: { instanceId: string; eniId: 
     return { kind: 'keep', fixOwnerTag: owner?.instanceId !== me.instanceId };
   }
   if (route.State === 'blackhole') return { kind: 'claim', reason: 'blackhole', route };
-  if (lastClaimAt === undefined) return { kind: 'claim', reason: 'boot', route };
+  if (lastClaimAt === undefined) return { kind: 'claim', reason: takeoverReason, route };
   if (owner && owner.instanceId !== me.instanceId && owner.since !== undefined && owner.since > lastClaimAt) {
     return { kind: 'yield', owner: owner.instanceId };
   }
@@ -100,6 +107,8 @@ export class Agent {
   private cidrsDue: number;
   /** Per table: when we last claimed it or first saw it pointing at us. */
   private readonly lastClaimAt = new Map<string, number>();
+  /** Tables of our AZ that a `hanat:override` currently pins to another AZ, with that AZ. */
+  private readonly pinnedAway = new Map<string, string>();
   /** Once-only notices, keyed by what they are about. */
   private readonly noticed = new Set<string>();
   private readyLogged = false;
@@ -327,14 +336,21 @@ export class Agent {
     const t0 = this.clock.now();
     const tables = await this.api.privateRouteTables(this.config.stack);
     const mine: RouteTable[] = [];
+    const unpinned = new Set<string>();
     for (const t of tables) {
+      const id = t.RouteTableId!;
       const serving = servingAz(t.Tags);
-      const override = tagValue(t.Tags, TAG.override);
-      if (serving === this.config.az) mine.push(t);
-      else if (override && tagValue(t.Tags, TAG.az) === this.config.az) {
-        this.once(`override:${t.RouteTableId}:${override}`, () =>
-          this.logs.routes.info({ event: 'route.skipped_override', routeTableId: t.RouteTableId, override }, `route table ${t.RouteTableId} is pinned to ${override}; leaving it`),
-        );
+      if (serving === this.config.az) {
+        mine.push(t);
+        // A pin elsewhere was removed (hanat failover --restore): take the table back
+        // from the NAT that served it meanwhile, however recent its claim.
+        if (this.pinnedAway.delete(id)) unpinned.add(id);
+      } else {
+        this.lastClaimAt.delete(id);
+        if (serving !== undefined && tagValue(t.Tags, TAG.az) === this.config.az && this.pinnedAway.get(id) !== serving) {
+          this.pinnedAway.set(id, serving);
+          this.logs.routes.info({ event: 'route.skipped_override', routeTableId: id, override: serving }, `route table ${id} is pinned to ${serving}; leaving it`);
+        }
       }
     }
     if (mine.length === 0) {
@@ -348,7 +364,7 @@ export class Agent {
     const results = await Promise.allSettled(
       mine.map(async (t) => {
         const id = t.RouteTableId!;
-        const decision = decideRoute(t, this.id, this.lastClaimAt.get(id));
+        const decision = decideRoute(t, this.id, this.lastClaimAt.get(id), unpinned.has(id) ? 'unpinned' : 'boot');
         if (decision.kind === 'keep') {
           if (!this.lastClaimAt.has(id)) this.lastClaimAt.set(id, this.clock.now());
           if (decision.fixOwnerTag) tagNow.push(id);

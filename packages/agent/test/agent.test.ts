@@ -352,6 +352,24 @@ describe('the loop', () => {
     expect(logs.lines.filter((l) => l.event === 'route.claimed').map((l) => l.reason)).toEqual(['elsewhere', 'blackhole']);
   });
 
+  it('takes its table back once a hanat:override pin to another AZ is removed, though the other NAT claimed it later', async () => {
+    startAgent();
+    await clock.idle();
+    expect(logs.lines.filter((l) => l.event === 'route.claimed').map((l) => l.reason)).toEqual(['boot']);
+    // A manual failover pins the table to us-east-1b and points it at that AZ's NAT.
+    const peer = { route: 'other' as const, owner: 'i-0fffffffffffffff1', ownerSince: new Date(clock.now() + 1_000).toISOString() };
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', { ...peer, override: 'us-east-1b' })] });
+    await clock.advance(CONFIG.routeIntervalMs);
+    expect(logs.lines.find((l) => l.event === 'route.skipped_override')).toMatchObject({ routeTableId: 'rtb-0aaaaaaaaaaaaaaa1', override: 'us-east-1b' });
+    expect(ec2Mock.commandCalls(ReplaceRouteCommand)).toHaveLength(1);
+    // The pin is removed (hanat failover --restore): this AZ's NAT serves the table again.
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', peer)] });
+    await clock.advance(CONFIG.routeIntervalMs);
+    expect(logs.lines.filter((l) => l.event === 'route.claimed').map((l) => l.reason)).toEqual(['boot', 'unpinned']);
+    expect(logs.events()).not.toContain('route.yielded');
+    expect(inputs<{ NetworkInterfaceId: string }>(ReplaceRouteCommand).at(-1)?.NetworkInterfaceId).toBe(ME.eniId);
+  });
+
   it('re-disables source/dest check when someone turns it back on', async () => {
     startAgent();
     await clock.idle();
