@@ -256,7 +256,8 @@ export function parseNftTable(json: string): NftState {
     if (o.table?.name === NFT_TABLE) state.table = true;
     const set = o.set;
     if (set && set.name === NFT_SET && set.table === NFT_TABLE) {
-      const flags = Array.isArray(set.flags) ? set.flags : [];
+      // nft prints a lone flag as a plain string in newer releases, as an array in older ones.
+      const flags = Array.isArray(set.flags) ? set.flags : typeof set.flags === 'string' ? [set.flags] : [];
       state.setOk = set.type === 'ipv4_addr' && flags.includes('interval');
       state.elements = [];
       for (const e of Array.isArray(set.elem) ? (set.elem as unknown[]) : []) {

@@ -157,6 +157,19 @@ describe('nft state', () => {
     ]);
   });
 
+  it('reads a single set flag printed as a string, as newer nft does, as the same set', () => {
+    const json = JSON.stringify({
+      nftables: [
+        { table: { family: 'ip', name: 'hanat', handle: 1 } },
+        { set: { family: 'ip', name: 'vpc_cidrs', table: 'hanat', type: 'ipv4_addr', handle: 1, flags: 'interval', elem: [{ prefix: { addr: '10.0.0.0', len: 16 } }] } },
+        { chain: { family: 'ip', table: 'hanat', name: 'postrouting', handle: 2, type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } },
+      ],
+    });
+    const state = parseNftTable(json);
+    expect(state).toMatchObject({ setOk: true, elements: ['10.0.0.0/16'] });
+    expect(nftScript(state, ['10.0.0.0/16']).commands).not.toContain('delete table ip hanat');
+  });
+
   it('rebuilds its own table in one transaction when its chain was redefined', () => {
     const state = { table: true, setOk: true, elements: ['10.0.0.0/16'], chain: true, chainOk: false, rules: [] };
     const { commands } = nftScript(state, ['10.0.0.0/16']);
