@@ -2,9 +2,15 @@
  * The CLI's view of AWS: clients from @hanat/core's one factory, the region
  * check, and the translation of SDK errors into the CLI's error taxonomy.
  */
+import { formatWithOptions } from 'node:util';
 import { awsErrorName, cloudFormationClient, ec2Client, ssmClient, type SdkLogger } from '@hanat/core';
 import type { AwsClients, AwsFactory, AwsTarget } from './deps.js';
 import { OperationError, UsageError } from './errors.js';
+
+/** An SDK log entry (usually an object: client, command, input, error) as readable text. */
+function logText(content: unknown[]): string {
+  return formatWithOptions({ breakLength: Infinity, depth: 4 }, ...content);
+}
 
 /** The production factory: real SDK clients; SDK diagnostics only with --debug. */
 export function awsFactory(debugLog: (line: string) => void): AwsFactory {
@@ -13,8 +19,8 @@ export function awsFactory(debugLog: (line: string) => void): AwsFactory {
       ? {
           debug: () => {},
           info: () => {},
-          warn: (...c: unknown[]) => debugLog(`aws-sdk warn: ${c.map(String).join(' ')}`),
-          error: (...c: unknown[]) => debugLog(`aws-sdk error: ${c.map(String).join(' ')}`),
+          warn: (...c: unknown[]) => debugLog(`aws-sdk warn: ${logText(c)}`),
+          error: (...c: unknown[]) => debugLog(`aws-sdk error: ${logText(c)}`),
         }
       : undefined;
     const opts = { region: target.region, profile: target.profile, component: 'cli', logger };
@@ -47,6 +53,7 @@ export const NO_REGION_MESSAGE =
 
 const CREDENTIALS = new Set(['CredentialsProviderError', 'ExpiredToken', 'ExpiredTokenException', 'InvalidClientTokenId', 'UnrecognizedClientException', 'SignatureDoesNotMatch', 'AuthFailure', 'InvalidSignatureException', 'TokenProviderError']);
 const DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'UnauthorizedAccess']);
+export const CHECK_NETWORK = 'Check the network, or AWS_ENDPOINT_URL if you set it.';
 const NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ECONNRESET', 'ETIMEDOUT', 'EAI_AGAIN', 'EHOSTUNREACH']);
 
 /** True for errors that came from AWS or the SDK, as opposed to bugs in hanat. */
@@ -61,6 +68,12 @@ export function isAwsError(err: unknown): boolean {
   );
 }
 
+/** The Node network error code (ECONNREFUSED, ENOTFOUND, ...) of a failed call, if that is what it was. */
+export function networkErrorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && NETWORK.has(code) ? code : undefined;
+}
+
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -72,7 +85,7 @@ function messageOf(err: unknown): string {
 export function awsFailure(err: unknown, what: string): never {
   if (!isAwsError(err)) throw err;
   const name = awsErrorName(err) ?? 'Error';
-  const code = (err as { code?: unknown }).code;
+  const code = networkErrorCode(err);
   if (CREDENTIALS.has(name)) {
     throw new UsageError(
       `AWS did not accept the credentials (${name}: ${messageOf(err)}). Pass --profile, set AWS_PROFILE, or refresh them (aws sso login / aws configure).`,
@@ -82,8 +95,8 @@ export function awsFailure(err: unknown, what: string): never {
   if (DENIED.has(name)) {
     throw new OperationError(`AWS denied ${what}: ${messageOf(err)}. The identity running hanat needs permission for it.`, { cause: err });
   }
-  if (typeof code === 'string' && NETWORK.has(code)) {
-    throw new OperationError(`Could not reach AWS for ${what} (${code}). Check the network, or AWS_ENDPOINT_URL if you set it.`, { cause: err });
+  if (code) {
+    throw new OperationError(`Could not reach AWS for ${what} (${code}). ${CHECK_NETWORK}`, { cause: err });
   }
   throw new OperationError(`${what} failed: ${name}: ${messageOf(err)}`, { cause: err });
 }

@@ -12,7 +12,7 @@ import {
   type StackEvent,
 } from '@aws-sdk/client-cloudformation';
 import { awsErrorName, isRetryableAwsError, type CloudFormation } from '@hanat/core';
-import { awsFailure } from './aws.js';
+import { awsFailure, CHECK_NETWORK, networkErrorCode } from './aws.js';
 import type { ActionDeps } from './deps.js';
 import { OperationError } from './errors.js';
 
@@ -32,10 +32,18 @@ export async function retrying<T>(what: string, call: () => Promise<T>, deps: Po
       return await call();
     } catch (err) {
       if (!isRetryableAwsError(err)) awsFailure(err, what);
+      const network = networkErrorCode(err);
       if (attempt >= MAX_POLL_RETRIES) {
-        throw new OperationError(`${what} kept failing (${awsErrorName(err) ?? 'error'}) after ${attempt} attempts; try again in a few minutes.`, { cause: err });
+        throw new OperationError(
+          network
+            ? `Could not reach AWS for ${what} (${network}) after ${attempt} attempts. ${CHECK_NETWORK}`
+            : `${what} kept failing (${awsErrorName(err) ?? 'error'}) after ${attempt} attempts; try again in a few minutes.`,
+          { cause: err },
+        );
       }
-      if (attempt === 3) deps.reporter.warn(`AWS is throttling or failing ${what} (${awsErrorName(err) ?? 'error'}); still retrying.`);
+      if (attempt === 3) {
+        deps.reporter.warn(network ? `Could not reach AWS for ${what} (${network}); still retrying.` : `AWS is throttling or failing ${what} (${awsErrorName(err) ?? 'error'}); still retrying.`);
+      }
       const backoff = Math.min(deps.pollIntervalMs * 2 ** (attempt - 1), 30_000);
       await deps.clock.sleep(backoff / 2 + Math.random() * (backoff / 2), deps.signal);
     }

@@ -1,4 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { MAX_POLL_RETRIES } from '../src/cfn.js';
 import { inputsOf, names } from './support/calls.js';
 import { cfnMock, harness, smallTemplate, type Harness } from './support/harness.js';
 
@@ -83,6 +85,19 @@ describe('hanat destroy', () => {
     const r = await h.hanat(...DESTROY, '--yes');
     expect(r.code).toBe(0);
     expect(h.cfn.stack('demo')).toBeUndefined();
+  });
+
+  it('names the network error, not "Error", when AWS cannot be reached, and exits 1 after the retries', async () => {
+    // The shape the SDK throws for a refused connection: a Node error with a code and $metadata.
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED', $metadata: { attempts: 6 } });
+    cfnMock.on(DescribeStacksCommand).rejects(refused);
+    const r = await h.hanat(...DESTROY, '--yes');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      'warning: Could not reach AWS for DescribeStacks (ECONNREFUSED); still retrying.\n' +
+        `error: Could not reach AWS for DescribeStacks (ECONNREFUSED) after ${MAX_POLL_RETRIES} attempts. Check the network, or AWS_ENDPOINT_URL if you set it.\n`,
+    );
+    expect(names(cfnMock)).toEqual(Array<string>(MAX_POLL_RETRIES).fill('DescribeStacks'));
   });
 
   it('Ctrl-C while deleting stops watching and exits 130; the deletion goes on', async () => {

@@ -21,6 +21,8 @@ interface Seen {
 let server: Server;
 let endpoint: string;
 const seen: Seen[] = [];
+/** What the factory's --debug sink received (main.ts writes it to stderr). */
+const debugLines: string[] = [];
 
 function body(req: IncomingMessage): Promise<string> {
   return new Promise((resolve) => {
@@ -66,6 +68,7 @@ afterAll(async () => {
 afterEach(() => {
   vi.unstubAllEnvs();
   seen.length = 0;
+  debugLines.length = 0;
 });
 
 async function hanat(...argv: string[]) {
@@ -79,7 +82,7 @@ async function hanat(...argv: string[]) {
   let stdout = '';
   let stderr = '';
   const deps: RunDeps = {
-    aws: awsFactory(() => {}),
+    aws: awsFactory((line) => debugLines.push(line)),
     stdout: (s) => (stdout += s),
     stderr: (s) => (stderr += s),
     stdinIsTTY: false,
@@ -112,5 +115,21 @@ describe('real SDK on the wire (loopback)', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('the SSM parameter /hanat/ami/arm64 does not exist. Build and publish the NAT image with: scripts/build-ami --arch arm64 --region eu-west-1');
     expect(seen.map((s) => s.target)).toEqual(['AmazonSSM.GetParameter']);
+  });
+});
+
+describe('--debug on the wire', () => {
+  it('prints what the SDK logs as readable text, not [object Object]', async () => {
+    const r = await hanat('deploy', '--name', 'demo', '--cidr-prefix', '10.0', '--region', 'eu-west-1', '--key', 'laptop', '--yes', '--debug');
+    expect(r.code).toBe(2);
+    expect(debugLines.length).toBeGreaterThan(0);
+    expect(debugLines.join('\n')).toContain('InvalidKeyPair.NotFound');
+    expect(debugLines.join('\n')).not.toContain('[object Object]');
+  });
+
+  it('prints nothing of the SDK without --debug', async () => {
+    const r = await hanat('deploy', '--name', 'demo', '--cidr-prefix', '10.0', '--region', 'eu-west-1', '--key', 'laptop', '--yes');
+    expect(r.code).toBe(2);
+    expect(debugLines).toEqual([]);
   });
 });
