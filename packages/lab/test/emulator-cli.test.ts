@@ -5,7 +5,8 @@
  * through injected throttling. Also `hanat-lab serve`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DeleteParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../cli/src/run.js';
 import { awsFactory } from '../../cli/src/aws.js';
@@ -107,6 +108,29 @@ describe('hanat against the emulator', () => {
     const ec2 = h.emu.world.ec2;
     expect(ec2.vpcs.size + ec2.subnets.size + ec2.routeTables.size + ec2.addresses.size + ec2.launchTemplates.size).toBe(0);
     expect(h.emu.world.cloudformation.findStack('lab')).toBeUndefined();
+  });
+
+  it('without --ami, deploys the image published at /hanat/ami/<arch> for the instance type, and says how to build one when none is', async () => {
+    h = await startLab({ latency: 'zero', bootDelayMs: 10 });
+    pointSdkAt(h.url);
+    const ec2 = new EC2Client({ endpoint: h.url, region: 'us-east-1', credentials });
+    const ssm = new SSMClient({ endpoint: h.url, region: 'us-east-1', credentials });
+    const x86 = await ec2.send(new DescribeImagesCommand({ Filters: [{ Name: 'architecture', Values: ['x86_64'] }] }));
+    const x86Image = x86.Images?.[0]?.ImageId;
+    expect(x86Image).toMatch(/^ami-/);
+
+    const deployed = await hanat(h, ['deploy', '--name', 'lab', '--cidr-prefix', '10.0', '--instance-type', 't3.micro', '--yes', '--region', 'us-east-1']);
+    expect(deployed.code).toBe(0);
+    expect(h.emu.counters.get('ssm:GetParameter')).toBeGreaterThan(0);
+    const nats = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:hanat:stack', Values: ['lab'] }] }));
+    const images = new Set(nats.Reservations?.flatMap((r) => r.Instances ?? []).map((i) => i.ImageId));
+    expect(images).toEqual(new Set([x86Image]));
+
+    await ssm.send(new DeleteParameterCommand({ Name: '/hanat/ami/arm64' }));
+    const missing = await hanat(h, ['deploy', '--name', 'lab2', '--cidr-prefix', '10.1', '--yes', '--region', 'us-east-1']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.text).toContain('scripts/build-ami --arch arm64 --region us-east-1');
+    expect(h.emu.world.cloudformation.findStack('lab2')).toBeUndefined();
   });
 
   it('reports a failed deploy with the failing resource and its reason', async () => {
