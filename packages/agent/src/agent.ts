@@ -276,6 +276,10 @@ export class Agent {
 
   private async reconcileSourceDest(boot: boolean): Promise<void> {
     const t0 = this.clock.now();
+    if (this.config.skipSourceDest) {
+      if (boot) this.logs.srcdst.warn({ event: 'srcdst.skipped', instanceId: this.id.instanceId }, 'source/dest check left as it is (--skip-srcdst): this NAT cannot forward while the check is on');
+      return;
+    }
     const on = await this.api.sourceDestCheck(this.id.instanceId);
     if (on === false) {
       if (boot) this.logs.srcdst.info({ event: 'srcdst.already_disabled', instanceId: this.id.instanceId, durationMs: this.clock.now() - t0 }, 'source/dest check already off');

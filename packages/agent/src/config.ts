@@ -29,6 +29,11 @@ export interface Options {
   /** Overrides the memory-based conntrack table size. */
   conntrackMax?: number | undefined;
   imdsEndpoint?: string | undefined;
+  /**
+   * Leave source/dest check as it is. Only for proving that the check matters (the lab's
+   * end-to-end test): a NAT with the check on cannot forward, so its AZ loses the internet.
+   */
+  skipSourceDest: boolean;
   /** Where each explicitly set value came from (`--stack`, `HANAT_AZ`, ...), for the effective-config log. */
   from: Record<string, string>;
 }
@@ -54,6 +59,7 @@ export const SETTINGS: Record<string, Setting> = {
   recheckInterval: { flag: 'recheck-interval', env: 'HANAT_RECHECK_INTERVAL', help: 'seconds between source/dest check and EIP checks (default 300)' },
   maxFailures: { flag: 'max-failures', env: 'HANAT_MAX_FAILURES', help: 'identical consecutive failures before exiting 1 (default 5)' },
   conntrackMax: { flag: 'conntrack-max', env: 'HANAT_CONNTRACK_MAX', help: 'conntrack table size (default: from memory)' },
+  skipSourceDest: { flag: 'skip-srcdst', env: 'HANAT_SKIP_SRCDST', help: 'testing only: "1" leaves source/dest check on, so this NAT cannot forward' },
   imdsEndpoint: { flag: 'imds-endpoint', env: 'AWS_EC2_METADATA_SERVICE_ENDPOINT', help: 'IMDS endpoint (default http://169.254.169.254)' },
 };
 
@@ -128,6 +134,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       maxFailures: integer(raw('maxFailures'), 5, 1, 1000),
       conntrackMax: conntrackMax ? integer(conntrackMax, 0, 1024, 1 << 26) : undefined,
       imdsEndpoint: raw('imdsEndpoint')?.value,
+      skipSourceDest: flag(raw('skipSourceDest')),
       from,
     },
   };
@@ -160,6 +167,13 @@ function validStack(v: string, from: string): string {
 function validAz(v: string, from: string): string {
   if (!/^[a-z]{2,}(-[a-z0-9]+)+$/.test(v)) throw new UsageError(`${from} '${v}' is not an availability zone name such as us-east-1a`);
   return v;
+}
+
+function flag(r: { value: string; from: string } | undefined): boolean {
+  if (!r) return false;
+  if (r.value === '1' || r.value === 'true') return true;
+  if (r.value === '0' || r.value === 'false') return false;
+  throw new UsageError(`${r.from} '${r.value}' must be 1 or 0`);
 }
 
 function integer(r: { value: string; from: string } | undefined, dflt: number, min: number, max: number): number {

@@ -41,6 +41,7 @@ const CONFIG: Config = {
   routeIntervalMs: 30_000,
   recheckIntervalMs: 300_000,
   maxFailures: 3,
+  skipSourceDest: false,
   from: {},
 };
 
@@ -129,6 +130,15 @@ describe('start-up', () => {
     expect(host.sysctls.get('net.ipv4.ip_forward')).toBe('1');
     expect(inputs(ModifyInstanceAttributeCommand)).toEqual([{ InstanceId: ME.instanceId, SourceDestCheck: { Value: false } }]);
     expect(events).toContain('agent.ready');
+  });
+
+  it('with --skip-srcdst (testing only) leaves source/dest check alone, warns, and still claims the routes', async () => {
+    startAgent({ skipSourceDest: true });
+    await clock.idle();
+    expect(sent()).not.toContain('ModifyInstanceAttribute');
+    expect(sent()).not.toContain('DescribeInstanceAttribute');
+    expect(logs.lines.find((l) => l.event === 'srcdst.skipped')).toMatchObject({ level: 40 });
+    expect(sent()).toContain('ReplaceRoute');
   });
 
   it('skips ModifyInstanceAttribute when source/dest check is already off', async () => {

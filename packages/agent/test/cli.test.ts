@@ -101,8 +101,10 @@ describe('configuration', () => {
       HANAT_MAX_FAILURES: '7',
       HANAT_CONNTRACK_MAX: '131072',
       AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:1',
+      HANAT_SKIP_SRCDST: '1',
     });
     expect(options).toMatchObject({
+      skipSourceDest: true,
       stack: 's1',
       az: 'eu-west-1b',
       logLevel: 'debug',
@@ -113,6 +115,11 @@ describe('configuration', () => {
       conntrackMax: 131072,
       imdsEndpoint: 'http://127.0.0.1:1',
     });
+  });
+
+  it('refuses a --skip-srcdst value that is not 1 or 0, and defaults to doing the step', () => {
+    expect(() => parseCommandLine(['run', '--skip-srcdst', 'yes'], {})).toThrow(/--skip-srcdst 'yes' must be 1 or 0/);
+    expect(parseCommandLine(['run'], {}).options.skipSourceDest).toBe(false);
   });
 
   it('prints the version', async () => {

@@ -146,7 +146,7 @@ describe.runIf(run)('kernel NAT in network namespaces (real kernel)', () => {
       privateIp: NAT_OUT,
       tags: {},
     };
-    const config = { stack: 'prod', az: 'us-east-1a', logLevel: 'info' as const, intervalMs: 100, routeIntervalMs: 60_000, recheckIntervalMs: 600_000, maxFailures: 5, from: {} };
+    const config = { stack: 'prod', az: 'us-east-1a', logLevel: 'info' as const, intervalMs: 100, routeIntervalMs: 60_000, recheckIntervalMs: 600_000, maxFailures: 5, skipSourceDest: false, from: {} };
     const agent = new Agent(config, identity, { ec2: new EC2Client({ region: 'us-east-1' }), kernel, log: pino(logs.stream), clock: systemClock });
     const stop = new AbortController();
     const loop = agent.run(stop.signal);
