@@ -19,7 +19,7 @@ import { awsFailure, NO_REGION_MESSAGE } from './aws.js';
 import { describeStack, failedResources, formatFailures, isInProgress, isNoChanges, StackEventStream, waitForChangeSet, waitForStack } from './cfn.js';
 import type { ActionDeps } from './deps.js';
 import { InterruptedError, OperationError, UsageError } from './errors.js';
-import { DEFAULT_TEMPLATE_OPTIONS, templateBody, type TemplateOptions } from './template/render.js';
+import { DEFAULT_INSTANCE_TYPE, DEFAULT_TEMPLATE_OPTIONS, PARAM, templateBody, type TemplateOptions } from './template/render.js';
 import {
   checkAmi,
   checkCidrPrefix,
@@ -31,8 +31,6 @@ import {
   type AmiRef,
   type InstanceType,
 } from './validate.js';
-
-export const DEFAULT_INSTANCE_TYPE = 't4g.nano';
 
 export interface DeployOptions {
   name: string;
@@ -198,11 +196,11 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
           ChangeSetType: type,
           TemplateBody: body,
           Parameters: [
-            { ParameterKey: 'VpcName', ParameterValue: name },
-            { ParameterKey: 'CidrPrefix', ParameterValue: input.cidrPrefix },
-            { ParameterKey: 'KeyName', ParameterValue: input.key ?? '' },
-            { ParameterKey: 'NatAmi', ParameterValue: ami.id },
-            { ParameterKey: 'InstanceType', ParameterValue: input.instanceType.type },
+            { ParameterKey: PARAM.vpcName, ParameterValue: name },
+            { ParameterKey: PARAM.cidrPrefix, ParameterValue: input.cidrPrefix },
+            { ParameterKey: PARAM.keyName, ParameterValue: input.key ?? '' },
+            { ParameterKey: PARAM.natAmi, ParameterValue: ami.id },
+            { ParameterKey: PARAM.instanceType, ParameterValue: input.instanceType.type },
           ],
           Capabilities: capabilitiesFor(body),
           Tags: [{ Key: TAG.stack, Value: name }],

@@ -7,11 +7,11 @@
 import { Command, Option } from 'commander';
 import { VERSION } from '@hanat/core';
 import type { ActionDeps, AwsFactory, Clock } from './deps.js';
-import { DEFAULT_INSTANCE_TYPE, deploy } from './deploy.js';
+import { deploy } from './deploy.js';
 import { destroy } from './destroy.js';
 import { deployJson, outputsTable, palette, stderrReporter, useColor } from './format.js';
 import { template } from './template.js';
-import { DEFAULT_TEMPLATE_OPTIONS, MAX_AZS, MIN_AZS, type TemplateOptions } from './template/render.js';
+import { DEFAULT_INSTANCE_TYPE, DEFAULT_TEMPLATE_OPTIONS, MAX_AZS, MIN_AZS, type TemplateOptions } from './template/render.js';
 import { parseAzs } from './validate.js';
 
 export interface ProgramDeps {

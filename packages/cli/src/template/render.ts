@@ -43,9 +43,6 @@ export const DEFAULT_TEMPLATE_OPTIONS: TemplateOptions = Object.freeze({ azs: 3,
 /** CloudFormation's limit for a template passed inline (`TemplateBody`), in bytes. */
 export const TEMPLATE_BODY_LIMIT = 51_200;
 
-/** The template creates an IAM role with a generated name, so stack operations must acknowledge CAPABILITY_IAM. */
-export const TEMPLATE_CAPABILITIES = ['CAPABILITY_IAM'] as const;
-
 /** The parameters the template takes; `hanat deploy` passes them by these names. */
 export const PARAM = {
   vpcName: 'VpcName',
