@@ -18,7 +18,7 @@ import { resolveAmi, checkKeyPairExists } from './ami.js';
 import { awsFailure, NO_REGION_MESSAGE } from './aws.js';
 import { describeStack, failedResources, formatFailures, isInProgress, isNoChanges, StackEventStream, waitForChangeSet, waitForStack } from './cfn.js';
 import type { ActionDeps } from './deps.js';
-import { InterruptedError, OperationError, UsageError } from './errors.js';
+import { HanatError, InterruptedError, OperationError, UsageError } from './errors.js';
 import { DEFAULT_INSTANCE_TYPE, DEFAULT_TEMPLATE_OPTIONS, PARAM, templateBody, type TemplateOptions } from './template/render.js';
 import {
   checkAmi,
@@ -261,17 +261,18 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
     deps.reporter.step(`Executing change set ${csName}; following stack events (Ctrl-C stops watching, the deploy goes on)`);
 
     const stream = new StackEventStream(cfn, stackId, deps, marker);
+    const goesOn =
+      `the ${type === 'CREATE' ? 'creation' : 'update'} of stack ${name} goes on in CloudFormation. ` +
+      `Watch it with: aws cloudformation describe-stack-events --stack-name ${name} --region ${region} ` +
+      `(or wait: aws cloudformation wait stack-${type === 'CREATE' ? 'create' : 'update'}-complete --stack-name ${name} --region ${region}).`;
     let settled;
     try {
       settled = await waitForStack(cfn, stackId, stream, deps);
     } catch (err) {
-      if (!isAbort(err, deps.signal)) throw err;
-      throw new InterruptedError(
-        `Stopped watching; the ${type === 'CREATE' ? 'creation' : 'update'} of stack ${name} goes on in CloudFormation. ` +
-          `Watch it with: aws cloudformation describe-stack-events --stack-name ${name} --region ${region} ` +
-          `(or wait: aws cloudformation wait stack-${type === 'CREATE' ? 'create' : 'update'}-complete --stack-name ${name} --region ${region}).`,
-        { cause: err },
-      );
+      if (isAbort(err, deps.signal)) throw new InterruptedError(`Stopped watching; ${goesOn}`, { cause: err });
+      // Lost track (expired credentials, the network): the stack still changes, so say so.
+      if (err instanceof HanatError) throw new OperationError(`${err.message}\nhanat stopped watching, but ${goesOn}`, { cause: err });
+      throw err;
     }
 
     const status = settled.stack.StackStatus ?? 'UNKNOWN';

@@ -8,7 +8,7 @@ import { TAG } from '@hanat/core';
 import { awsFailure, NO_REGION_MESSAGE } from './aws.js';
 import { describeStack, failedResources, formatFailures, isInProgress, StackEventStream, waitForStack } from './cfn.js';
 import type { ActionDeps } from './deps.js';
-import { InterruptedError, OperationError, UsageError } from './errors.js';
+import { HanatError, InterruptedError, OperationError, UsageError } from './errors.js';
 import { checkRegion, checkStackName } from './validate.js';
 
 export interface DestroyOptions {
@@ -76,15 +76,15 @@ export async function destroy(opts: DestroyOptions, deps: ActionDeps): Promise<D
     }
     deps.reporter.step(`Deleting stack ${name}; following stack events (Ctrl-C stops watching, the deletion goes on)`);
 
+    const goesOn = `the deletion of stack ${name} goes on in CloudFormation. Watch it with: aws cloudformation describe-stack-events --stack-name ${name} --region ${region} (or run hanat destroy again).`;
     let settled;
     try {
       settled = await waitForStack(cfn, stackId, new StackEventStream(cfn, stackId, deps, marker), deps, true);
     } catch (err) {
-      if (!deps.signal.aborted) throw err;
-      throw new InterruptedError(
-        `Stopped watching; the deletion of stack ${name} goes on in CloudFormation. Watch it with: aws cloudformation describe-stack-events --stack-name ${name} --region ${region} (or run hanat destroy again).`,
-        { cause: err },
-      );
+      if (deps.signal.aborted) throw new InterruptedError(`Stopped watching; ${goesOn}`, { cause: err });
+      // Lost track (expired credentials, the network): the stack is still being deleted, so say so.
+      if (err instanceof HanatError) throw new OperationError(`${err.message}\nhanat stopped watching, but ${goesOn}`, { cause: err });
+      throw err;
     }
     const final = settled.stack.StackStatus ?? 'UNKNOWN';
     if (final !== 'DELETE_COMPLETE') {

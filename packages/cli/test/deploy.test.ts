@@ -1,7 +1,9 @@
+import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { templateBody } from '../src/template/render.js';
 import { MAX_POLL_RETRIES } from '../src/cfn.js';
 import { inputsOf, names, sent } from './support/calls.js';
+import { awsError } from './support/fake-cloudformation.js';
 import { ARM_AMI, cfnMock, ec2Mock, harness, smallTemplate, ssmMock, X86_AMI, type Harness } from './support/harness.js';
 
 const DEPLOY = ['deploy', '--name', 'demo', '--cidr-prefix', '10.20', '--region', 'eu-west-1'];
@@ -349,6 +351,23 @@ describe('hanat deploy: confirmation, dry run, Ctrl-C', () => {
     );
     const after = names(cfnMock).slice(names(cfnMock).indexOf('ExecuteChangeSet') + 1);
     expect(after.every((n) => n === 'DescribeStackEvents' || n === 'DescribeStacks')).toBe(true);
+    expect(h.cfn.stack('demo')!.status).toBe('CREATE_IN_PROGRESS');
+  });
+
+  it('losing track of the stack while it changes (credentials expire) says the creation goes on and how to watch it, exit 1', async () => {
+    h.clock.onSleep = () => {
+      if (names(cfnMock).includes('ExecuteChangeSet')) {
+        cfnMock.on(DescribeStacksCommand).rejects(awsError('ExpiredToken', 'The security token included in the request is expired'));
+      }
+    };
+    const r = await h.hanat(...DEPLOY, '--yes');
+
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'error: AWS did not accept the credentials (ExpiredToken: The security token included in the request is expired). Pass --profile, set AWS_PROFILE, or refresh them (aws sso login / aws configure).\n' +
+        'hanat stopped watching, but the creation of stack demo goes on in CloudFormation. ' +
+        'Watch it with: aws cloudformation describe-stack-events --stack-name demo --region eu-west-1',
+    );
     expect(h.cfn.stack('demo')!.status).toBe('CREATE_IN_PROGRESS');
   });
 

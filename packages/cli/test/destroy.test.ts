@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { DescribeStackEventsCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { MAX_POLL_RETRIES } from '../src/cfn.js';
 import { inputsOf, names } from './support/calls.js';
+import { awsError } from './support/fake-cloudformation.js';
 import { cfnMock, harness, smallTemplate, type Harness } from './support/harness.js';
 
 const DESTROY = ['destroy', '--name', 'demo', '--region', 'eu-west-1'];
@@ -98,6 +99,19 @@ describe('hanat destroy', () => {
         `error: Could not reach AWS for DescribeStacks (ECONNREFUSED) after ${MAX_POLL_RETRIES} attempts. Check the network, or AWS_ENDPOINT_URL if you set it.\n`,
     );
     expect(names(cfnMock)).toEqual(Array<string>(MAX_POLL_RETRIES).fill('DescribeStacks'));
+  });
+
+  it('losing track of the stack while it is deleted says the deletion goes on and how to watch it, exit 1', async () => {
+    h.clock.onSleep = () => {
+      cfnMock.on(DescribeStackEventsCommand).rejects(awsError('AccessDenied', 'User is not authorized to perform: cloudformation:DescribeStackEvents'));
+    };
+    const r = await h.hanat(...DESTROY, '--yes');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'error: AWS denied DescribeStackEvents: User is not authorized to perform: cloudformation:DescribeStackEvents. The identity running hanat needs permission for it.\n' +
+        'hanat stopped watching, but the deletion of stack demo goes on in CloudFormation.',
+    );
+    expect(h.cfn.stack('demo')!.status).toBe('DELETE_IN_PROGRESS');
   });
 
   it('Ctrl-C while deleting stops watching and exits 130; the deletion goes on', async () => {
