@@ -4,6 +4,7 @@ import { canonicalCidr, cidrContains, gatewayIp, lastUsableIp } from '../src/dat
 import { igwMappingUpdate } from '../src/dataplane/netfilter.js';
 import type { Endpoint, Faults } from '../src/dataplane/plan.js';
 import { IGW_TRANSIT, NO_FAULTS, planRouter } from '../src/dataplane/plan.js';
+import { RouterApplier } from '../src/dataplane/router.js';
 
 const vpc = 'vpc-1';
 function snapshot(overrides: Partial<NetworkSnapshot> = {}): NetworkSnapshot {
@@ -121,6 +122,35 @@ describe('router plan', () => {
     ]);
     expect(plan(snap, endpoints.slice(1)).igw).toEqual([{ privateIp: '10.0.0.6', publicIp: '198.18.0.11' }]);
     expect(igwMappingUpdate(plan(snap, eps).igw)).toContain('add element ip hanat_lab_igw pub2priv { 198.18.0.10 : 10.0.0.5, 198.18.0.11 : 10.0.0.6 }');
+  });
+});
+
+describe('router applier', () => {
+  /** Records each command; answers the first observation with an empty router. */
+  function recorder() {
+    const calls: { argv: readonly string[]; input?: string | undefined }[] = [];
+    const exec = (argv: readonly string[], options?: { input?: string }) => {
+      calls.push({ argv, input: options?.input });
+      return Promise.resolve(argv.includes('-j') ? '[]' : '');
+    };
+    return { calls, exec };
+  }
+  const kind = (c: { argv: readonly string[] }) => (c.argv.includes('nft') ? `nft ${c.argv[3]}` : c.argv.includes('-batch') ? 'routes' : 'observe');
+
+  it('maps addresses and filters before it routes, so a claimed route never carries traffic under a stale public address', async () => {
+    const { calls, exec } = recorder();
+    const applier = new RouterApplier(exec, 'hl0000-router', 'hl0000-igw');
+    await applier.apply(plan(snapshot()));
+    // Then, in one snapshot, i-b gets an Elastic IP and the private table's route moves to it.
+    const snap = snapshot();
+    snap.instances[1] = { ...snap.instances[1]!, publicIp: '198.18.0.99', sourceDestCheck: false };
+    snap.routeTables[1]!.routes[1] = { destinationCidr: '0.0.0.0/0', target: { kind: 'eni', networkInterfaceId: 'eni-b', instanceId: 'i-b', privateIp: '10.0.0.6' } };
+    calls.length = 0;
+    const { changes } = await applier.apply(plan(snap));
+    expect(changes).toBe(3);
+    expect(calls.map(kind)).toEqual(['nft hl0000-router', 'nft hl0000-igw', 'routes']);
+    expect(calls[1]!.input).toContain('10.0.0.6 : 198.18.0.99');
+    expect(calls[2]!.input).toContain('route replace 0.0.0.0/0 via 10.0.0.6 dev hl0000e2 onlink table 1002');
   });
 });
 

@@ -66,10 +66,10 @@ export class RouterApplier {
       if (!wantRoutes.has(key)) batch.push(`route del ${route.dst} table ${table}`);
     }
 
+    // Filtering and address mapping first, routes last: when one snapshot both moves an EIP
+    // (or turns a source/dest check off) and points a route at that instance, no packet may
+    // follow the new route under the old mapping and reach the internet with a stale address.
     let changes = batch.length;
-    if (batch.length > 0) await this.exec(ipIn(this.routerNs, '-batch', '-'), { input: batch.join('\n') + '\n' });
-    this.known = { rules: wantRules, routes: wantRoutes };
-
     const forward = routerForwardUpdate(plan.forwardRules);
     if (forward !== this.lastForward) {
       await this.exec(inNamespace(this.routerNs, ['nft', '-f', '-']), { input: forward });
@@ -82,6 +82,8 @@ export class RouterApplier {
       this.lastIgw = igw;
       changes++;
     }
+    if (batch.length > 0) await this.exec(ipIn(this.routerNs, '-batch', '-'), { input: batch.join('\n') + '\n' });
+    this.known = { rules: wantRules, routes: wantRoutes };
     return { changes };
   }
 
