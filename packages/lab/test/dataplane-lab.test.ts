@@ -104,7 +104,8 @@ class ScriptedEmulator implements LabEmulator {
   }
 }
 
-describe.runIf(requireRoot('lab wiring', ['ip', 'nft', 'iptables']))('lab: data plane + emulator + admin endpoint', () => {
+// Real namespaces and processes: on a loaded 2-core CI machine vitest's 5 s default is too tight.
+describe.runIf(requireRoot('lab wiring', ['ip', 'nft', 'iptables']))('lab: data plane + emulator + admin endpoint', { timeout: 30_000 }, () => {
   let dir: string;
   let lab: Lab;
   let em: ScriptedEmulator;

@@ -81,7 +81,8 @@ function setCheck(instanceId: string, on: boolean) {
 /** A stand-in for the agent: makes the namespace a NAT, prints a line, and stays up. */
 const STAND_IN_AGENT = ['sh', '-c', 'sysctl -qw net.ipv4.ip_forward=1 && iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE && echo stand-in agent up && exec sleep infinity'];
 
-describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab data plane (network namespaces)', () => {
+// Real namespaces and processes: on a loaded 2-core CI machine vitest's 5 s default is too tight.
+describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab data plane (network namespaces)', { timeout: 30_000 }, () => {
   let dir: string;
   let socketPath: string;
   let server: Server;
@@ -92,10 +93,23 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
 
   const stateDir = () => join(dir, 'state');
   const inNs = (ns: string, code: string) => execCommand(['ip', 'netns', 'exec', ns, process.execPath, '-e', code]);
-  /** Waits for a TCP and a UDP probe from the private host that satisfy `ok`. */
+  /**
+   * Waits for a TCP and a UDP probe from the private host that satisfy `ok`. Both waits
+   * start at once: the prober reports a TCP and a UDP result together, so a UDP wait begun
+   * after the TCP one resolved would miss a state that lasts only a moment.
+   */
   const probesSee = async (what: string, ok: (r: { ok: boolean; answer?: string }) => boolean, timeoutMs = 5_000) => {
-    for (const proto of ['tcp', 'udp'] as const) {
-      await dp.probes.waitFor((h, r) => h === HOST && r.proto === proto && ok(r), timeoutMs, `${proto} probes: ${what}`);
+    await Promise.all(
+      (['tcp', 'udp'] as const).map((proto) => dp.probes.waitFor((h, r) => h === HOST && r.proto === proto && ok(r), timeoutMs, `${proto} probes: ${what}`)),
+    );
+  };
+  /** Resolves right after a periodic re-sync, so the next one is a whole interval away. */
+  const afterPeriodicSync = async () => {
+    const syncs = dp.stats.syncs;
+    const deadline = Date.now() + 5_000;
+    while (dp.stats.syncs === syncs) {
+      if (Date.now() > deadline) throw new Error('no periodic re-sync within 5 s');
+      await new Promise((r) => setTimeout(r, 5));
     }
   };
 
@@ -165,7 +179,9 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
     const rules = JSON.parse(await execCommand(['ip', '-n', dp.names.router, '-j', 'rule', 'show'])) as { priority: number; iif?: string }[];
     const labRules = rules.filter((r) => r.iif?.startsWith(dp.prefix));
     expect(labRules.length).toBe(3); // two instances and the private host
-    // Every lab rule goes: the host's traffic falls to the main table's blackhole.
+    // Every lab rule goes, just after a re-sync so that the drop lasts most of an interval:
+    // the host's traffic falls to the main table's blackhole.
+    await afterPeriodicSync();
     for (const r of labRules) await execCommand(['ip', '-n', dp.names.router, 'rule', 'del', 'pref', String(r.priority)]);
     await probesSee('dropped without the rules', (r) => !r.ok);
     await probesSee('repaired', (r) => r.answer === NAT_B.pub, 5_000);

@@ -22,7 +22,8 @@ const REGION = 'us-east-1';
 const STACK = 'e2e';
 const BOOT_DELAY_MS = 1_500;
 
-describe.runIf(requireRoot('lab e2e', ['ip', 'nft', 'iptables']))('hanat end to end in the lab', () => {
+// A replacement, hanat destroy and teardown take seconds each, longer on a loaded CI machine.
+describe.runIf(requireRoot('lab e2e', ['ip', 'nft', 'iptables']))('hanat end to end in the lab', { timeout: 120_000 }, () => {
   let dir: string;
   let lab: Lab;
   let env: NodeJS.ProcessEnv;
