@@ -1,4 +1,5 @@
 /** Finding a running lab from another process (`hanat-lab status`, `fault`, `probe`, `down`). */
+import { readdirSync } from 'node:fs';
 import { pidAlive, readRunStates } from './state.js';
 import type { RunState } from './state.js';
 
@@ -26,7 +27,22 @@ export function findLab(stateDir: string, prefix?: string): RunningLab {
     if (!run) throw new NoLabError(`no running lab ${prefix}${runs.length ? `; running: ${runs.map((r) => r.prefix).join(', ')}` : ''}`);
     return run;
   }
-  if (runs.length === 0) throw new NoLabError('no lab is running; start one with `hanat-lab up`');
+  if (runs.length === 0) {
+    const unreadable = unreadableReason(stateDir);
+    if (unreadable) throw new NoLabError(`cannot read ${stateDir}, where running labs publish how to reach them (${unreadable}); run hanat-lab as root, like \`hanat-lab up\``);
+    throw new NoLabError('no lab is running; start one with `hanat-lab up`');
+  }
   if (runs.length > 1) throw new NoLabError(`${runs.length} labs are running (${runs.map((r) => r.prefix).join(', ')}); choose one with --lab <prefix>`);
   return runs[0]!;
+}
+
+/** Why the state directory cannot be listed (EACCES for a non-root user), if it exists and cannot. */
+function unreadableReason(stateDir: string): string | undefined {
+  try {
+    readdirSync(stateDir);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? undefined : (code ?? String(err));
+  }
 }
