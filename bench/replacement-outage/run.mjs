@@ -55,6 +55,7 @@ const ms = samples.map((s) => s.outageMs);
 const result = {
   bench: 'replacement-outage',
   description: 'private subnet outage while Auto Scaling replaces a killed NAT instance (original design: replacement only)',
+  note: 'a lower bound for AWS: the lab reports a killed instance terminated at once and Auto Scaling notices within 3-6 s; on AWS a dead NAT stays running until its status checks fail (packages/lab/EMULATOR.md, Known differences)',
   date: new Date().toISOString(),
   config: { rounds, azs, bootDelayMs, latency: values.latency, probeIntervalMs: 100, killsPerAz: rounds },
   medianMs: median(ms),
