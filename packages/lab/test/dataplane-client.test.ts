@@ -1,8 +1,13 @@
-/** Finding a running lab from another process: what `hanat-lab status` and friends say when they cannot. */
+/**
+ * What the lab's commands share with the shell: finding a running lab from another process,
+ * and the exports that point the SDK at a lab.
+ */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { envExports } from '../src/dataplane/cli-support.js';
 import { NoLabError, findLab } from '../src/dataplane/client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hanat-lab-client-'));
@@ -17,5 +22,17 @@ describe('findLab', () => {
     const notADir = join(dir, 'file');
     writeFileSync(notADir, '');
     expect(() => findLab(notADir)).toThrow(/cannot read .*file, where running labs publish how to reach them \(ENOTDIR\); run hanat-lab as root/);
+  });
+});
+
+describe('envExports', () => {
+  it('leaves the shell with only the fake lab credentials, even when a profile or session token was set', () => {
+    const script = `${envExports('http://127.0.0.1:4566', 'us-east-1')}
+echo "$AWS_ENDPOINT_URL $AWS_REGION $AWS_ACCESS_KEY_ID \${AWS_PROFILE-none} \${AWS_DEFAULT_PROFILE-none} \${AWS_SESSION_TOKEN-none}"`;
+    const out = execFileSync('sh', ['-c', script], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, AWS_PROFILE: 'production', AWS_DEFAULT_PROFILE: 'production', AWS_SESSION_TOKEN: 'real-looking-token' },
+    });
+    expect(out.trim()).toBe('http://127.0.0.1:4566 us-east-1 AKIAHANATLAB00000000 none none none');
   });
 });

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../cli/src/run.js';
 import { awsFactory } from '../../cli/src/aws.js';
 import { buildProgram } from '../src/cli/program.js';
-import { serveEnv } from '../src/cli/serve.js';
+import { envExports } from '../src/dataplane/cli-support.js';
 import type { LatencyProfile } from '../src/emulator/index.js';
 import { credentials, startLab, type Harness } from './emulator/helpers.js';
 
@@ -156,7 +156,7 @@ describe('hanat-lab serve', () => {
     while (!out.includes('AWS_ENDPOINT_URL') && Date.now() < deadline) await sleep(5);
     const url = /AWS_ENDPOINT_URL=(\S+)/.exec(out)![1]!;
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect(out).toBe(serveEnv(url, 'eu-west-1'));
+    expect(out).toBe(envExports(url, 'eu-west-1'));
     expect(err).toContain('listening on');
     const ec2 = new EC2Client({ endpoint: url, region: 'eu-west-1', credentials, maxAttempts: 1 });
     expect((await ec2.send(new DescribeVpcsCommand({}))).Vpcs).toEqual([]);

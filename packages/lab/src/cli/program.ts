@@ -16,12 +16,6 @@ export interface CliDeps {
   signal: AbortSignal;
 }
 
-/** Bad usage or input: exit 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-  readonly exitCode = 2;
-}
-
 export function buildProgram(deps: CliDeps): Command {
   const program = new Command('hanat-lab')
     .description('hanat-lab: a VPC in a box. An AWS control-plane emulator plus a network-namespace data plane for hanat.')

@@ -5,8 +5,8 @@
  */
 import { Option, type Command } from 'commander';
 import { createEmulator, isLoopbackHost } from '../emulator/index.js';
+import { LabUsageError, envExports } from '../dataplane/cli-support.js';
 import type { CliDeps } from './program.js';
-import { UsageError } from './program.js';
 
 export interface ServeOptions {
   port: string;
@@ -23,20 +23,8 @@ export interface ServeResult {
 
 function integer(flag: string, value: string, min: number, max: number): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new LabUsageError(`${flag} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return n;
-}
-
-/** Shell exports that point the AWS SDK/CLI (and hanat) at the emulator, with obviously fake credentials. */
-export function serveEnv(url: string, region: string): string {
-  return [
-    `export AWS_ENDPOINT_URL=${url}`,
-    `export AWS_REGION=${region}`,
-    'export AWS_ACCESS_KEY_ID=AKIAHANATLAB00000000',
-    'export AWS_SECRET_ACCESS_KEY=hanat-lab-fake-secret',
-    'unset AWS_SESSION_TOKEN AWS_PROFILE',
-    '',
-  ].join('\n');
 }
 
 /**
@@ -45,17 +33,17 @@ export function serveEnv(url: string, region: string): string {
  */
 export async function serveAction(opts: ServeOptions, deps: CliDeps): Promise<ServeResult & { stopped: Promise<void> }> {
   if (!isLoopbackHost(opts.host)) {
-    throw new UsageError(`--host ${opts.host}: hanat-lab serves on loopback only (127.0.0.1, ::1 or localhost); the emulator checks no signatures and must not be reachable from other machines.`);
+    throw new LabUsageError(`--host ${opts.host}: hanat-lab serves on loopback only (127.0.0.1, ::1 or localhost); the emulator checks no signatures and must not be reachable from other machines.`);
   }
   const port = integer('--port', opts.port, 0, 65535);
   const bootDelayMs = integer('--boot-delay', opts.bootDelay, 0, 3_600_000);
-  if (!/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/.test(opts.region)) throw new UsageError(`--region ${opts.region}: not an AWS region name (like us-east-1)`);
+  if (!/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/.test(opts.region)) throw new LabUsageError(`--region ${opts.region}: not an AWS region name (like us-east-1)`);
   const emulator = createEmulator({ latency: opts.latency, bootDelayMs, region: opts.region, log: (m) => deps.stderr(`hanat-lab: ${m}\n`) });
   let listener;
   try {
     listener = await emulator.listen({ host: opts.host, port });
   } catch (err) {
-    throw new UsageError(`cannot listen on ${opts.host}:${port}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new LabUsageError(`cannot listen on ${opts.host}:${port}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   const stopped = new Promise<void>((resolve) => {
     const stop = () => {
@@ -87,7 +75,7 @@ Stops on SIGINT or SIGTERM.`,
     .action(async (opts: ServeOptions) => {
       const r = await serveAction(opts, deps);
       deps.stderr(`hanat-lab: AWS emulator listening on ${r.url} (region ${r.region}, latency ${opts.latency}, boot delay ${opts.bootDelay} ms); Ctrl-C stops it\n`);
-      deps.stdout(serveEnv(r.url, r.region));
+      deps.stdout(envExports(r.url, r.region));
       await r.stopped;
       deps.stderr('hanat-lab: emulator stopped\n');
     });

@@ -32,7 +32,11 @@ export class LabOperationError extends Error {
   readonly exitCode = 1;
 }
 
-/** Fake credentials and the endpoint, as shell `export` lines: `eval "$(hanat-lab up --detach)"`. */
+/**
+ * Fake credentials and the endpoint, as shell `export` lines: `eval "$(hanat-lab up --detach)"`.
+ * A profile or session token left in the shell must go: with AWS_PROFILE set the SDK skips
+ * the environment's keys and reads the profile's real credentials instead.
+ */
 export function envExports(apiEndpoint: string, region: string): string {
   return [
     `export AWS_ENDPOINT_URL=${apiEndpoint}`,
@@ -40,6 +44,7 @@ export function envExports(apiEndpoint: string, region: string): string {
     // Obviously fake: the emulator requires a signature but never checks it.
     'export AWS_ACCESS_KEY_ID=AKIAHANATLAB00000000',
     'export AWS_SECRET_ACCESS_KEY=hanat-lab-fake-secret',
+    'unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE',
     '',
   ].join('\n');
 }
