@@ -30,8 +30,13 @@ try {
   const host = status.hosts.sort((a, b) => a.az.localeCompare(b.az) || a.ip.localeCompare(b.ip))[0];
   const nat = status.instances.find((i) => i.publicIp === host.tcp.answer);
   paths = { viaNat: { from: host.ns, desc: `private host ${host.ip} (${host.az}) through NAT ${nat.instanceId}` }, direct: { from: nat.namespace, desc: `NAT instance ${nat.instanceId} itself, routed without a NAT hop` } };
-  server = spawn('ip', ['netns', 'exec', `${lab.prefix}-internet`, 'iperf3', '-s', '-B', SERVER], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 500));
+  const internet = `${lab.prefix}-internet`;
+  server = spawn('ip', ['netns', 'exec', internet, 'iperf3', '-s', '-B', SERVER], { stdio: 'ignore' });
+  // Wait until the server listens (iperf3's port 5201), not a fixed while.
+  for (const deadline = Date.now() + 10_000; !(await run('ip', ['netns', 'exec', internet, 'ss', '-Hltn', 'sport = :5201'])).trim(); ) {
+    if (Date.now() > deadline || server.exitCode !== null) throw new Error('iperf3 -s did not start listening in the internet namespace');
+    await new Promise((r) => setTimeout(r, 50));
+  }
   for (let i = 1; i <= runs; i++) {
     for (const key of ['viaNat', 'direct']) {
       const out = JSON.parse(await run('ip', ['netns', 'exec', paths[key].from, 'iperf3', '-c', SERVER, '-t', String(seconds), '-P', String(streams), '-J']));
