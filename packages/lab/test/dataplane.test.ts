@@ -4,7 +4,9 @@
  * router, the internet sees each NAT's public address, the IMDS/API proxy reaches the
  * emulator's unix socket as the calling instance, and teardown leaves nothing behind.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { build } from 'esbuild';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders, Server } from 'node:http';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -269,6 +271,40 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
     expect(await orphan.namespaces()).toEqual([]);
     expect(orphanPids.filter(alive)).toEqual([]);
     expect(readRunStates(stateDir()).map((s) => s.prefix)).not.toContain(orphan.prefix);
+  });
+
+  it('a lab process that dies of an uncaught error removes its namespaces and processes on the way out', async () => {
+    // A separate process plays the lab: it builds the core, launches an instance whose
+    // "agent" would run forever, installs the exit cleanup, then crashes.
+    const entry = join(dir, 'crashing-lab.ts');
+    writeFileSync(
+      entry,
+      `import { DataPlane } from ${JSON.stringify(join(import.meta.dirname, '../src/dataplane/dataplane.ts'))};
+const [workers, apiSocketPath, runDir, stateDir] = process.argv.slice(2);
+const dp = await DataPlane.create({ workerCommand: JSON.parse(workers), apiSocketPath, runDir, stateDir, probe: false, agentCommand: ['sleep', 'infinity'] });
+dp.installExitCleanup();
+await dp.launch({ instanceId: 'i-0ccccccccccccccc3', az: 'lab-1a', subnetId: 'subnet-pub', subnetCidr: '10.0.0.0/24', privateIp: '10.0.0.7', mac: '02:00:00:00:00:0c', networkInterfaceId: 'eni-c', vpcCidrs: ['10.0.0.0/16'], tags: {} });
+process.stdout.write(JSON.stringify({ prefix: dp.prefix, namespaces: await dp.namespaces(), pids: await dp.processes() }) + '\\n');
+setTimeout(() => { throw new Error('the lab crashes'); }, 10);
+`,
+    );
+    const bundle = join(dir, 'crashing-lab.mjs');
+    await build({ entryPoints: [entry], outfile: bundle, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' });
+    const workers = JSON.stringify(await buildWorkers());
+    const child = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      execFile(process.execPath, [bundle, workers, socketPath, join(dir, 'crashed'), stateDir()], (err, stdout) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout }),
+      );
+    });
+    expect(child.code).toBe(1);
+    const crashed = JSON.parse(child.stdout) as { prefix: string; namespaces: string[]; pids: number[] };
+    expect(crashed.namespaces).toHaveLength(4); // router, igw, internet and the instance
+    expect(crashed.pids.length).toBeGreaterThanOrEqual(3); // echo, proxy and the instance's process
+    expect((await listNamespaces(execCommand)).filter((ns) => ns.startsWith(`${crashed.prefix}-`))).toEqual([]);
+    // Killed, they may linger a moment as zombies until init reaps them (their parent is gone).
+    for (const deadline = Date.now() + 5_000; crashed.pids.some(alive) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+    expect(crashed.pids.filter(alive)).toEqual([]);
+    expect(readRunStates(stateDir()).map((s) => s.prefix)).not.toContain(crashed.prefix);
   });
 
   it('teardown leaves no namespace, link or process behind', async () => {
