@@ -17,7 +17,7 @@ import type { LaunchSpec, NetworkSnapshot } from '../src/contract.js';
 import { DataPlane } from '../src/dataplane/dataplane.js';
 import { execCommand } from '../src/dataplane/exec.js';
 import { cleanupRun, readRunStates } from '../src/dataplane/state.js';
-import { listNamespaces } from '../src/dataplane/processes.js';
+import { listNamespaces, namespacePids } from '../src/dataplane/processes.js';
 import { API_ADDRESS } from '../src/dataplane/topology.js';
 import { FakeView, buildWorkers } from './dataplane-helpers.js';
 
@@ -92,6 +92,7 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
   let dp: DataPlane;
   let view: FakeView;
   let pids: number[] = [];
+  const warnings: string[] = [];
 
   const stateDir = () => join(dir, 'state');
   const inNs = (ns: string, code: string) => execCommand(['ip', 'netns', 'exec', ns, process.execPath, '-e', code]);
@@ -133,6 +134,7 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
       agentCommand: STAND_IN_AGENT,
       terminateGraceMs: 1_000,
       probe: { intervalMs: 100, timeoutMs: 500 },
+      logger: { info() {}, warn: (event) => warnings.push(event) },
     });
     dp.attach(view, 1_000); // re-sync (and repair drift) every second
     await dp.launch(spec(NAT_A));
@@ -259,6 +261,23 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
     // A route to the gone instance now drops.
     view.update(defaultVia(NAT_B));
     await probesSee('dropped: route to a terminated instance', (r) => !r.ok);
+  });
+
+  it('removes a private host with its subnet, quietly', async () => {
+    const ns = dp.hosts()[0]!.ns;
+    const hostPids = await namespacePids(execCommand, ns);
+    expect(hostPids.length).toBeGreaterThan(0); // its prober
+    warnings.length = 0;
+    const version = view.update((s) => {
+      s.subnets = s.subnets.filter((x) => x.subnetId !== 'subnet-priv');
+    });
+    await dp.synced({ version });
+    expect(dp.hosts()).toEqual([]);
+    expect(await listNamespaces(execCommand)).not.toContain(ns);
+    // Once the prober is reaped, the lab has heard of its exit.
+    for (const deadline = Date.now() + 5_000; hostPids.some(alive) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+    expect(hostPids.filter(alive)).toEqual([]);
+    expect(warnings).toEqual([]);
   });
 
   it('cleanup removes a run that was never torn down (a crashed lab)', async () => {

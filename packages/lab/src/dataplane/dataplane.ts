@@ -109,6 +109,8 @@ export class DataPlane implements InstanceLauncher {
   private readonly tables = new Map<string, number>();
   private readonly applier: RouterApplier;
   private readonly coreWorkers: ChildProcess[] = [];
+  /** Workers stopped on purpose (their endpoint was removed): their exit is no news. */
+  private readonly retired = new WeakSet<ChildProcess>();
   private faults = { gray: new Set<string>(), upstreamCut: new Set<string>(), partitions: [] as [string, string][] };
   private nextIndex = 1;
   private view: NetworkView | undefined;
@@ -380,7 +382,10 @@ export class DataPlane implements InstanceLauncher {
     const ep = this.endpoints.get(id);
     if (!ep) return;
     this.endpoints.delete(id);
-    for (const w of ep.workers) w.stdin?.end();
+    for (const w of ep.workers) {
+      this.retired.add(w);
+      w.stdin?.end();
+    }
     await destroyNamespaces(this.exec, [ep.ns]);
   }
 
@@ -539,7 +544,7 @@ export class DataPlane implements InstanceLauncher {
     const readyOrExit = new Promise<void>((resolve, reject) => {
       child.once('exit', (code, signal) => {
         if (!ready) reject(new DataPlaneError(`lab worker ${label} exited before it was ready (code ${code}, signal ${signal})`));
-        else if (!this.destroyed) this.logger.warn('dataplane.worker_exit', { label, code, signal });
+        else if (!this.destroyed && !this.retired.has(child)) this.logger.warn('dataplane.worker_exit', { label, code, signal });
       });
       child.once('error', reject);
       lines.on('line', (line) => {
