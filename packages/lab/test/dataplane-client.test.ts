@@ -26,13 +26,13 @@ describe('findLab', () => {
 });
 
 describe('envExports', () => {
-  it('leaves the shell with only the fake lab credentials, even when a profile or session token was set', () => {
+  it('leaves the shell with only the lab endpoint, region and fake credentials, even when a profile, session token or other region was set', () => {
     const script = `${envExports('http://127.0.0.1:4566', 'us-east-1')}
-echo "$AWS_ENDPOINT_URL $AWS_REGION $AWS_ACCESS_KEY_ID \${AWS_PROFILE-none} \${AWS_DEFAULT_PROFILE-none} \${AWS_SESSION_TOKEN-none}"`;
+echo "$AWS_ENDPOINT_URL $AWS_REGION $AWS_DEFAULT_REGION $AWS_ACCESS_KEY_ID \${AWS_PROFILE-none} \${AWS_DEFAULT_PROFILE-none} \${AWS_SESSION_TOKEN-none}"`;
     const out = execFileSync('sh', ['-c', script], {
       encoding: 'utf8',
-      env: { PATH: process.env.PATH, AWS_PROFILE: 'production', AWS_DEFAULT_PROFILE: 'production', AWS_SESSION_TOKEN: 'real-looking-token' },
+      env: { PATH: process.env.PATH, AWS_DEFAULT_REGION: 'eu-west-1', AWS_PROFILE: 'production', AWS_DEFAULT_PROFILE: 'production', AWS_SESSION_TOKEN: 'real-looking-token' },
     });
-    expect(out.trim()).toBe('http://127.0.0.1:4566 us-east-1 AKIAHANATLAB00000000 none none none');
+    expect(out.trim()).toBe('http://127.0.0.1:4566 us-east-1 us-east-1 AKIAHANATLAB00000000 none none none');
   });
 });

@@ -41,6 +41,8 @@ export function envExports(apiEndpoint: string, region: string): string {
   return [
     `export AWS_ENDPOINT_URL=${apiEndpoint}`,
     `export AWS_REGION=${region}`,
+    // The AWS CLI v1 (Debian's awscli) reads only this one.
+    `export AWS_DEFAULT_REGION=${region}`,
     // Obviously fake: the emulator requires a signature but never checks it.
     'export AWS_ACCESS_KEY_ID=AKIAHANATLAB00000000',
     'export AWS_SECRET_ACCESS_KEY=hanat-lab-fake-secret',
