@@ -151,6 +151,10 @@ describe.runIf(run)('kernel NAT in network namespaces (real kernel)', () => {
     const stop = new AbortController();
     const loop = agent.run(stop.signal);
     try {
+      // Delete only after the agent's boot configuration, or the boot pass (not the loop) restores it.
+      const booted = Date.now() + 10_000;
+      while (!logs.lines.some((l) => l.event === 'kernel.configured') && Date.now() < booted) await systemClock.sleep(20);
+      expect(logs.lines.map((l) => l.event)).toContain('kernel.configured');
       const [handle] = await hanatRuleHandles();
       await sh(['ip', 'netns', 'exec', NS.nat, 'nft', 'delete', 'rule', 'ip', 'hanat', 'postrouting', 'handle', String(handle)]);
       expect(await hanatRuleHandles()).toEqual([]);
