@@ -29,6 +29,8 @@ describe.runIf(requireRoot('lab e2e', ['ip', 'nft', 'iptables']))('hanat end to 
   let env: NodeJS.ProcessEnv;
   let ec2: EC2Client;
   const pidsSeen = new Set<number>();
+  /** Agents launched in this AZ run with source/dest check left on (HANAT_SKIP_SRCDST=1). */
+  let skipSrcDstIn: string | undefined;
 
   const hanat = (...args: string[]) => promisify(execFile)(process.execPath, [join(root, 'packages/cli/bin/hanat.mjs'), ...args], { env, timeout: 120_000 });
   const rememberPids = async () => {
@@ -63,6 +65,7 @@ describe.runIf(requireRoot('lab e2e', ['ip', 'nft', 'iptables']))('hanat end to 
         workerCommand: await buildWorkers(),
         stateDir: join(dir, 'state'),
         agentCommand: [process.execPath, join(root, 'packages/agent/dist/hanat-agent.cjs'), 'run'],
+        agentEnv: (spec): Record<string, string> => (spec.az === skipSrcDstIn ? { HANAT_SKIP_SRCDST: '1' } : {}),
         terminateGraceMs: 5_000,
         probe: { intervalMs: 100, timeoutMs: 1_000 },
       },
@@ -119,6 +122,47 @@ describe.runIf(requireRoot('lab e2e', ['ip', 'nft', 'iptables']))('hanat end to 
       await ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: natA, SourceDestCheck: { Value: false } }));
     }
     await ownAz(5_000);
+  });
+
+  it('an agent run with the source/dest step disabled claims the routes but leaves its AZ without internet', async () => {
+    const routes = hostRoutes(lab.status());
+    const [azA, azB] = [...new Set(routes.map((r) => r.az))].sort() as [string, string];
+    skipSrcDstIn = azA;
+    let replacement: string | undefined;
+    try {
+      const killed = await lab.fault({ kind: 'kill', target: azA });
+      // Wait until the replacement's agent has pointed the AZ's routes at itself.
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const status = lab.status();
+        const next = status.instances.find((i) => i.az === azA && i.state === 'running' && !killed.instances.includes(i.instanceId));
+        const tables = status.routeTables.filter((t) => t.network === 'private' && t.az === azA);
+        if (next && tables.length > 0 && tables.every((t) => t.via === next.instanceId)) {
+          replacement = next.instanceId;
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`no replacement claimed ${azA}'s routes within 60 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const claimedAt = Date.now();
+      // 2 s of probes at 100 ms after the claim: a NAT with the check on forwards nothing.
+      await new Promise((r) => setTimeout(r, 2_000));
+      const now = hostRoutes(lab.status());
+      const cutOff = now.filter((r) => r.az === azA);
+      expect(cutOff).toHaveLength(2);
+      for (const r of cutOff) {
+        expect(r.tcp?.ok).toBe(false);
+        expect(r.udp?.ok).toBe(false);
+        expect(r.tcp!.since).toBeLessThanOrEqual(claimedAt); // failing since before the claim, not a blip
+      }
+      expect(now.filter((r) => r.az === azB).every((r) => r.ownAz)).toBe(true);
+    } finally {
+      skipSrcDstIn = undefined;
+      // What the agent would have done: with the check off, the same NAT carries the AZ again.
+      if (replacement) await ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: replacement, SourceDestCheck: { Value: false } }));
+    }
+    await ownAz(10_000);
+    await rememberPids();
   });
 
   it('a killed NAT is replaced by Auto Scaling, the new agent takes the routes back, and the outage is recorded', async () => {

@@ -48,8 +48,8 @@ export interface DataPlaneOptions {
   runDir: string;
   /** argv that starts an instance's agent; without it an instance runs no process. */
   agentCommand?: readonly string[];
-  /** Extra environment for agents, beyond PATH, HOME and AWS_ENDPOINT_URL (tests only). */
-  agentEnv?: Record<string, string>;
+  /** Extra environment for agents, beyond PATH, HOME and AWS_ENDPOINT_URL (tests only), fixed or per instance. */
+  agentEnv?: Record<string, string> | ((spec: LaunchSpec) => Record<string, string>);
   /** SIGTERM grace before SIGKILL when an instance is terminated (EC2 shutdown). Default 10 s. */
   terminateGraceMs?: number;
   /** Which subnets get a private host with a prober. Default: subnets tagged `network=private`. */
@@ -415,7 +415,8 @@ export class DataPlane implements InstanceLauncher {
     if (this.view) await this.synced();
     if (this.options.agentCommand) {
       const logFile = join(dir, 'agent.log');
-      const env = { ...baseEnv(join(dir, 'home')), ...this.options.agentEnv, AWS_ENDPOINT_URL: this.apiEndpoint };
+      const extra = typeof this.options.agentEnv === 'function' ? this.options.agentEnv(spec) : this.options.agentEnv;
+      const env = { ...baseEnv(join(dir, 'home')), ...extra, AWS_ENDPOINT_URL: this.apiEndpoint };
       const agent = spawnIn(ep.ns, this.options.agentCommand, { env, logFile, cwd: join(dir, 'home') });
       ep.agent = agent;
       agent.on('error', (err) => this.logger.warn('instance.agent_error', { instanceId: spec.instanceId, err: err.message }));
