@@ -15,7 +15,9 @@ import { run, type RunDeps } from '../src/run.js';
 interface Seen {
   target: string;
   action: string;
+  /** The `User-Agent` header, and the `x-amz-user-agent` header the SDK sends besides it. */
   userAgent: string;
+  amzUserAgent: string;
 }
 
 let server: Server;
@@ -37,7 +39,7 @@ beforeAll(async () => {
     void body(req).then((text) => {
       const target = String(req.headers['x-amz-target'] ?? '');
       const action = new URLSearchParams(text).get('Action') ?? '';
-      seen.push({ target, action, userAgent: String(req.headers['x-amz-user-agent'] ?? req.headers['user-agent'] ?? '') });
+      seen.push({ target, action, userAgent: String(req.headers['user-agent'] ?? ''), amzUserAgent: String(req.headers['x-amz-user-agent'] ?? '') });
       if (target === 'AmazonSSM.GetParameter') {
         res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' });
         res.end(JSON.stringify({ __type: 'ParameterNotFound', message: '' }));
@@ -101,7 +103,16 @@ describe('real SDK on the wire (loopback)', () => {
     const r = await hanat('destroy', '--name', 'demo', '--region', 'eu-west-1', '--yes');
     expect(r).toEqual({ code: 0, stdout: '', stderr: 'Stack demo does not exist in eu-west-1; nothing to delete.\n' });
     expect(seen.map((s) => s.action)).toEqual(['DescribeStacks']);
-    expect(seen[0]!.userAgent).toContain(`hanat/${VERSION}`);
+  });
+
+  it('sends the user agent hanat/<version> as a token of its own, with hanat-cli beside it', async () => {
+    await hanat('destroy', '--name', 'demo', '--region', 'eu-west-1', '--yes');
+    expect(seen).toHaveLength(1);
+    for (const header of [seen[0]!.userAgent, seen[0]!.amzUserAgent]) {
+      const tokens = header.split(' ');
+      expect(tokens, header).toContain(`hanat/${VERSION}`);
+      expect(tokens, header).toContain('hanat-cli');
+    }
   });
 
   it('a key pair missing in the region: EC2 InvalidKeyPair.NotFound → exit 2', async () => {

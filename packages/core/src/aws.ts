@@ -25,7 +25,7 @@ export interface AwsClientOptions {
   requestTimeoutMs?: number | undefined;
   /** Connect timeout, ms. */
   connectionTimeoutMs?: number | undefined;
-  /** Extra user agent component, e.g. `agent` or `cli`. */
+  /** Extra user agent token `hanat-<component>`, e.g. `agent` or `cli`. */
   component?: string | undefined;
   /** SDK diagnostics go to this logger; silent by default so nothing leaks to users. */
   logger?: SdkLogger | undefined;
@@ -40,9 +40,19 @@ export interface SdkLogger {
 
 const silent: SdkLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
-/** The user agent every hanat request carries: `hanat/<version>` (plus the component). */
-export function userAgent(component?: string): string {
-  return component ? `hanat/${VERSION} hanat-${component}` : `hanat/${VERSION}`;
+/** A user agent product as the SDK takes it: `[name]` or `[name, version]`. */
+export type UserAgentPair = [name: string, version?: string];
+
+/**
+ * The user agent every hanat request carries, after the SDK's own: the token
+ * `hanat/<version>`, plus `hanat-<component>` (`hanat-cli`, `hanat-agent`).
+ * The SDK escapes each pair into one token (a space inside a name becomes
+ * `-`), so the tokens go in as separate pairs, never as one string.
+ */
+export function userAgent(component?: string): UserAgentPair[] {
+  const pairs: UserAgentPair[] = [['hanat', VERSION]];
+  if (component) pairs.push([`hanat-${component}`]);
+  return pairs;
 }
 
 function config(opts: AwsClientOptions) {
