@@ -2,12 +2,14 @@
  * scripts/build-ami with stand-ins for the AWS CLI and Packer on PATH: the
  * calls it makes, in order, and what it prints. Nothing reaches AWS. The
  * stand-in Packer hands `validate` to the real Packer, so the variables
- * build-ami passes are checked against the real template. A last suite runs
- * the real AWS CLI against a recorder on loopback, to check what its calls
- * put on the wire.
+ * build-ami passes are checked against the real template. The last suites
+ * run the real AWS CLIs found on PATH against a recorder on loopback: one that
+ * knows ImdsSupport, to check what its calls put on the wire, and one that does
+ * not (Debian 12's awscli 2.9.19), to check that build-ami refuses it before
+ * anything is built.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,12 +21,16 @@ const SCRIPT = join(REPO, 'scripts/build-ami');
 const SOURCE_AMI = 'ami-0123456789abcdef0';
 const BUILT_AMI = 'ami-0fedcba9876543210';
 const canRun = requireTools('build-ami', ['packer', 'bash']);
+/** What build-ami asks the AWS CLI first, to learn whether it knows ImdsSupport (a local call). */
+const PREFLIGHT = 'aws ec2 modify-image-attribute --generate-cli-skeleton';
 
-/** "aws ssm get-parameter", "packer build": the command without its options. */
+/** "aws ssm get-parameter", "packer build": the command without its options (the preflight keeps its flag). */
 function verb(argv: string[]): string {
   if (argv[0] === 'aws') {
     const i = argv.findIndex((a) => a === 'ssm' || a === 'ec2');
-    return `aws ${argv[i]} ${argv[i + 1]}`;
+    if (i < 0) return argv.join(' ');
+    const v = `aws ${argv[i]} ${argv[i + 1]}`;
+    return argv.includes('--generate-cli-skeleton') ? `${v} --generate-cli-skeleton` : v;
   }
   return `${argv[0]} ${argv[1]}`;
 }
@@ -48,6 +54,11 @@ describe.runIf(canRun)('scripts/build-ami', { timeout: 60_000 }, () => {
       `#!/bin/sh
 ${record}
 case "$*" in
+  --version) echo "aws-cli/\${FAKE_AWS_VERSION:-2.31.0} Python/3.11.2 Linux/6.1 fake" ;;
+  *"ec2 modify-image-attribute --generate-cli-skeleton"*)
+    echo '{ "Attribute": "", "ImageId": "", "Value": "",'
+    [ -z "$FAKE_NO_IMDS_SUPPORT" ] && echo '  "ImdsSupport": { "Value": "" },'
+    echo '  "DryRun": true }' ;;
   *"ssm get-parameter"*"/hanat/ami/"*) echo "\${FAKE_PUBLISHED_AMI:-${BUILT_AMI}}" ;;
   *"ssm get-parameter"*) [ -n "$FAKE_SSM_FAIL" ] && { echo "An error occurred (ParameterNotFound)" >&2; exit 254; }; echo "\${FAKE_SOURCE_AMI:-${SOURCE_AMI}}" ;;
   *"ec2 modify-image-attribute"*) ;;
@@ -93,6 +104,7 @@ esac
 
     const c = calls();
     expect(c.map(verb)).toEqual([
+      PREFLIGHT,
       'packer version',
       'aws ssm get-parameter',
       'packer validate',
@@ -101,7 +113,7 @@ esac
       'aws ssm put-parameter',
       'aws ssm get-parameter',
     ]);
-    const [get, , build, modify, put, check] = c.slice(1);
+    const [get, , build, modify, put, check] = c.slice(2);
     expect(get).toContain('/aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-default-arm64');
     expect(get!.join(' ')).toContain('--region eu-west-1');
     expect(build).toContain(`source_ami=${SOURCE_AMI}`);
@@ -142,7 +154,31 @@ esac
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain('dry run: would run packer build');
-    expect(calls().map(verb)).toEqual(['packer version', 'aws ssm get-parameter', 'packer validate']);
+    expect(calls().map(verb)).toEqual([PREFLIGHT, 'packer version', 'aws ssm get-parameter', 'packer validate']);
+  });
+
+  it('refuses an AWS CLI that does not know ImdsSupport before packer or AWS is called, and names its version', () => {
+    const r = buildAmi(['--arch', 'arm64', '--region', 'eu-west-1', '--bundle', bundle], {
+      FAKE_NO_IMDS_SUPPORT: '1',
+      FAKE_AWS_VERSION: '2.9.19',
+    });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`the AWS CLI at ${join(bin, 'aws')} (aws-cli/2.9.19 `);
+    expect(r.stderr).toContain("does not know ImdsSupport for 'ec2 modify-image-attribute'");
+    expect(r.stderr).toContain('Nothing was built.');
+    expect(r.stderr).toContain('https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html');
+    expect(r.stderr).toContain('pip install awscli');
+    expect(r.stderr).toContain("Debian 12's awscli package (2.9.19) is too old");
+    // Only the two local questions to the CLI: no packer at all, no AWS request.
+    expect(calls().map(verb)).toEqual([PREFLIGHT, 'aws --version']);
+  });
+
+  it('refuses an AWS CLI that does not know ImdsSupport in --dry-run too', () => {
+    const r = buildAmi(['--arch', 'arm64', '--region', 'eu-west-1', '--bundle', bundle, '--dry-run'], { FAKE_NO_IMDS_SUPPORT: '1' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('does not know ImdsSupport');
+    expect(calls().some((a) => a[0] === 'packer')).toBe(false);
   });
 
   it('publishes nothing when the build fails', () => {
@@ -253,9 +289,66 @@ function awsRecorder(published: string): { server: Server; requests: Recorded[] 
   return { server, requests };
 }
 
-const realAws = canRun && requireTools('build-ami with the real AWS CLI', ['aws']);
+interface AwsCli {
+  /** The absolute path of the executable, as found on PATH. */
+  path: string;
+  /** The first line of `aws --version`. */
+  version: string;
+  /** Whether its `ec2 modify-image-attribute` knows ImdsSupport, per its own (local) skeleton. */
+  imdsSupport: boolean;
+}
 
-describe.runIf(realAws)('scripts/build-ami with the real AWS CLI against a loopback recorder', { timeout: 120_000 }, () => {
+/**
+ * Every distinct AWS CLI on PATH (by real path: /bin/aws and /usr/bin/aws are
+ * one on a merged /usr), with its version and whether it knows ImdsSupport.
+ * Both questions are answered from the CLI's own model, with no AWS call.
+ */
+function awsClisOnPath(): AwsCli[] {
+  const seen = new Set<string>();
+  const clis: AwsCli[] = [];
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (!dir) continue;
+    const path = join(dir, 'aws');
+    let real: string;
+    try {
+      accessSync(path, constants.X_OK);
+      real = realpathSync(path);
+    } catch {
+      continue;
+    }
+    if (seen.has(real)) continue;
+    seen.add(real);
+    const version = run(path, ['--version']);
+    const skeleton = run(path, ['ec2', 'modify-image-attribute', '--generate-cli-skeleton']);
+    if (version.status !== 0 || skeleton.status !== 0) {
+      console.warn(`build-ami with the real AWS CLI: ignoring ${path}, which does not run: ${(version.stderr || skeleton.stderr).trim()}`);
+      continue;
+    }
+    clis.push({ path, version: `${version.stdout}${version.stderr}`.trim().split('\n')[0]!, imdsSupport: skeleton.stdout.includes('"ImdsSupport"') });
+  }
+  return clis;
+}
+
+const realAws = canRun && requireTools('build-ami with the real AWS CLI', ['aws']);
+const clis = realAws ? awsClisOnPath() : [];
+const knowsImds = clis.find((c) => c.imdsSupport);
+// Debian 12's package first: it is the CLI scripts/setup.sh installs.
+const debianAws = existsSync('/usr/bin/aws') ? realpathSync('/usr/bin/aws') : undefined;
+const lacksImds = clis.find((c) => !c.imdsSupport && realpathSync(c.path) === debianAws) ?? clis.find((c) => !c.imdsSupport);
+if (realAws && !knowsImds) {
+  // Not a failure under CI=true: the refusal suite below then runs with this
+  // machine's CLI instead, so a regression in build-ami still shows.
+  console.warn(
+    `build-ami with a real AWS CLI that knows ImdsSupport: skipped, none on PATH does (${clis.map((c) => `${c.path}: ${c.version}`).join('; ') || 'none runs'}); ` +
+      'install AWS CLI v2 from AWS or `pip install awscli` to run it',
+  );
+}
+
+/** The recorder on loopback, a work directory, and build-ami run with the given CLI pinned to the recorder. */
+function withRecorder(): {
+  requests: () => Recorded[];
+  buildAmi: (cli: AwsCli) => Promise<{ code: number; stdout: string; stderr: string; packerCalls: string[] }>;
+} {
   let work: string;
   let recorder: ReturnType<typeof awsRecorder>;
   let port: number;
@@ -272,17 +365,18 @@ describe.runIf(realAws)('scripts/build-ami with the real AWS CLI against a loopb
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('sends the source lookup, ImdsSupport v2.0 and the aws:ec2:image parameter with the right fields', async () => {
+  const buildAmi = async (cli: AwsCli) => {
     const bin = join(work, 'bin');
     mkdirSync(bin);
     const bundle = join(work, 'hanat-agent.cjs');
     writeFileSync(bundle, '"use strict";\n');
-    // The real CLI, pinned to the recorder whatever its version does with AWS_ENDPOINT_URL.
-    const aws = run('sh', ['-c', 'command -v aws']).stdout.trim();
-    writeFileSync(join(bin, 'aws'), `#!/bin/sh\nexec '${aws}' --endpoint-url http://127.0.0.1:${port} "$@"\n`);
+    const packerLog = join(work, 'packer.log');
+    // This CLI by its absolute path, pinned to the recorder whatever its version does with AWS_ENDPOINT_URL.
+    writeFileSync(join(bin, 'aws'), `#!/bin/sh\nexec '${cli.path}' --endpoint-url http://127.0.0.1:${port} "$@"\n`);
     writeFileSync(
       join(bin, 'packer'),
       `#!/bin/sh
+echo "$1" >> '${packerLog}'
 case "$1" in
   version) echo "Packer v1.6.6" ;;
   validate) exec /usr/bin/packer "$@" ;;
@@ -294,16 +388,29 @@ esac
     chmodSync(join(bin, 'packer'), 0o755);
 
     const env = testEnv({ PATH: `${bin}:${process.env.PATH}`, AWS_MAX_ATTEMPTS: '1', AWS_PAGER: '' });
+    // Asynchronous: the recorder answers from this process's event loop.
     const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile('bash', [SCRIPT, '--arch', 'arm64', '--region', 'eu-west-1', '--bundle', bundle], { env, cwd: REPO }, (err, stdout, stderr) =>
         resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
       );
     });
+    const packerCalls = existsSync(packerLog) ? readFileSync(packerLog, 'utf8').trim().split('\n') : [];
+    return { ...result, packerCalls };
+  };
+  return { requests: () => recorder.requests, buildAmi };
+}
+
+describe.runIf(knowsImds)(`scripts/build-ami with a real AWS CLI that knows ImdsSupport (${knowsImds?.path}: ${knowsImds?.version})`, { timeout: 120_000 }, () => {
+  const { requests, buildAmi } = withRecorder();
+
+  it('sends the source lookup, ImdsSupport v2.0 and the aws:ec2:image parameter with the right fields', async () => {
+    const result = await buildAmi(knowsImds!);
     expect(result.stderr).toContain(`published ${BUILT_AMI}`);
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(`${BUILT_AMI}\n`);
 
-    const reqs = recorder.requests;
+    expect(result.packerCalls).toEqual(['version', 'validate', 'build']);
+    const reqs = requests();
     expect(reqs.map((r) => r.target)).toEqual(['AmazonSSM.GetParameter', 'ModifyImageAttribute', 'AmazonSSM.PutParameter', 'AmazonSSM.GetParameter']);
     expect(reqs.every((r) => r.region === 'eu-west-1')).toBe(true);
     expect(JSON.parse(reqs[0]!.body)).toEqual({ Name: '/aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-default-arm64' });
@@ -312,5 +419,19 @@ esac
     expect(modify.get('ImdsSupport.Value')).toBe('v2.0');
     expect(JSON.parse(reqs[2]!.body)).toMatchObject({ Name: '/hanat/ami/arm64', Type: 'String', DataType: 'aws:ec2:image', Overwrite: true, Value: BUILT_AMI });
     expect(JSON.parse(reqs[3]!.body)).toEqual({ Name: '/hanat/ami/arm64' });
+  });
+});
+
+describe.runIf(lacksImds)(`scripts/build-ami with a real AWS CLI that does not know ImdsSupport (${lacksImds?.path}: ${lacksImds?.version})`, { timeout: 120_000 }, () => {
+  const { requests, buildAmi } = withRecorder();
+
+  it('refuses it before packer runs or any AWS request is made, and names its version', async () => {
+    const result = await buildAmi(lacksImds!);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(`(${lacksImds!.version}) does not know ImdsSupport for 'ec2 modify-image-attribute'`);
+    expect(result.stderr).toContain('pip install awscli');
+    expect(result.packerCalls).toEqual([]);
+    expect(requests()).toEqual([]);
   });
 });
