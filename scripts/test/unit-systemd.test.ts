@@ -239,7 +239,7 @@ const sysctl = (key, value) => { sh('sysctl', ['-w', key + '=' + value]); const 
     expect(show).toMatchObject({ Result: 'exit-code', ExecMainStatus: '1', ActiveState: 'failed', NRestarts: String(burst) });
   });
 
-  it('delivers SIGTERM to the agent so it can hand its routes over, and counts a clean exit as success', () => {
+  it('delivers SIGTERM to the agent so it can stop cleanly, and counts a clean exit as success', () => {
     const agent = `
 process.on('SIGTERM', () => { console.log('draining'); setTimeout(() => { console.log('drained'); process.exit(0); }, 200); });
 console.log('ready');
