@@ -123,6 +123,16 @@ ensure_dir() {
   fi
 }
 
+# same_content A B: whether two files hold the same bytes. sha256sum is in
+# coreutils, like install and stat, so this needs no package beyond them (cmp
+# would need diffutils, which a minimal image need not have).
+same_content() {
+  local a b
+  a=$(sha256sum <"$1") || die "cannot read $1"
+  b=$(sha256sum <"$2") || die "cannot read $2"
+  [[ $a == "$b" ]]
+}
+
 # ensure_file SOURCE PATH MODE: a root-owned copy of SOURCE, written only when
 # the content differs; owner and mode are corrected in place.
 ensure_file() {
@@ -132,7 +142,7 @@ ensure_file() {
   if [[ -L $dest || (-e $dest && ! -f $dest) ]]; then
     die "$path exists and is not a regular file; remove it and run again"
   fi
-  if [[ ! -f $dest ]] || ! cmp -s "$src" "$dest"; then
+  if [[ ! -f $dest ]] || ! same_content "$src" "$dest"; then
     install -o root -g root -m "$mode" "$src" "$dest"
     changed "installed $path"
   elif [[ $(stat -c '%u:%g %a' "$dest") != "0:0 ${mode#0}" ]]; then

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REPO, requireTools, run, testEnv, type RunResult } from './support.js';
 
 const SCRIPT = join(REPO, 'scripts/provision-nat.sh');
-const canRun = requireTools('provision-nat', ['systemctl', 'systemd-analyze', 'install', 'cmp'], { root: true });
+const canRun = requireTools('provision-nat', ['systemctl', 'systemd-analyze', 'install', 'sha256sum'], { root: true });
 
 /** Every entry under dir: type, owner, mode, mtime and content (or link target). */
 function snapshot(dir: string): Record<string, string> {
@@ -199,6 +199,34 @@ mkdir -p "$HANAT_ROOT/usr/bin"
     expect(readFileSync(unitPath, 'utf8')).toContain('NoNewPrivileges=yes');
     expect(modeOf(join(root, 'opt/hanat/hanat-agent.cjs'))).toBe('644');
     expect(r.stderr).toContain('done: 2 change(s)');
+  });
+
+  it('needs no cmp (diffutils is not in its package list): without it a rerun changes nothing and an edit is repaired', () => {
+    // A PATH with every usual tool except cmp.
+    const noCmp = join(work, 'no-cmp-bin');
+    mkdirSync(noCmp);
+    for (const dir of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
+      if (!existsSync(dir)) continue;
+      for (const f of readdirSync(dir)) {
+        if (f === 'cmp' || existsSync(join(noCmp, f))) continue;
+        symlinkSync(join(dir, f), join(noCmp, f));
+      }
+    }
+    const env = { PATH: noCmp };
+    expect(run('sh', ['-c', 'command -v cmp || echo none'], testEnv(env)).stdout.trim()).toBe('none');
+    expect(provision([], env).status).toBe(0);
+    const before = snapshot(root);
+    const again = provision([], env);
+    expect(again.stderr).toContain('done: 0 change(s)');
+    expect(again.status).toBe(0);
+    expect(snapshot(root)).toEqual(before);
+
+    const unitPath = join(root, 'etc/systemd/system/hanat-agent.service');
+    writeFileSync(unitPath, readFileSync(unitPath, 'utf8').replace('NoNewPrivileges=yes', 'NoNewPrivileges=no'));
+    const repaired = provision([], env);
+    expect(repaired.status).toBe(0);
+    expect(repaired.stderr).toContain('installed /etc/systemd/system/hanat-agent.service');
+    expect(readFileSync(unitPath, 'utf8')).toBe(readFileSync(join(REPO, 'scripts/systemd/hanat-agent.service'), 'utf8'));
   });
 
   it('masks the services a NAT does not need, and only those', () => {
