@@ -11,10 +11,11 @@
  * is off, so a claim never blackholes traffic.
  *
  * Failures: throttling, 5xx and network errors back off with jitter and never
- * count; AWS permission errors are logged with action and resource and retried
- * slowly, forever (a restart cannot fix IAM, and the NAT keeps working meanwhile);
- * any other failure that repeats identically `maxFailures` times in a row makes
- * the agent exit 1 so that systemd restarts it fresh.
+ * count. Every other error AWS answers (permission denied, a resource not found, a
+ * parameter it calls invalid) is logged with action and resource and retried
+ * slowly, forever: AWS would answer a restarted agent the same way, and the NAT
+ * keeps working meanwhile. A local failure (nft, sysctl) that repeats identically
+ * `maxFailures` times in a row makes the agent exit 1 so that systemd restarts it fresh.
  */
 import type { Logger } from 'pino';
 import type { RouteTable } from '@aws-sdk/client-ec2';
@@ -54,7 +55,8 @@ interface Task {
   attempts: number;
   lastFailure?: string | undefined;
   identical: number;
-  denied: boolean;
+  /** The last failure was AWS refusing the request (denied or rejected): retrying soon will not change it. */
+  refused: boolean;
 }
 
 /** What the routes reconciler decided for one table. */
@@ -140,7 +142,7 @@ export class Agent {
       succeeded: false,
       attempts: 0,
       identical: 0,
-      denied: false,
+      refused: false,
     });
     this.tasks = [
       task('kernel', config.intervalMs, (boot) => this.reconcileKernel(boot)),
@@ -175,8 +177,8 @@ export class Agent {
   private routesMayBeClaimed(): boolean {
     const [kernel, srcdst, eip] = [this.task('kernel'), this.task('srcdst'), this.task('eip')];
     // The EIP comes first so existing flows are not cut later by a new public address,
-    // but a stack whose EIP cannot be had (denied, or failing repeatedly) still gets its routes.
-    const eipSettled = eip.succeeded || eip.denied || eip.attempts >= 3;
+    // but a stack whose EIP cannot be had (refused by AWS, or failing repeatedly) still gets its routes.
+    const eipSettled = eip.succeeded || eip.refused || eip.attempts >= 3;
     return kernel.ok && srcdst.ok && eipSettled;
   }
 
@@ -193,7 +195,7 @@ export class Agent {
       task.attempts = 0;
       task.identical = 0;
       task.lastFailure = undefined;
-      task.denied = false;
+      task.refused = false;
       task.due = this.clock.now() + task.intervalMs;
       return undefined;
     } catch (err) {
@@ -204,13 +206,14 @@ export class Agent {
       if (kind === 'retryable') {
         delay = backoff(task.attempts, 200, 30_000, this.random);
         this.logs[task.name].warn({ event: err instanceof AwsCallError ? 'aws.retry' : `${task.name}.retry`, task: task.name, ...aws, err, retryInMs: delay }, `${errorMessage(err)}; retrying`);
-      } else if (kind === 'denied') {
-        task.denied = true;
+      } else if (kind === 'denied' || kind === 'rejected') {
+        task.refused = true;
         delay = backoff(task.attempts, 30_000, 300_000, this.random);
-        this.logs[task.name].error(
-          { event: 'aws.denied', task: task.name, ...aws, err, retryInMs: delay },
-          `${errorMessage(err)}; check the instance role's IAM policy (docs/agent.md lists what it needs); retrying slowly`,
-        );
+        const hint =
+          kind === 'denied'
+            ? "check the instance role's IAM policy (docs/agent.md lists what it needs)"
+            : 'EC2 rejected the request and would again after a restart; check the resource named (deleted, or changed outside hanat?)';
+        this.logs[task.name].error({ event: `aws.${kind}`, task: task.name, ...aws, err, retryInMs: delay }, `${errorMessage(err)}; ${hint}; retrying slowly`);
       } else {
         const key = `${task.name}|${err instanceof Error ? err.name : typeof err}|${errorMessage(err)}`;
         task.identical = key === task.lastFailure ? task.identical + 1 : 1;
@@ -277,7 +280,12 @@ export class Agent {
   private async reconcileSourceDest(boot: boolean): Promise<void> {
     const t0 = this.clock.now();
     if (this.config.skipSourceDest) {
-      if (boot) this.logs.srcdst.warn({ event: 'srcdst.skipped', instanceId: this.id.instanceId }, 'source/dest check left as it is (--skip-srcdst): this NAT cannot forward while the check is on');
+      if (boot) {
+        this.logs.srcdst.warn(
+          { event: 'srcdst.skipped', instanceId: this.id.instanceId, durationMs: this.clock.now() - t0 },
+          'source/dest check left as it is (--skip-srcdst): this NAT cannot forward while the check is on',
+        );
+      }
       return;
     }
     const on = await this.api.sourceDestCheck(this.id.instanceId);
@@ -296,7 +304,12 @@ export class Agent {
     const t0 = this.clock.now();
     const addresses = await this.api.addresses(this.config.stack, this.config.az);
     if (addresses.length === 0) {
-      this.once('eip.none', () => this.logs.eip.info({ event: 'eip.none', stack: this.config.stack, az: this.config.az }, 'the stack has no Elastic IP for this AZ; egress uses the instance public IP'));
+      this.once('eip.none', () =>
+        this.logs.eip.info(
+          { event: 'eip.none', stack: this.config.stack, az: this.config.az, durationMs: this.clock.now() - t0 },
+          'the stack has no Elastic IP for this AZ; egress uses the instance public IP',
+        ),
+      );
       return;
     }
     const sorted = [...addresses].sort((a, b) => a.AllocationId!.localeCompare(b.AllocationId!));
@@ -406,8 +419,9 @@ export class Agent {
       }),
     );
     if (tagNow.length > 0) {
-      await this.api.tag(tagNow.sort(), ownerTags(this.id.instanceId, new Date(this.clock.now())));
-      this.logs.routes.info({ event: 'route.owner_tagged', routeTableIds: tagNow, owner: this.id.instanceId }, `${TAG.owner} written`);
+      const c0 = this.clock.now();
+      await this.api.tag(tagNow.sort(), ownerTags(this.id.instanceId, new Date(c0)));
+      this.logs.routes.info({ event: 'route.owner_tagged', routeTableIds: tagNow, owner: this.id.instanceId, durationMs: this.clock.now() - c0 }, `${TAG.owner} written`);
     }
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;

@@ -2,8 +2,13 @@
  * `hanat-agent check`: a one-shot self-check. Returns a verdict; main prints it as
  * JSON on stdout and exits 0 when healthy, 1 when not.
  *
- * A check that cannot run (IMDS or AWS unreachable, stack unknown) reports
- * `ok: null` with the reason and does not decide health; every check that ran must pass.
+ * Healthy means verified: forwarding, the NAT rule and the routes must each pass.
+ * Routes that could not be checked (IMDS or AWS unreachable) report `ok: null`
+ * with the reason, and the verdict is unhealthy with that reason: a NAT whose
+ * routes nobody could see is not known to carry traffic. Conntrack alone may be
+ * `null` without deciding health: there is then no conntrack to measure in this
+ * network namespace. A stack that cannot be known (no --stack and no hanat:stack
+ * tag) is a configuration error: UsageError, exit 2, no verdict.
  */
 import { servingAz, defaultRoute, type Ec2 } from '@hanat/core';
 import { resolveConfig, type Options } from './config.js';
@@ -23,6 +28,8 @@ export interface CheckItem {
 
 export interface CheckResult {
   healthy: boolean;
+  /** Why the verdict is unhealthy: the checks that failed or could not run. */
+  reason?: string | undefined;
   instanceId?: string | undefined;
   stack?: string | undefined;
   az?: string | undefined;
@@ -48,6 +55,8 @@ export async function check(options: Options, deps: CheckDeps): Promise<CheckRes
   } catch (err) {
     idError = errorMessage(err);
   }
+  // Before anything is read: a stack that cannot be known is the caller's to fix (exit 2).
+  const config = id ? resolveConfig(options, id) : undefined;
 
   const sysctls = await deps.kernel.readSysctls(['net.ipv4.ip_forward', 'net.netfilter.nf_conntrack_count', 'net.netfilter.nf_conntrack_max']);
   const forwarding: CheckItem = { ok: sysctls['net.ipv4.ip_forward'] === '1', ipForward: sysctls['net.ipv4.ip_forward'] ?? null };
@@ -71,12 +80,10 @@ export async function check(options: Options, deps: CheckDeps): Promise<CheckRes
       : { ok: count < max * CONNTRACK_HEADROOM, count, max, usedPct: Math.round((count / max) * 1000) / 10 };
 
   let routes: CheckItem;
-  let config: { stack: string; az: string } | undefined;
-  if (!id) {
+  if (!id || !config) {
     routes = { ok: null, reason: `IMDS: ${idError}` };
   } else {
     try {
-      config = resolveConfig(options, id);
       routes = await checkRoutes(deps.ec2(id.region), config, id);
     } catch (err) {
       routes = { ok: null, reason: errorMessage(err) };
@@ -84,8 +91,14 @@ export async function check(options: Options, deps: CheckDeps): Promise<CheckRes
   }
 
   const checks = { forwarding, natRule, conntrack, routes };
+  const problems = Object.entries(checks).flatMap(([name, c]) => {
+    if (c.ok === false) return [`${name} failed${typeof c.reason === 'string' ? `: ${c.reason}` : ''}`];
+    if (c.ok === null && name === 'routes') return [`routes not verified: ${String(c.reason)}`];
+    return [];
+  });
   return {
-    healthy: Object.values(checks).every((c) => c.ok !== false),
+    healthy: problems.length === 0,
+    ...(problems.length > 0 ? { reason: problems.join('; ') } : {}),
     instanceId: id?.instanceId,
     stack: config?.stack,
     az: config?.az,

@@ -12,7 +12,7 @@ import { HELP, parseCommandLine, resolveConfig, type Options } from './config.js
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationError, UsageError, errorMessage } from './errors.js';
 import { realExec, realFs, type Exec, type HostFs } from './host.js';
 import { readIdentity } from './identity.js';
-import { Imds } from './imds.js';
+import { DEFAULT_IMDS_ENDPOINT, Imds } from './imds.js';
 import { Kernel } from './kernel.js';
 import { createLogger, type Logger } from './log.js';
 
@@ -20,11 +20,15 @@ import { createLogger, type Logger } from './log.js';
  * SDK settings the agent needs whatever the environment says otherwise:
  * - the SDK's instance-profile credential provider falls back to IMDSv1 when IMDS
  *   refuses it a token; hanat never uses IMDSv1, so that fallback is off;
+ * - that provider reads IMDS at AWS_EC2_METADATA_SERVICE_ENDPOINT, so the endpoint
+ *   hanat's own client uses (`--imds-endpoint` included) is set there too: both
+ *   ask the same IMDS;
  * - the SDK's Node-version notice is plain multi-line text on stderr; the agent
  *   logs the Node version itself.
  */
-function sdkEnv(env: NodeJS.ProcessEnv): void {
+function sdkEnv(env: NodeJS.ProcessEnv, options: Options): void {
   env.AWS_EC2_METADATA_V1_DISABLED = 'true';
+  if (options.imdsEndpoint !== undefined) env.AWS_EC2_METADATA_SERVICE_ENDPOINT = options.imdsEndpoint;
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }
 
@@ -64,7 +68,7 @@ export function defaultDeps(): MainDeps {
 async function run(options: Options, log: Logger, deps: MainDeps): Promise<number> {
   log.info({ event: 'agent.start', node: process.version, pid: process.pid }, `hanat-agent ${VERSION} starting`);
   const imdsLog = log.child({ component: 'imds' });
-  const imds = new Imds({ endpoint: options.imdsEndpoint });
+  const imds = new Imds({ endpoint: options.imdsEndpoint ?? DEFAULT_IMDS_ENDPOINT });
   const t0 = Date.now();
   const id = await readIdentity(imds);
   imdsLog.info(
@@ -72,6 +76,8 @@ async function run(options: Options, log: Logger, deps: MainDeps): Promise<numbe
     'instance identity read',
   );
   const config = resolveConfig(options, id);
+  const kernel = new Kernel({ exec: deps.exec, fs: deps.fs, log: log.child({ component: 'kernel' }) });
+  const conntrackMax = await kernel.conntrackMax(config.conntrackMax);
   log.info(
     {
       event: 'config.effective',
@@ -83,16 +89,16 @@ async function run(options: Options, log: Logger, deps: MainDeps): Promise<numbe
         routeIntervalS: config.routeIntervalMs / 1000,
         recheckIntervalS: config.recheckIntervalMs / 1000,
         maxFailures: config.maxFailures,
-        conntrackMax: config.conntrackMax ?? 'from memory',
+        conntrackMax,
+        skipSourceDest: config.skipSourceDest,
         imdsEndpoint: imds.endpoint,
       },
-      from: config.from,
+      from: { ...config.from, conntrackMax: config.from.conntrackMax ?? '/proc/meminfo MemTotal' },
     },
     `serving ${config.az} for stack ${config.stack}`,
   );
 
   const ec2 = deps.ec2(id.region);
-  const kernel = new Kernel({ exec: deps.exec, fs: deps.fs, log: log.child({ component: 'kernel' }) });
   const agent = new Agent(config, id, { ec2, kernel, log, clock: deps.clock, imds, startedAt: deps.startedAt });
   let signal = deps.signal;
   let detach = () => {};
@@ -119,7 +125,6 @@ async function run(options: Options, log: Logger, deps: MainDeps): Promise<numbe
 }
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, deps: MainDeps = defaultDeps()): Promise<number> {
-  sdkEnv(env);
   let command, options: Options;
   try {
     ({ command, options } = parseCommandLine(argv, env));
@@ -127,6 +132,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, deps
     deps.stderr.write(`hanat-agent: ${errorMessage(err)}\n`);
     return err instanceof UsageError ? EXIT_USAGE : EXIT_FAILED;
   }
+  sdkEnv(env, options);
   if (command === 'version') {
     deps.stdout.write(`${VERSION}\n`);
     return EXIT_OK;
@@ -141,7 +147,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, deps
     const log = createLogger(options.logLevel === 'info' ? 'warn' : options.logLevel, deps.logDest ?? deps.stderr);
     try {
       const kernel = new Kernel({ exec: deps.exec, fs: deps.fs, log: log.child({ component: 'kernel' }) });
-      const imds = new Imds({ endpoint: options.imdsEndpoint, totalTimeoutMs: 2_000 });
+      const imds = new Imds({ endpoint: options.imdsEndpoint ?? DEFAULT_IMDS_ENDPOINT, totalTimeoutMs: 2_000 });
       const result = await check(options, { imds, kernel, ec2: deps.ec2 });
       deps.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       return result.healthy ? EXIT_OK : EXIT_FAILED;

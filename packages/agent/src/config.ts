@@ -10,6 +10,7 @@ import type { LevelWithSilent } from 'pino';
 import { TAG } from '@hanat/core';
 import { UsageError } from './errors.js';
 import type { Identity } from './identity.js';
+import { parseImdsEndpoint } from './imds.js';
 import { LOG_LEVELS } from './log.js';
 
 export type Command = 'run' | 'check' | 'version' | 'help';
@@ -24,10 +25,11 @@ export interface Options {
   routeIntervalMs: number;
   /** Source/dest check and EIP re-verification period. */
   recheckIntervalMs: number;
-  /** Identical consecutive non-retryable failures before the agent exits 1. */
+  /** Identical consecutive local failures (nft, sysctl) before the agent exits 1; errors from AWS never count. */
   maxFailures: number;
   /** Overrides the memory-based conntrack table size. */
   conntrackMax?: number | undefined;
+  /** IMDS's origin (`http://host[:port]`), validated; also handed to the SDK's credential provider. */
   imdsEndpoint?: string | undefined;
   /**
    * Leave source/dest check as it is. Only for proving that the check matters (the lab's
@@ -57,7 +59,7 @@ export const SETTINGS: Record<string, Setting> = {
   interval: { flag: 'interval', env: 'HANAT_INTERVAL', help: 'seconds between kernel checks (default 5)' },
   routeInterval: { flag: 'route-interval', env: 'HANAT_ROUTE_INTERVAL', help: 'seconds between route table checks (default 30)' },
   recheckInterval: { flag: 'recheck-interval', env: 'HANAT_RECHECK_INTERVAL', help: 'seconds between source/dest check and EIP checks (default 300)' },
-  maxFailures: { flag: 'max-failures', env: 'HANAT_MAX_FAILURES', help: 'identical consecutive failures before exiting 1 (default 5)' },
+  maxFailures: { flag: 'max-failures', env: 'HANAT_MAX_FAILURES', help: 'identical consecutive local failures (nft, sysctl) before exiting 1 (default 5)' },
   conntrackMax: { flag: 'conntrack-max', env: 'HANAT_CONNTRACK_MAX', help: 'conntrack table size (default: from memory)' },
   skipSourceDest: { flag: 'skip-srcdst', env: 'HANAT_SKIP_SRCDST', help: 'testing only: "1" leaves source/dest check on, so this NAT cannot forward' },
   imdsEndpoint: { flag: 'imds-endpoint', env: 'AWS_EC2_METADATA_SERVICE_ENDPOINT', help: 'IMDS endpoint (default http://169.254.169.254)' },
@@ -67,7 +69,7 @@ export const HELP = `Usage: hanat-agent <command> [options]
 
 Commands:
   run        make this instance a NAT, claim its AZ's private routes, keep them
-  check      one-shot self-check; prints JSON, exit 0 healthy, 1 not
+  check      one-shot self-check; prints JSON, exit 0 healthy, 1 unhealthy or not verified
   --version  print the version
 
 Options (flag, environment variable):
@@ -75,7 +77,7 @@ ${Object.values(SETTINGS)
   .map((s) => `  --${s.flag.padEnd(17)} ${(s.env ?? '').padEnd(34)} ${s.help}`)
   .join('\n')}
 
-Exit codes: 0 stopped / healthy, 1 failed / unhealthy, 2 bad usage or configuration.
+Exit codes: 0 stopped / healthy, 1 failed / unhealthy or not verified, 2 bad usage or configuration.
 `;
 
 export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): { command: Command; options: Options } {
@@ -117,6 +119,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const stack = raw('stack');
   const az = raw('az');
   const conntrackMax = raw('conntrackMax');
+  const endpoint = raw('imdsEndpoint');
   const from: Record<string, string> = {};
   for (const key of Object.keys(SETTINGS)) {
     const r = raw(key);
@@ -133,7 +136,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       recheckIntervalMs: seconds(raw('recheckInterval'), 300, 30, 86_400),
       maxFailures: integer(raw('maxFailures'), 5, 1, 1000),
       conntrackMax: conntrackMax ? integer(conntrackMax, 0, 1024, 1 << 26) : undefined,
-      imdsEndpoint: raw('imdsEndpoint')?.value,
+      imdsEndpoint: endpoint ? parseImdsEndpoint(endpoint.value, endpoint.from) : undefined,
       skipSourceDest: flag(raw('skipSourceDest')),
       from,
     },

@@ -42,19 +42,34 @@ function isMissingRoute(err: unknown): boolean {
   return err.code === 'InvalidRoute.NotFound' || (err.code === 'InvalidParameterValue' && /no route defined/i.test(err.message));
 }
 
-export type FailureKind = 'retryable' | 'denied' | 'fatal';
+/**
+ * How the loop treats a failure:
+ * - `retryable`: throttling, 5xx, network errors, credentials not there yet; retried fast.
+ * - `denied`: AWS refused for want of permission.
+ * - `rejected`: AWS answered with any other client error (a resource not found, a
+ *   parameter it calls invalid). Like `denied`, AWS would answer a restarted agent
+ *   the same way, so both are retried slowly, forever.
+ * - `local`: everything else (nft, sysctl, a bug); counts toward giving up.
+ */
+export type FailureKind = 'retryable' | 'denied' | 'rejected' | 'local';
 
 const DENIED = new Set(['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException', 'AuthFailure', 'OptInRequired', 'Blocked']);
 /** Credentials not there yet (the instance profile appears a moment after boot) or being rotated. */
 const TRANSIENT = new Set(['CredentialsProviderError', 'ExpiredToken', 'RequestExpired', 'ProviderError']);
 
-/** Throttling, 5xx and network errors are retried fast; permission errors slowly; anything else counts toward giving up. */
 export function classify(err: unknown): FailureKind {
   const cause = err instanceof AwsCallError ? err.cause : err;
   const name = awsErrorName(cause);
   if (name && DENIED.has(name)) return 'denied';
   if (isRetryableAwsError(cause) || (name !== undefined && TRANSIENT.has(name))) return 'retryable';
-  return 'fatal';
+  if (err instanceof AwsCallError && answeredByAws(cause)) return 'rejected';
+  return 'local';
+}
+
+/** An SDK service exception: AWS received the request and answered it with an error. */
+function answeredByAws(err: unknown): boolean {
+  const e = err as { $fault?: unknown; $metadata?: { httpStatusCode?: unknown } } | undefined;
+  return e?.$fault === 'client' || e?.$fault === 'server' || typeof e?.$metadata?.httpStatusCode === 'number';
 }
 
 async function call<T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> {

@@ -3,8 +3,8 @@
  * Exit codes are public API: the systemd unit relies on them.
  *
  *   0  stopped cleanly (SIGTERM) / `check`: healthy
- *   1  failed; systemd restarts the agent (repeated identical failures, IMDS unreachable)
- *      / `check`: unhealthy
+ *   1  failed; systemd restarts the agent (repeated identical local failures, IMDS unreachable)
+ *      / `check`: unhealthy, or not verified (routes could not be checked)
  *   2  bad usage or configuration; systemd does not restart (RestartPreventExitStatus=2)
  */
 export const EXIT_OK = 0;

@@ -10,13 +10,18 @@
  */
 import http from 'node:http';
 import { backoff, systemClock, type Clock } from './clock.js';
-import { ImdsError, errorMessage } from './errors.js';
+import { ImdsError, UsageError, errorMessage } from './errors.js';
 
 export const DEFAULT_IMDS_ENDPOINT = 'http://169.254.169.254';
 const TOKEN_PATH = '/latest/api/token';
 const TTL_HEADER = 'x-aws-ec2-metadata-token-ttl-seconds';
 const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
 const MAX_BODY_BYTES = 64 * 1024;
+/** What to check when IMDS does not answer: the three usual causes, in the order they are met. */
+const UNREACHABLE_HINT =
+  'check that the instance has its metadata service enabled (HttpEndpoint=enabled), ' +
+  'that its hop limit (HttpPutResponseHopLimit) reaches this process (1 on the host, 2 from a container), ' +
+  'and, if --imds-endpoint or AWS_EC2_METADATA_SERVICE_ENDPOINT is set, that it names the right address';
 
 export interface ImdsOptions {
   endpoint?: string | undefined;
@@ -36,17 +41,29 @@ interface Answer {
   body: string;
 }
 
-/** The endpoint the agent uses: the explicit one, else the standard SDK environment variable, else the link-local address. */
-export function imdsEndpoint(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  const raw = explicit ?? env.AWS_EC2_METADATA_SERVICE_ENDPOINT ?? DEFAULT_IMDS_ENDPOINT;
+/**
+ * `raw` as an IMDS endpoint (its origin). A value that cannot be one is a
+ * configuration error, not an IMDS failure: UsageError (exit 2), naming `from`.
+ */
+export function parseImdsEndpoint(raw: string, from: string): string {
   let url: URL;
   try {
     url = new URL(raw);
-  } catch {
-    throw new ImdsError(`IMDS endpoint '${raw}' is not a URL; use e.g. http://169.254.169.254`, '');
+  } catch (err) {
+    throw new UsageError(`${from} '${raw}' is not a URL; set it to IMDS's http:// address, such as ${DEFAULT_IMDS_ENDPOINT} (the default when unset)`, { cause: err });
   }
-  if (url.protocol !== 'http:') throw new ImdsError(`IMDS endpoint '${raw}' must use http://`, '');
+  if (url.protocol !== 'http:') {
+    throw new UsageError(`${from} '${raw}' must be an http:// URL (IMDS only speaks plain HTTP), such as ${DEFAULT_IMDS_ENDPOINT}`);
+  }
   return url.origin;
+}
+
+/** The endpoint the agent uses: the explicit one, else the standard SDK environment variable, else the link-local address. */
+export function imdsEndpoint(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (explicit !== undefined) return parseImdsEndpoint(explicit, 'IMDS endpoint');
+  const fromEnv = env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+  if (fromEnv !== undefined && fromEnv !== '') return parseImdsEndpoint(fromEnv, 'AWS_EC2_METADATA_SERVICE_ENDPOINT');
+  return DEFAULT_IMDS_ENDPOINT;
 }
 
 class RetryableImdsError extends ImdsError {}
@@ -98,7 +115,9 @@ export class Imds {
         if (!(err instanceof RetryableImdsError)) throw err;
         const delay = backoff(attempt, 50, 1_000, this.random);
         if (attempt + 1 >= this.maxAttempts || this.clock.now() + delay >= deadline) {
-          throw new ImdsError(`IMDS at ${this.endpoint} did not answer ${full} after ${attempt + 1} attempts: ${err.message}`, full, err.status, { cause: err });
+          throw new ImdsError(`IMDS at ${this.endpoint} did not answer ${full} after ${attempt + 1} attempts: ${err.message}; ${UNREACHABLE_HINT}`, full, err.status, {
+            cause: err,
+          });
         }
         await this.clock.sleep(delay);
       }

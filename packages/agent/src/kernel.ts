@@ -2,9 +2,11 @@
  * Makes the kernel a NAT, idempotently (STYLE.md 11): render the desired sysctl
  * and nftables state, observe what is there, apply only the difference, read back.
  *
- * - NAT lives in an nftables table that hanat owns, `table ip hanat`: one set of the
- *   VPC CIDRs and one masquerade rule commented `hanat`. No other table is read or
- *   touched, so rules written by others (iptables-nft's `ip nat` included) survive.
+ * - NAT lives in an nftables table that hanat owns wholly, `table ip hanat`: one set
+ *   of the VPC CIDRs and one masquerade rule commented `hanat`. Rules others add to it
+ *   are left in place on a normal pass, but removed when hanat rebuilds the table
+ *   (its set or chain was redefined). No other table is read or touched, so rules
+ *   written elsewhere (iptables-nft's `ip nat` included) survive.
  * - sysctls go through `sysctl`. Those a network namespace does not let us write
  *   (conntrack sizing is global, read-only outside the initial namespace) are
  *   skipped with a warning, once; forwarding and redirects are per namespace and required.
@@ -18,6 +20,11 @@ export const NFT_TABLE = 'hanat';
 export const NFT_SET = 'vpc_cidrs';
 export const NFT_CHAIN = 'postrouting';
 export const NFT_COMMENT = 'hanat';
+/** What to check when nft fails: the usual causes on a NAT image or in a hardened unit. */
+const NFT_HINT =
+  'check that nftables is installed (the nft command, and the nf_tables and nft_masq kernel modules) and that the agent runs as root or with CAP_NET_ADMIN';
+/** What to check when a required sysctl does not take. */
+const SYSCTL_HINT = 'check that the agent runs as root or with CAP_NET_ADMIN, and that /proc/sys is writable (ProtectKernelTunables off, not a read-only container mount)';
 /** nftables' `srcnat` priority for the postrouting hook. */
 const SRCNAT_PRIORITY = 100;
 
@@ -97,7 +104,7 @@ export class Kernel {
   /** The sysctls hanat wants, minus those this host has refused before. */
   async desiredSysctls(target: KernelTarget): Promise<Sysctl[]> {
     const iface = await this.primaryInterface(target.mac);
-    const ctMax = target.conntrackMax ?? conntrackMaxFor(await this.memTotal());
+    const ctMax = await this.conntrackMax(target.conntrackMax);
     const all: Sysctl[] = [
       { key: 'net.ipv4.ip_forward', value: '1', required: true },
       { key: 'net.ipv4.conf.all.send_redirects', value: '0', required: true },
@@ -108,6 +115,11 @@ export class Kernel {
       { key: 'net.netfilter.nf_conntrack_tcp_timeout_established', value: String(TCP_ESTABLISHED_TIMEOUT_S), required: false },
     ];
     return all.filter((s) => !this.skipped.has(s.key));
+  }
+
+  /** The conntrack table size hanat sets: `override` when given, else the size for this host's MemTotal. */
+  async conntrackMax(override?: number): Promise<number> {
+    return override ?? conntrackMaxFor(await this.memTotal());
   }
 
   /**
@@ -124,7 +136,7 @@ export class Kernel {
     this.warnForeignRules(nft);
     if (script.commands.length > 0) {
       const res = await this.run('nft', ['-f', '-'], script.commands.join('\n') + '\n');
-      if (res.code !== 0) throw new KernelError(`nft could not apply hanat's NAT table: ${res.stderr.trim()}`);
+      if (res.code !== 0) throw new KernelError(`'nft -f -' could not apply hanat's NAT table: ${res.stderr.trim()}; ${NFT_HINT}`);
       report.changes.push(...script.changes);
     }
 
@@ -136,7 +148,9 @@ export class Kernel {
     }
     wanted = wanted.filter((s) => !this.skipped.has(s.key));
     const missingRequired = wanted.filter((s) => s.required && before[s.key] === undefined);
-    if (missingRequired.length > 0) throw new KernelError(`sysctl ${missingRequired.map((s) => s.key).join(', ')} not present; is this a Linux host with IPv4?`);
+    if (missingRequired.length > 0) {
+      throw new KernelError(`'sysctl ${missingRequired.map((s) => s.key).join(' ')}' found no such key; is this a Linux host with IPv4, and is /proc/sys mounted?`);
+    }
 
     const toWrite = wanted.filter((s) => before[s.key] !== s.value);
     if (toWrite.length > 0) {
@@ -148,7 +162,9 @@ export class Kernel {
         } else if (!s.required) {
           this.skip(s.key, sysctlError(res.stderr, s.key) ?? `kernel kept ${after[s.key]}`, report);
         } else {
-          throw new KernelError(`sysctl ${s.key}=${s.value} did not take (now ${after[s.key]}): ${sysctlError(res.stderr, s.key) ?? 'no error reported'}`);
+          throw new KernelError(
+            `'sysctl -w ${s.key}=${s.value}' did not take (now ${after[s.key]}): ${sysctlError(res.stderr, s.key) ?? 'no error reported'}; ${SYSCTL_HINT}`,
+          );
         }
       }
     }
@@ -165,7 +181,7 @@ export class Kernel {
     const res = await this.run('nft', ['-j', 'list', 'table', 'ip', NFT_TABLE]);
     if (res.code !== 0) {
       if (/No such file or directory/i.test(res.stderr)) return { table: false, setOk: false, chain: false, chainOk: false, rules: [] };
-      throw new KernelError(`nft could not list table ip ${NFT_TABLE}: ${res.stderr.trim()}`);
+      throw new KernelError(`'nft -j list table ip ${NFT_TABLE}' failed: ${res.stderr.trim()}; ${NFT_HINT}`);
     }
     return parseNftTable(res.stdout);
   }
@@ -193,7 +209,10 @@ export class Kernel {
     const foreign = nft.rules.filter((r) => !r.ours);
     if (foreign.length === 0 || this.foreignWarned) return;
     this.foreignWarned = true;
-    this.log.warn({ event: 'kernel.foreign_rule', handles: foreign.map((r) => r.handle) }, `table ip ${NFT_TABLE} holds rules hanat did not write; left alone`);
+    this.log.warn(
+      { event: 'kernel.foreign_rule', handles: foreign.map((r) => r.handle) },
+      `table ip ${NFT_TABLE} holds rules hanat did not write; they are left in place for now, but the table is hanat's and a rebuild removes them: put your own rules in a table of your own`,
+    );
   }
 
   private async primaryInterface(mac: string): Promise<string | undefined> {

@@ -137,8 +137,16 @@ describe('start-up', () => {
     await clock.idle();
     expect(sent()).not.toContain('ModifyInstanceAttribute');
     expect(sent()).not.toContain('DescribeInstanceAttribute');
-    expect(logs.lines.find((l) => l.event === 'srcdst.skipped')).toMatchObject({ level: 40 });
+    expect(logs.lines.find((l) => l.event === 'srcdst.skipped')).toMatchObject({ level: 40, durationMs: expect.any(Number) });
     expect(sent()).toContain('ReplaceRoute');
+  });
+
+  it('gives every start-up step its durationMs, including the ones that change nothing', async () => {
+    startAgent();
+    await clock.idle();
+    for (const event of ['kernel.configured', 'srcdst.disabled', 'eip.none', 'route.claimed', 'route.owner_tagged']) {
+      expect(logs.lines.find((l) => l.event === event), event).toMatchObject({ durationMs: expect.any(Number) });
+    }
   });
 
   it('skips ModifyInstanceAttribute when source/dest check is already off', async () => {
@@ -308,7 +316,39 @@ describe('failures', () => {
     expect(ec2Mock.commandCalls(ReplaceRouteCommand).length).toBeGreaterThanOrEqual(6);
   });
 
-  it('exits 1 after maxFailures identical non-retryable failures', async () => {
+  it.each([
+    ['InvalidParameterValue on CreateTags', 'CreateTags', awsError('InvalidParameterValue', 400, 'Value (hanat:owner) for parameter key is invalid')],
+    ['InvalidRouteTableID.NotFound on ReplaceRoute', 'ReplaceRoute', awsError('InvalidRouteTableID.NotFound', 400, "The routeTable ID 'rtb-0aaaaaaaaaaaaaaa1' does not exist")],
+  ] as const)('logs any other error AWS answers (%s) with action and resource, keeps running and retries slowly', async (_what, action, err) => {
+    if (action === 'CreateTags') ec2Mock.on(CreateTagsCommand).rejects(err);
+    else ec2Mock.on(ReplaceRouteCommand).rejects(err);
+    startAgent({ maxFailures: 3 });
+    const exit = running!;
+    let exited = false;
+    void exit.then(() => (exited = true));
+    await clock.idle();
+    const rejected = logs.lines.find((l) => l.event === 'aws.rejected')!;
+    expect(rejected).toMatchObject({ action, resource: 'rtb-0aaaaaaaaaaaaaaa1', code: err.name, level: 50 });
+    expect(rejected.retryInMs as number).toBeGreaterThanOrEqual(30_000);
+    expect(rejected.msg).toMatch(/would again after a restart; check the resource named/);
+    // Well past maxFailures identical answers: still running, still retrying.
+    for (let i = 0; i < 6; i++) await clock.advance(300_000);
+    expect(logs.lines.filter((l) => l.event === 'aws.rejected').length).toBeGreaterThanOrEqual(6);
+    expect(logs.events()).not.toContain('agent.giving_up');
+    expect(logs.events()).not.toContain('routes.failed');
+    expect(exited).toBe(false);
+  });
+
+  it('claims the routes at once when EC2 rejects the EIP association, without waiting for more attempts', async () => {
+    ec2Mock.on(DescribeAddressesCommand).resolves({ Addresses: [{ AllocationId: 'eipalloc-0123456789abcdef0', PublicIp: '198.51.100.7' }] });
+    ec2Mock.on(AssociateAddressCommand).rejects(awsError('InvalidAllocationID.NotFound', 400, "The allocation ID 'eipalloc-0123456789abcdef0' does not exist"));
+    startAgent();
+    await clock.idle();
+    expect(logs.lines.find((l) => l.event === 'aws.rejected')).toMatchObject({ action: 'AssociateAddress', resource: 'eipalloc-0123456789abcdef0' });
+    expect(sent()).toContain('ReplaceRoute');
+  });
+
+  it('exits 1 after maxFailures identical local failures (nft failing), so systemd restarts it', async () => {
     host.nftBroken = 'Error: Could not process rule: Operation not supported';
     startAgent({ maxFailures: 3 });
     const exit = running!;

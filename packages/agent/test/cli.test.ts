@@ -3,7 +3,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { main, type MainDeps } from '../src/cli.js';
 import { parseCommandLine } from '../src/config.js';
-import { Kernel } from '../src/kernel.js';
+import { Kernel, conntrackMaxFor } from '../src/kernel.js';
 import { FakeHost } from './support/fake-host.js';
 import { defaultMetadata, startFakeImds, type FakeImds } from './support/fake-imds.js';
 import { FakeClock, fakeAwsEnv, logCapture } from './support/harness.js';
@@ -66,6 +66,24 @@ describe('configuration', () => {
     expect(host.calls).toEqual([]);
   });
 
+  it('exits 2 for an IMDS endpoint that is not an http:// URL, from the environment or the flag, and says what to set', async () => {
+    expect(await main(['run', '--stack', 'x'], { AWS_EC2_METADATA_SERVICE_ENDPOINT: 'notaurl' }, deps())).toBe(2);
+    expect(err).toMatch(/AWS_EC2_METADATA_SERVICE_ENDPOINT 'notaurl' is not a URL; set it to IMDS's http:\/\/ address, such as http:\/\/169\.254\.169\.254/);
+    err = '';
+    expect(await main(['check', '--imds-endpoint', 'https://169.254.169.254'], {}, deps())).toBe(2);
+    expect(err).toMatch(/--imds-endpoint 'https:\/\/169\.254\.169\.254' must be an http:\/\/ URL/);
+    expect(logs.events()).not.toContain('agent.failed');
+    expect(host.calls).toEqual([]);
+  });
+
+  it('hands --imds-endpoint to the SDK as AWS_EC2_METADATA_SERVICE_ENDPOINT, over the environment', async () => {
+    imds = await startFakeImds();
+    const env: NodeJS.ProcessEnv = { AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:9' };
+    expect(await main(['run', '--imds-endpoint', `${imds.url}/`], env, deps())).toBe(0);
+    expect(env.AWS_EC2_METADATA_SERVICE_ENDPOINT).toBe(imds.url);
+    expect(env.AWS_EC2_METADATA_V1_DISABLED).toBe('true');
+  });
+
   it('exits 2 when the hanat:az tag is not an AZ name', async () => {
     imds = await startFakeImds(defaultMetadata({ 'hanat:stack': 'prod', 'hanat:az': 'Zone A' }));
     expect(await main(['run', '--imds-endpoint', imds.url], {}, deps())).toBe(2);
@@ -79,6 +97,19 @@ describe('configuration', () => {
     const eff = logs.lines.find((l) => l.event === 'config.effective')!;
     expect(eff.config).toMatchObject({ stack: 'from-env', az: 'us-east-1b', routeIntervalS: 15 });
     expect(eff.from).toMatchObject({ stack: 'HANAT_STACK', az: '--az', routeInterval: 'HANAT_ROUTE_INTERVAL' });
+  });
+
+  it('logs the conntrack size it will set and whether source/dest check is skipped', async () => {
+    imds = await startFakeImds();
+    expect(await main(['run', '--imds-endpoint', imds.url], {}, deps())).toBe(0);
+    let eff = logs.lines.find((l) => l.event === 'config.effective')!;
+    expect(eff.config).toMatchObject({ conntrackMax: conntrackMaxFor(host.memTotalKb * 1024), skipSourceDest: false });
+    expect(eff.from).toMatchObject({ conntrackMax: '/proc/meminfo MemTotal' });
+    logs.lines.length = 0;
+    expect(await main(['run', '--imds-endpoint', imds.url, '--conntrack-max', '300000'], { HANAT_SKIP_SRCDST: '1' }, deps())).toBe(0);
+    eff = logs.lines.find((l) => l.event === 'config.effective')!;
+    expect(eff.config).toMatchObject({ conntrackMax: 300_000, skipSourceDest: true });
+    expect(eff.from).toMatchObject({ conntrackMax: '--conntrack-max', skipSourceDest: 'HANAT_SKIP_SRCDST' });
   });
 
   it('falls back to the instance AZ when there is no hanat:az tag', async () => {
@@ -194,11 +225,31 @@ describe('check', () => {
     expect(verdict.checks.conntrack.ok).toBe(false);
   });
 
-  it('skips the route check, without failing, when AWS is unreachable', async () => {
+  it('is unhealthy (exit 1), and says why, when AWS is unreachable and the routes cannot be verified', async () => {
     imds = await startFakeImds();
     await configuredHost();
     ec2Mock.on(DescribeRouteTablesCommand).rejects(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
-    expect(await main(['check', '--imds-endpoint', imds.url], {}, deps())).toBe(0);
-    expect(JSON.parse(out).checks.routes).toMatchObject({ ok: null, reason: expect.stringMatching(/DescribeRouteTables/) });
+    expect(await main(['check', '--imds-endpoint', imds.url], {}, deps())).toBe(1);
+    const verdict = JSON.parse(out);
+    expect(verdict).toMatchObject({ healthy: false, reason: expect.stringMatching(/^routes not verified: DescribeRouteTables .*ECONNREFUSED/) });
+    expect(verdict.checks.routes).toMatchObject({ ok: null, reason: expect.stringMatching(/DescribeRouteTables/) });
+    expect(verdict.checks.forwarding.ok).toBe(true);
+  });
+
+  it('is unhealthy (exit 1) when IMDS cannot be reached, so no route can be checked', async () => {
+    imds = await startFakeImds();
+    await configuredHost();
+    imds.failNext('/latest/api/token', 503, 100);
+    expect(await main(['check', '--imds-endpoint', imds.url], {}, deps())).toBe(1);
+    expect(JSON.parse(out)).toMatchObject({ healthy: false, reason: expect.stringMatching(/^routes not verified: IMDS: /) });
+  });
+
+  it('exits 2, with no verdict, when no stack is known: a configuration error', async () => {
+    imds = await startFakeImds(defaultMetadata({ 'hanat:az': 'us-east-1a' }));
+    await configuredHost();
+    expect(await main(['check', '--imds-endpoint', imds.url], {}, deps())).toBe(2);
+    expect(out).toBe('');
+    expect(logs.lines.find((l) => l.event === 'config.invalid')!.msg).toMatch(/no hanat:stack tag.*set --stack \/ HANAT_STACK/);
+    expect(host.calls).toEqual([]);
   });
 });

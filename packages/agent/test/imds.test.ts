@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ImdsError } from '../src/errors.js';
+import { ImdsError, UsageError } from '../src/errors.js';
 import { readIdentity } from '../src/identity.js';
 import { DEFAULT_IMDS_ENDPOINT, Imds, imdsEndpoint } from '../src/imds.js';
 import { MAC, defaultMetadata, startFakeImds, type FakeImds } from './support/fake-imds.js';
+import { FakeClock } from './support/harness.js';
 
 let imds: FakeImds;
 beforeEach(async () => {
@@ -30,6 +31,20 @@ describe('IMDSv2 client', () => {
     expect(imds.tokensIssued).toBe(2);
   });
 
+  it('fetches a new token shortly before the old one expires, without waiting for IMDS to refuse it', async () => {
+    const clock = new FakeClock();
+    const client = new Imds({ endpoint: imds.url, clock, tokenTtlSeconds: 300 });
+    await client.get('instance-id');
+    clock.tick(239_000);
+    await client.get('mac');
+    expect(imds.tokensIssued).toBe(1);
+    // A minute before the 300 s TTL runs out, the next read takes a new token first
+    // (the fake IMDS still accepts the old one: no 401 is involved).
+    clock.tick(2_000);
+    await client.get('placement/region');
+    expect(imds.tokensIssued).toBe(2);
+  });
+
   it('never falls back to IMDSv1 when the token is refused', async () => {
     imds.failNext('/latest/api/token', 403, 100);
     const client = new Imds({ endpoint: imds.url });
@@ -50,6 +65,8 @@ describe('IMDSv2 client', () => {
     const err = await client.get('instance-id').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ImdsError);
     expect((err as Error).message).toMatch(/instance-id after 3 attempts/);
+    // ... and what to check.
+    expect((err as Error).message).toMatch(/HttpEndpoint=enabled.*hop limit.*--imds-endpoint or AWS_EC2_METADATA_SERVICE_ENDPOINT/);
   });
 
   it('bounds the total time of a call when IMDS does not answer', async () => {
@@ -72,6 +89,9 @@ describe('IMDSv2 client', () => {
     expect(imdsEndpoint('http://127.0.0.2:1', { AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:8111' })).toBe('http://127.0.0.2:1');
     expect(() => imdsEndpoint('not a url', {})).toThrow(/not a URL/);
     expect(() => imdsEndpoint('ftp://169.254.169.254', {})).toThrow(/http/);
+    // A bad endpoint is the operator's to fix: a configuration error (exit 2), not an IMDS failure.
+    expect(() => imdsEndpoint(undefined, { AWS_EC2_METADATA_SERVICE_ENDPOINT: 'notaurl' })).toThrow(UsageError);
+    expect(() => imdsEndpoint(undefined, { AWS_EC2_METADATA_SERVICE_ENDPOINT: 'notaurl' })).toThrow(/AWS_EC2_METADATA_SERVICE_ENDPOINT 'notaurl'/);
   });
 });
 

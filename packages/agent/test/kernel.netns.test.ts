@@ -171,4 +171,17 @@ describe.runIf(run)('kernel NAT in network namespaces (real kernel)', () => {
       ec2Mock.restore();
     }
   }, 30_000);
+
+  it('owns table ip hanat wholly: rebuilding it removes a rule others put there, and no other table is touched', async () => {
+    // Someone recreated hanat's table with another chain priority and a rule of their own.
+    await sh(['ip', 'netns', 'exec', NS.nat, 'nft', '-f', '-'], 'delete table ip hanat\ntable ip hanat {\n  chain postrouting {\n    type nat hook postrouting priority 50; policy accept;\n    ip daddr 192.0.2.98 counter\n  }\n}\n');
+    const kernel = new Kernel({ exec: inNamespace(NS.nat), fs: realFs, log: pino({ level: 'silent' }) });
+    const report = await kernel.reconcile({ vpcCidrs: [VPC], mac });
+    expect(report.changes).toContain('nft: rebuilt table ip hanat (set or chain definition had changed)');
+    const table = await sh(['ip', 'netns', 'exec', NS.nat, 'nft', 'list', 'table', 'ip', 'hanat']);
+    expect(table).not.toMatch(/192\.0\.2\.98/);
+    expect(await hanatRuleHandles()).toHaveLength(1);
+    expect(await sh(['ip', 'netns', 'exec', NS.nat, 'iptables', '-t', 'nat', '-S', 'POSTROUTING'])).toMatch(/-d 192\.0\.2\.99\/32 .*--comment unrelated -j RETURN/);
+    expect(await probe()).toBe(NAT_OUT);
+  });
 });

@@ -74,13 +74,24 @@ describe('kernel NAT configuration', () => {
     expect(host.hanat()!.set!.elements).toContain('100.64.0.0/16');
   });
 
-  it('leaves a rule it did not write alone, and warns once', async () => {
+  it('leaves a rule it did not write in place on a normal pass, and warns once', async () => {
     await kernel.reconcile(target);
     const foreign = host.addForeignRule();
     await kernel.reconcile(target);
     await kernel.reconcile(target);
     expect(host.hanat()!.rules.map((r) => r.handle)).toContain(foreign);
     expect(logs.events().filter((e) => e === 'kernel.foreign_rule')).toHaveLength(1);
+    expect(logs.lines.find((l) => l.event === 'kernel.foreign_rule')!.msg).toMatch(/a rebuild removes them/);
+  });
+
+  it('owns its table wholly: rebuilding it removes rules others put there', async () => {
+    await kernel.reconcile(target);
+    const foreign = host.addForeignRule();
+    host.hanat()!.chain!.prio = 0;
+    const report = await kernel.reconcile(target);
+    expect(report.changes).toEqual(['nft: rebuilt table ip hanat (set or chain definition had changed)']);
+    expect(host.hanat()!.rules.map((r) => r.handle)).not.toContain(foreign);
+    expect(host.hanat()!.chain!.prio).toBe(100);
   });
 
   it('skips conntrack sysctls a network namespace will not let it write, with one warning', async () => {
@@ -109,10 +120,23 @@ describe('kernel NAT configuration', () => {
     expect(host.sysctls.get('net.ipv4.ip_forward')).toBe('1');
   });
 
-  it('fails when forwarding cannot be turned on', async () => {
+  it('fails when forwarding cannot be turned on, naming the command and what to check', async () => {
     host.readOnly.add('net.ipv4.ip_forward');
     await expect(kernel.reconcile(target)).rejects.toThrow(KernelError);
-    await expect(kernel.reconcile(target)).rejects.toThrow(/net.ipv4.ip_forward=1 did not take/);
+    await expect(kernel.reconcile(target)).rejects.toThrow(/'sysctl -w net\.ipv4\.ip_forward=1' did not take \(now 0\): .*Invalid argument; check .*CAP_NET_ADMIN.*\/proc\/sys is writable/);
+  });
+
+  it('names the nft command that failed and what to check', async () => {
+    host.nftBroken = 'Error: Could not process rule: Operation not permitted';
+    await expect(kernel.reconcile(target)).rejects.toThrow(/'nft -j list table ip hanat' failed: Error: Could not process rule: Operation not permitted; check that nftables is installed .*CAP_NET_ADMIN/);
+    host.nftBroken = undefined;
+    const k = new Kernel({
+      exec: (file, args, opts) =>
+        file === 'nft' && args[0] === '-f' ? Promise.resolve({ code: 1, stdout: '', stderr: 'Error: Could not process rule: No such file or directory\n' }) : host.exec(file, args, opts),
+      fs: host.fs,
+      log: pino({ level: 'silent' }),
+    });
+    await expect(k.reconcile(target)).rejects.toThrow(/'nft -f -' could not apply hanat's NAT table: Error: Could not process rule: No such file or directory; check that nftables is installed \(.*nft_masq.*\) and that the agent runs as root or with CAP_NET_ADMIN/);
   });
 
   it('fails with a clear message when nft is missing', async () => {
@@ -126,6 +150,8 @@ describe('kernel NAT configuration', () => {
 
   it('sizes conntrack from memory, within bounds', async () => {
     expect(conntrackMaxFor(512 * 2 ** 20)).toBe(104_448);
+    // A t4g.nano: 512 MiB, of which the kernel reports about 430 MiB as MemTotal (docs/agent.md's example).
+    expect(conntrackMaxFor(430 * 2 ** 20)).toBe(88_064);
     expect(conntrackMaxFor(64 * 2 ** 20)).toBe(65_536);
     expect(conntrackMaxFor(256 * 2 ** 30)).toBe(2_097_152);
     host.memTotalKb = 2 * 1024 * 1024;

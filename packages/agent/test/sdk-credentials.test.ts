@@ -1,7 +1,8 @@
 /**
  * The AWS SDK inside the agent gets its credentials from the instance profile
  * through IMDS, with its own IMDS client. That client falls back to IMDSv1 when a
- * token is refused unless told not to; the agent must never use IMDSv1.
+ * token is refused unless told not to; the agent must never use IMDSv1. And it
+ * must ask the same IMDS as the agent's own client, `--imds-endpoint` included.
  *
  * The real SDK client runs here (no send() mock): the environment holds no
  * credentials, so its default chain reaches the fake IMDS on loopback. Its AWS
@@ -52,34 +53,51 @@ afterEach(async () => {
   await imds.close();
 });
 
+/** Runs the agent until its first AWS call (source/dest check) has failed, then stops it; resolves with the exit code. */
+async function runUntilFirstAwsFailure(argv: string[]): Promise<{ exit: number; logs: ReturnType<typeof logCapture> }> {
+  const logs = logCapture();
+  const host = new FakeHost();
+  const stop = new AbortController();
+  const deps: MainDeps = {
+    exec: host.exec,
+    fs: host.fs,
+    ec2: (region) => new EC2Client({ region }),
+    clock: new FakeClock(),
+    stdout: { write: () => true },
+    stderr: { write: () => true },
+    logDest: logs.stream,
+    signal: stop.signal,
+    startedAt: Date.now(),
+  };
+  const exit = main(argv, process.env, deps);
+  // The first AWS call (source/dest check) fails for want of credentials.
+  const deadline = Date.now() + 10_000;
+  while (!logs.lines.some((l) => l.component === 'srcdst' && l.level !== 'info' && l.level !== 'debug') && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  stop.abort();
+  return { exit: await exit, logs };
+}
+
 describe('AWS credentials from the instance profile', () => {
   it('never fall back to IMDSv1 when IMDS refuses the SDK a token', async () => {
     // The agent's own client gets the first token; every later token request (the SDK's) is refused.
     imds.maxTokens = 1;
-    const logs = logCapture();
-    const host = new FakeHost();
-    const stop = new AbortController();
-    const deps: MainDeps = {
-      exec: host.exec,
-      fs: host.fs,
-      ec2: (region) => new EC2Client({ region }),
-      clock: new FakeClock(),
-      stdout: { write: () => true },
-      stderr: { write: () => true },
-      logDest: logs.stream,
-      signal: stop.signal,
-      startedAt: Date.now(),
-    };
-    const exit = main(['run', '--stack', 'prod'], process.env, deps);
-    // The first AWS call (source/dest check) fails for want of credentials.
-    const deadline = Date.now() + 10_000;
-    while (!logs.lines.some((l) => l.component === 'srcdst' && l.level !== 'info' && l.level !== 'debug') && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    stop.abort();
-    expect(await exit).toBe(0);
+    const { exit, logs } = await runUntilFirstAwsFailure(['run', '--stack', 'prod']);
+    expect(exit).toBe(0);
     expect(logs.lines.some((l) => l.component === 'srcdst' && typeof l.err === 'object')).toBe(true);
     expect(imds.tokensIssued).toBe(1);
+    expect(imds.v1Attempts).toBe(0);
+  });
+
+  it('are read from the IMDS that --imds-endpoint names, not from the one in the environment', async () => {
+    // A closed loopback port in the environment: only the flag leads to the fake IMDS.
+    process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = 'http://127.0.0.1:9';
+    const { exit } = await runUntilFirstAwsFailure(['run', '--stack', 'prod', '--imds-endpoint', imds.url]);
+    expect(exit).toBe(0);
+    // The fake IMDS has no role, so the SDK fails, but it asked the fake for one, with a token of its own.
+    expect(imds.gets.some((p) => p.startsWith('iam/security-credentials'))).toBe(true);
+    expect(imds.tokensIssued).toBeGreaterThanOrEqual(2);
     expect(imds.v1Attempts).toBe(0);
   });
 });
