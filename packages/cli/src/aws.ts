@@ -6,14 +6,20 @@ import { formatWithOptions } from 'node:util';
 import { awsErrorName, cloudFormationClient, ec2Client, ssmClient, type SdkLogger } from '@hanat/core';
 import type { AwsClients, AwsFactory, AwsTarget } from './deps.js';
 import { OperationError, UsageError } from './errors.js';
+import { readSharedConfig, type SharedConfig } from './profiles.js';
+import { checkRegion } from './validate.js';
 
 /** An SDK log entry (usually an object: client, command, input, error) as readable text. */
 function logText(content: unknown[]): string {
   return formatWithOptions({ breakLength: Infinity, depth: 4 }, ...content);
 }
 
-/** The production factory: real SDK clients; SDK diagnostics only with --debug. */
-export function awsFactory(debugLog: (line: string) => void): AwsFactory {
+/**
+ * The production factory: real SDK clients; SDK diagnostics only with --debug.
+ * `env` must be the environment the SDK reads (process.env), so that the
+ * profile check looks at the same files the SDK will.
+ */
+export function awsFactory(debugLog: (line: string) => void, env: Readonly<Record<string, string | undefined>> = process.env): AwsFactory {
   return (target: AwsTarget): AwsClients => {
     const logger: SdkLogger | undefined = target.debug
       ? {
@@ -39,6 +45,9 @@ export function awsFactory(debugLog: (line: string) => void): AwsFactory {
           return undefined;
         }
       },
+      sharedConfig() {
+        return readSharedConfig(env);
+      },
       destroy() {
         cloudFormation.destroy();
         ec2.destroy();
@@ -50,6 +59,57 @@ export function awsFactory(debugLog: (line: string) => void): AwsFactory {
 
 export const NO_REGION_MESSAGE =
   'No AWS region: pass --region (e.g. --region eu-west-1), set AWS_REGION or AWS_DEFAULT_REGION, or set "region" in your profile in ~/.aws/config.';
+
+/** Which option a region or profile came from: the flag, or the variable commander read into it. */
+export type RegionFrom = '--region' | 'AWS_REGION';
+export type ProfileFrom = '--profile' | 'AWS_PROFILE';
+
+/**
+ * The region given without reading any file: --region (or AWS_REGION, which
+ * commander reads into it), else AWS_DEFAULT_REGION as the AWS CLI does.
+ * A malformed one is blamed on where it came from.
+ */
+export function localRegion(
+  opts: { region?: string | undefined; regionFrom?: RegionFrom | undefined },
+  env: Readonly<Record<string, string | undefined>>,
+): string | undefined {
+  if (opts.region) {
+    return checkRegion(opts.region, opts.regionFrom === 'AWS_REGION' ? { kind: 'env', name: 'AWS_REGION' } : { kind: 'flag' });
+  }
+  if (env.AWS_DEFAULT_REGION) return checkRegion(env.AWS_DEFAULT_REGION, { kind: 'env', name: 'AWS_DEFAULT_REGION' });
+  return undefined;
+}
+
+export function profileNotFoundMessage(profile: string, from: ProfileFrom, shared: SharedConfig): string {
+  const known = shared.profiles.length ? `Profiles there: ${shared.profiles.join(', ')}.` : 'Neither file defines a profile.';
+  const other = from === 'AWS_PROFILE' ? 'or set AWS_PROFILE to another profile (or unset it)' : 'or pass another --profile';
+  return (
+    `profile "${profile}" was not found in ${shared.configFile} or ${shared.credentialsFile}` +
+    (from === 'AWS_PROFILE' ? ' (AWS_PROFILE names it; no --profile was given)' : '') +
+    `. Create it with: aws configure --profile ${profile}, ${other}. ${known}`
+  );
+}
+
+/**
+ * Checks where the AWS calls will go, before the first one: a named profile
+ * must exist in the shared files, there must be a region, and a region that
+ * came from the profile's config must look like one. Returns the region.
+ */
+export async function checkTarget(
+  clients: AwsClients,
+  target: { profile?: string | undefined; profileFrom?: ProfileFrom | undefined; region: string | undefined },
+): Promise<string> {
+  const shared = await clients.sharedConfig();
+  const profile = target.profile || undefined;
+  if (profile !== undefined && !shared.profiles.includes(profile)) {
+    throw new UsageError(profileNotFoundMessage(profile, target.profileFrom ?? '--profile', shared));
+  }
+  const region = await clients.region();
+  if (!region) throw new UsageError(NO_REGION_MESSAGE);
+  // Neither the flag nor the environment gave it, so the SDK read it from the profile.
+  if (target.region === undefined) checkRegion(region, { kind: 'profile', profile: profile ?? 'default', configFile: shared.configFile });
+  return region;
+}
 
 const CREDENTIALS = new Set(['CredentialsProviderError', 'ExpiredToken', 'ExpiredTokenException', 'InvalidClientTokenId', 'UnrecognizedClientException', 'SignatureDoesNotMatch', 'AuthFailure', 'InvalidSignatureException', 'TokenProviderError']);
 const DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'UnauthorizedAccess']);

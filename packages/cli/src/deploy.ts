@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-cloudformation';
 import { TAG, type CloudFormation } from '@hanat/core';
 import { resolveAmi, checkKeyPairExists } from './ami.js';
-import { awsFailure, NO_REGION_MESSAGE } from './aws.js';
+import { awsFailure, checkTarget, localRegion, type ProfileFrom, type RegionFrom } from './aws.js';
 import { describeStack, failedResources, formatFailures, isInProgress, isNoChanges, StackEventStream, waitForChangeSet, waitForStack } from './cfn.js';
 import type { ActionDeps } from './deps.js';
 import { HanatError, InterruptedError, OperationError, UsageError } from './errors.js';
@@ -25,7 +25,6 @@ import {
   checkCidrPrefix,
   checkInstanceType,
   checkKeyName,
-  checkRegion,
   checkStackName,
   parseAzs,
   type AmiRef,
@@ -41,7 +40,11 @@ export interface DeployOptions {
   instanceType?: string | undefined;
   eip?: boolean | undefined;
   region?: string | undefined;
+  /** Where `region` came from, for messages: the flag (default) or AWS_REGION. */
+  regionFrom?: RegionFrom | undefined;
   profile?: string | undefined;
+  /** Where `profile` came from, for messages: the flag (default) or AWS_PROFILE. */
+  profileFrom?: ProfileFrom | undefined;
   yes?: boolean | undefined;
   dryRun?: boolean | undefined;
   debug?: boolean | undefined;
@@ -67,8 +70,7 @@ export function checkDeployOptions(opts: DeployOptions, env: Readonly<Record<str
   const ami = opts.ami === undefined ? undefined : checkAmi(opts.ami);
   const azs = opts.azs === undefined ? DEFAULT_TEMPLATE_OPTIONS.azs : parseAzs(String(opts.azs));
   const instanceType = checkInstanceType(opts.instanceType ?? DEFAULT_INSTANCE_TYPE);
-  const regionFlag = opts.region || env.AWS_DEFAULT_REGION || undefined;
-  const region = regionFlag === undefined ? undefined : checkRegion(regionFlag);
+  const region = localRegion(opts, env);
   return { name, cidrPrefix: cidr.prefix, cidrWarning: cidr.warning, key, ami, azs, instanceType, eip: opts.eip ?? true, region };
 }
 
@@ -172,8 +174,7 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
 
   const clients = deps.aws({ region: input.region, profile: opts.profile, debug: opts.debug });
   try {
-    const region = await clients.region();
-    if (!region) throw new UsageError(NO_REGION_MESSAGE);
+    const region = await checkTarget(clients, { profile: opts.profile, profileFrom: opts.profileFrom, region: input.region });
     const cfn = clients.cloudFormation;
     const { name } = input;
 

@@ -5,6 +5,7 @@
  */
 import type { ResourceChange, StackEvent } from '@aws-sdk/client-cloudformation';
 import type { CloudFormation, Ec2, Ssm } from '@hanat/core';
+import type { SharedConfig } from './profiles.js';
 
 /** Where the AWS calls go: flags first, then the SDK's environment and config files. */
 export interface AwsTarget {
@@ -19,6 +20,8 @@ export interface AwsClients {
   ssm: Ssm;
   /** The region the SDK resolved (flag, AWS_REGION, profile config), or undefined if none. */
   region(): Promise<string | undefined>;
+  /** The profiles of the shared config and credentials files the SDK reads, and where they are. */
+  sharedConfig(): Promise<SharedConfig>;
   destroy(): void;
 }
 

@@ -5,16 +5,20 @@
  */
 import { DeleteStackCommand } from '@aws-sdk/client-cloudformation';
 import { TAG } from '@hanat/core';
-import { awsFailure, NO_REGION_MESSAGE } from './aws.js';
+import { awsFailure, checkTarget, localRegion, type ProfileFrom, type RegionFrom } from './aws.js';
 import { describeStack, failedResources, formatFailures, isInProgress, StackEventStream, waitForStack } from './cfn.js';
 import type { ActionDeps } from './deps.js';
 import { HanatError, InterruptedError, OperationError, UsageError } from './errors.js';
-import { checkRegion, checkStackName } from './validate.js';
+import { checkStackName } from './validate.js';
 
 export interface DestroyOptions {
   name: string;
   region?: string | undefined;
+  /** Where `region` came from, for messages: the flag (default) or AWS_REGION. */
+  regionFrom?: RegionFrom | undefined;
   profile?: string | undefined;
+  /** Where `profile` came from, for messages: the flag (default) or AWS_PROFILE. */
+  profileFrom?: ProfileFrom | undefined;
   yes?: boolean | undefined;
   debug?: boolean | undefined;
 }
@@ -31,14 +35,12 @@ export const NOT_INTERACTIVE_DESTROY_MESSAGE =
 
 export async function destroy(opts: DestroyOptions, deps: ActionDeps): Promise<DestroyResult> {
   const name = checkStackName(opts.name);
-  const regionFlag = opts.region || deps.env.AWS_DEFAULT_REGION || undefined;
-  const regionOpt = regionFlag === undefined ? undefined : checkRegion(regionFlag);
+  const regionOpt = localRegion(opts, deps.env);
   if (!opts.yes && !deps.interactive) throw new UsageError(NOT_INTERACTIVE_DESTROY_MESSAGE);
 
   const clients = deps.aws({ region: regionOpt, profile: opts.profile, debug: opts.debug });
   try {
-    const region = await clients.region();
-    if (!region) throw new UsageError(NO_REGION_MESSAGE);
+    const region = await checkTarget(clients, { profile: opts.profile, profileFrom: opts.profileFrom, region: regionOpt });
     const cfn = clients.cloudFormation;
 
     const stack = await describeStack(cfn, name, deps);
@@ -47,7 +49,12 @@ export async function destroy(opts: DestroyOptions, deps: ActionDeps): Promise<D
       return { stack: name, region, outcome: 'absent' };
     }
     if (stack.Tags?.find((t) => t.Key === TAG.stack) === undefined) {
-      throw new UsageError(`Stack ${name} in ${region} was not created by hanat (it has no ${TAG.stack} tag); hanat will not delete it.`);
+      const profile = opts.profile ? ` --profile ${opts.profile}` : '';
+      throw new UsageError(
+        `Stack ${name} in ${region} was not created by hanat (it has no ${TAG.stack} tag), so hanat will not delete it: ` +
+          `destroy deletes everything in a stack, and this one may belong to someone else. ` +
+          `If you really mean to delete it, use CloudFormation directly: aws cloudformation delete-stack --stack-name ${name} --region ${region}${profile}.`,
+      );
     }
     const status = stack.StackStatus ?? 'UNKNOWN';
     if (isInProgress(status) && status !== 'DELETE_IN_PROGRESS' && status !== 'REVIEW_IN_PROGRESS') {

@@ -48,7 +48,7 @@ function confirm(question: string, signal: AbortSignal): Promise<boolean> {
 }
 
 process.exitCode = await run(argv, {
-  aws: awsFactory((line) => process.stderr.write(`${line}\n`)),
+  aws: awsFactory((line) => process.stderr.write(`${line}\n`), process.env),
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
   stdinIsTTY: Boolean(process.stdin.isTTY),

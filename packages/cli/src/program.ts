@@ -6,6 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { VERSION } from '@hanat/core';
+import type { ProfileFrom, RegionFrom } from './aws.js';
 import type { ActionDeps, AwsFactory, Clock } from './deps.js';
 import { deploy } from './deploy.js';
 import { destroy } from './destroy.js';
@@ -40,8 +41,8 @@ Exit codes:
        needs "hanat destroy" first, or the prompt was answered "no"
   2    bad usage or input: a bad flag value, a key pair or AMI that does not
        exist in the region, an AMI that does not fit the instance type, no
-       region, rejected credentials, no --yes without a terminal, a stack
-       that hanat did not create
+       region, a profile that does not exist, rejected credentials, no --yes
+       without a terminal, a stack that hanat did not create
   70   internal error: a bug in hanat (please report it)
   130  interrupted (Ctrl-C): hanat stops watching, the stack operation goes on`;
 
@@ -54,6 +55,14 @@ Examples:
   $ hanat destroy --name prod-vpc --region eu-west-1`;
 
 type Globals = { debug?: boolean; color?: 'auto' | 'always' | 'never' };
+
+/** Whether --region and --profile were given as flags or read from AWS_REGION / AWS_PROFILE, for messages. */
+function sources(cmd: Command): { regionFrom: RegionFrom; profileFrom: ProfileFrom } {
+  return {
+    regionFrom: cmd.getOptionValueSource('region') === 'env' ? 'AWS_REGION' : '--region',
+    profileFrom: cmd.getOptionValueSource('profile') === 'env' ? 'AWS_PROFILE' : '--profile',
+  };
+}
 
 function azsOption(): Option {
   return new Option('--azs <n>', `Availability Zones to use, ${MIN_AZS} to ${MAX_AZS}`)
@@ -112,7 +121,7 @@ export function buildProgram(deps: ProgramDeps): Command {
     .addOption(new Option('--instance-type <type>', 'NAT instance type; its family decides arm64 or x86_64').default(DEFAULT_INSTANCE_TYPE))
     .option('--no-eip', 'no Elastic IP per AZ (egress addresses change when a NAT is replaced)')
     .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
-    .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config').env('AWS_PROFILE'))
+    .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config or ~/.aws/credentials').env('AWS_PROFILE'))
     .option('-y, --yes', 'deploy without asking (required when there is no terminal)')
     .addOption(new Option('--dry-run', 'show the changes, then delete the change set').conflicts('yes'))
     .option('--json', 'print the result as JSON on stdout')
@@ -128,7 +137,7 @@ to CloudFormation; see docs/cli.md for how to watch it again.`,
     .action(async (opts: Parameters<typeof deploy>[0] & { json?: boolean }, cmd: Command) => {
       const globals = cmd.optsWithGlobals<Globals>();
       const d = actionDeps(globals);
-      const result = await deploy({ ...opts, debug: globals.debug }, { ...d, templateBody: deps.templateBody });
+      const result = await deploy({ ...opts, ...sources(cmd), debug: globals.debug }, { ...d, templateBody: deps.templateBody });
       if (result.outcome === 'created' || result.outcome === 'updated') {
         d.reporter.step(`Stack ${result.stack} ${result.outcome} in ${result.region} (${result.status}).`);
       }
@@ -141,13 +150,13 @@ to CloudFormation; see docs/cli.md for how to watch it again.`,
     .description('delete the stack and everything in it, following its events')
     .requiredOption('--name <stack>', 'CloudFormation stack name')
     .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
-    .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config').env('AWS_PROFILE'))
+    .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config or ~/.aws/credentials').env('AWS_PROFILE'))
     .option('-y, --yes', 'delete without asking (required when there is no terminal)')
     .addHelpText('after', `\nA stack that does not exist is not an error: destroy says so and exits 0.\nThe Elastic IPs are released with the stack.`)
     .action(async (opts: Parameters<typeof destroy>[0], cmd: Command) => {
       const globals = cmd.optsWithGlobals<Globals>();
       const d = actionDeps(globals);
-      const result = await destroy({ ...opts, debug: globals.debug }, d);
+      const result = await destroy({ ...opts, ...sources(cmd), debug: globals.debug }, d);
       if (result.outcome === 'deleted') d.reporter.step(`Stack ${result.stack} deleted from ${result.region}.`);
     });
 

@@ -156,11 +156,33 @@ export function checkInstanceType(value: string): InstanceType {
 
 const REGION = /^[a-z]{2}(-[a-z]+)+-[0-9]+$/;
 
-export function checkRegion(value: string): string {
+/**
+ * Where a region came from, so that a bad one is blamed on the right place:
+ * the flag, an environment variable (when no --region was given), or the
+ * `region` of the profile in the config file (when neither was).
+ */
+export type RegionSource =
+  | { kind: 'flag' }
+  | { kind: 'env'; name: 'AWS_REGION' | 'AWS_DEFAULT_REGION' }
+  | { kind: 'profile'; profile: string; configFile: string };
+
+export function checkRegion(value: string, source: RegionSource = { kind: 'flag' }): string {
   if (REGION.test(value)) return value;
-  const az = /^([a-z]{2}(-[a-z]+)+-[0-9]+)[a-z]$/.exec(value);
-  if (az) throw new UsageError(`--region "${value}" is an Availability Zone; pass its region, --region ${az[1]}.`);
-  throw new UsageError(`--region "${value}": a region looks like eu-west-1 or us-east-1.`);
+  const az = /^([a-z]{2}(-[a-z]+)+-[0-9]+)[a-z]$/.exec(value)?.[1];
+  if (source.kind === 'flag') {
+    if (az) throw new UsageError(`--region "${value}" is an Availability Zone; pass its region, --region ${az}.`);
+    throw new UsageError(`--region "${value}": a region looks like eu-west-1 or us-east-1.`);
+  }
+  if (source.kind === 'env') {
+    const unset = source.name === 'AWS_REGION' ? 'no --region was given' : 'no --region or AWS_REGION was given';
+    const what = `${source.name} "${value}" (from the environment; ${unset})`;
+    if (az) throw new UsageError(`${what} is an Availability Zone; set ${source.name} to its region (export ${source.name}=${az}), or pass --region ${az}.`);
+    throw new UsageError(`${what}: a region looks like eu-west-1 or us-east-1. Correct ${source.name} (e.g. export ${source.name}=eu-west-1), or pass --region.`);
+  }
+  const what = `region "${value}" of profile "${source.profile}" in ${source.configFile} (no --region, AWS_REGION or AWS_DEFAULT_REGION was given)`;
+  const configure = (region: string) => `aws configure set region ${region} --profile ${source.profile}`;
+  if (az) throw new UsageError(`${what} is an Availability Zone; set its region instead (${configure(az)}), or pass --region ${az}.`);
+  throw new UsageError(`${what}: a region looks like eu-west-1 or us-east-1. Correct it (e.g. ${configure('eu-west-1')}), or pass --region.`);
 }
 
 /** The instance type families that run a given architecture, for error messages. */

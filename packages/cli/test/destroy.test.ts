@@ -77,7 +77,11 @@ describe('hanat destroy', () => {
     h.cfn.seedStack({ name: 'payments', status: 'CREATE_COMPLETE', tags: [] });
     const r = await h.hanat('destroy', '--name', 'payments', '--region', 'eu-west-1', '--yes');
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe('error: Stack payments in eu-west-1 was not created by hanat (it has no hanat:stack tag); hanat will not delete it.\n');
+    expect(r.stderr).toBe(
+      'error: Stack payments in eu-west-1 was not created by hanat (it has no hanat:stack tag), so hanat will not delete it: ' +
+        'destroy deletes everything in a stack, and this one may belong to someone else. ' +
+        'If you really mean to delete it, use CloudFormation directly: aws cloudformation delete-stack --stack-name payments --region eu-west-1.\n',
+    );
     expect(names(cfnMock)).not.toContain('DeleteStack');
   });
 
