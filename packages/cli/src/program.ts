@@ -123,7 +123,7 @@ export function buildProgram(deps: ProgramDeps): Command {
     .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
     .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config or ~/.aws/credentials').env('AWS_PROFILE'))
     .option('-y, --yes', 'deploy without asking (required when there is no terminal)')
-    .addOption(new Option('--dry-run', 'show the changes, then delete the change set').conflicts('yes'))
+    .option('--dry-run', 'show the changes, then delete the change set; changes nothing, so it needs no --yes (and accepts one)')
     .option('--json', 'print the result as JSON on stdout')
     .addHelpText(
       'after',

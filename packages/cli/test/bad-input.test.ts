@@ -55,6 +55,7 @@ function argv(command: string): string[] {
 const worlds: Record<string, (h: Harness) => void> = {
   '': () => {},
   'no `AWS_REGION`, no config': () => vi.stubEnv('AWS_REGION', ''),
+  '`AWS_REGION=Ireland`': () => vi.stubEnv('AWS_REGION', 'Ireland'),
   'stdin not a terminal': (h) => {
     h.deps.stdinIsTTY = false;
   },

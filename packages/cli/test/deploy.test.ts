@@ -308,6 +308,16 @@ describe('hanat deploy: confirmation, dry run, Ctrl-C', () => {
     });
   });
 
+  it('--dry-run with --yes, as scripts that always pass --yes do, is a dry run: nothing to confirm, nothing executed', async () => {
+    h.deps.stdinIsTTY = h.deps.stderrIsTTY = true;
+    const r = await h.hanat(...DEPLOY, '--yes', '--dry-run');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('Dry run: change set deleted, nothing was changed.');
+    expect(h.questions).toEqual([]);
+    expect(names(cfnMock)).not.toContain('ExecuteChangeSet');
+    expect(h.cfn.stack('demo')).toBeUndefined();
+  });
+
   it('refuses to deploy without --yes when there is no terminal, before any AWS call', async () => {
     const r = await h.hanat(...DEPLOY);
     expect(r.code).toBe(2);
