@@ -1,6 +1,6 @@
 /**
  * The CLI's error taxonomy (STYLE.md practice 5). Actions throw these; the one
- * exit path (`run` in cli.ts) maps them to exit codes and messages.
+ * exit path (`run` in run.ts) maps them to exit codes and messages.
  *
  * - UsageError     exit 2: bad usage or input, including bad input that AWS
  *                  reveals (a key pair that does not exist in the region).

@@ -1,8 +1,9 @@
 /**
  * Local validation of `hanat deploy` / `hanat template` input. Runs before any
  * AWS call; every failure is a UsageError naming the bad value and the fix.
- * docs/cli.md ("Bad input") lists every message; test/validate.test.ts and
- * test/deploy-input.test.ts cover each row.
+ * The README's "Bad input of `hanat deploy`" table lists every message, and
+ * test/bad-input.test.ts runs each of its rows; test/validate.test.ts covers
+ * these functions one by one.
  */
 import { UsageError } from './errors.js';
 import { MAX_AZS, MIN_AZS } from './template/render.js';
