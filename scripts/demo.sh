@@ -11,13 +11,17 @@
 # so the demo is quick; a real NAT instance takes ~30 s or more to boot, see
 # bench/replacement-outage for the outage with a realistic boot delay.
 #
+# Run it as root (the lab creates network namespaces): `pnpm demo` in a root shell.
+#
 # Environment: HANAT_DEMO_BOOT_DELAY_MS (default 3000), HANAT_DEMO_AZS (default 3),
 # HANAT_DEMO_LATENCY (aws|zero, default aws), HANAT_DEMO_SKIP_SETUP=1 to skip setup.sh.
+# HANAT_LAB_STATE_DIR (default /run/hanat-lab) is where hanat-lab publishes running labs;
+# the e2e test (packages/lab/test/demo.test.ts) gives the demo a directory of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "demo: run it as root (the lab creates network namespaces): sudo pnpm demo" >&2
+  echo "demo: run it as root (the lab creates network namespaces and netfilter rules)" >&2
   exit 2
 fi
 
@@ -41,32 +45,42 @@ exports=$(lab up --detach --latency "$LATENCY" --boot-delay "$BOOT_DELAY_MS")
 eval "$exports"
 while IFS= read -r line; do echo "  $line"; done <<<"$exports"
 
+# Once its prefix is known, every command names this lab (--lab), so that other labs running
+# meanwhile (tests, benchmarks) are never touched, not even by the cleanup fallback.
+prefix=
 lab_up=1
 teardown() {
   if [ "${lab_up:-}" = 1 ]; then
     lab_up=
-    lab down || lab cleanup
+    if [ -n "$prefix" ]; then
+      lab down --lab "$prefix" || lab cleanup --lab "$prefix"
+    else
+      lab down
+    fi
   fi
 }
 trap teardown EXIT
+# shellcheck disable=SC2016 # JavaScript, not shell
+prefix=$(lab status --json | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")).prefix)')
+this_lab() { lab "$@" --lab "$prefix"; }
 
 step "Deploying the stack with hanat deploy ($AZS AZs)"
 hanat deploy --name "$STACK" --cidr-prefix 10.0 --azs "$AZS" --yes
 
 step "Waiting until every AZ's private hosts reach the internet through their own AZ's NAT"
-lab probe --check --wait 180
+this_lab probe --check --wait 180
 
 step "Status: route tables and their owners, NAT instances, private hosts"
-lab status
+this_lab status
 
 step "Which NAT carries each private host's traffic (the address the internet host sees)"
-lab probe --check
+this_lab probe --check
 
 # shellcheck disable=SC2016 # JavaScript, not shell
-first_az=$(lab status --json | node -e 'const s=JSON.parse(require("fs").readFileSync(0,"utf8")); const azs=[...new Set(s.hosts.map(h=>h.az))].sort(); process.stdout.write(azs[0] ?? "")')
+first_az=$(this_lab status --json | node -e 'const s=JSON.parse(require("fs").readFileSync(0,"utf8")); const azs=[...new Set(s.hosts.map(h=>h.az))].sort(); process.stdout.write(azs[0] ?? "")')
 step "Killing the NAT instance of $first_az (like a hardware failure) and measuring the outage"
 echo "  Auto Scaling replaces it after the boot delay; its agent then claims $first_az's routes back."
-result=$(lab fault kill "$first_az" --wait --timeout 600 --json)
+result=$(this_lab fault kill "$first_az" --wait --timeout 600 --json)
 # shellcheck disable=SC2016 # JavaScript, not shell
 summary=$(node -e '
   const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
@@ -77,7 +91,7 @@ summary=$(node -e '
   console.log(`OUTAGE ${(Math.max(...ms) / 1000).toFixed(1)} s (worst of ${ms.length} probe streams, boot delay included)`);
 ' <<<"$result")
 echo "$summary" | grep -v '^OUTAGE'
-lab probe --check --wait 60
+this_lab probe --check --wait 60
 
 step "Tearing down: hanat destroy, then the lab"
 hanat destroy --name "$STACK" --yes

@@ -6,8 +6,10 @@
 import { CommanderError } from 'commander';
 import { buildProgram } from './cli/program.js';
 
+// SIGHUP too: closing the terminal of a foreground `hanat-lab up` must tear the lab down,
+// not kill Node before its teardown runs (an 'exit' handler does not run on a signal).
 const stop = new AbortController();
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(sig, () => {
     if (stop.signal.aborted) process.exit(130);
     stop.abort();

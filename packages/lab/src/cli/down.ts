@@ -1,9 +1,10 @@
 /** `hanat-lab down` stops a running lab; `hanat-lab cleanup` removes what crashed labs left behind. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { adminRequest } from '../dataplane/admin.js';
 import { findLab } from '../dataplane/client.js';
 import { LabOperationError, LabUsageError, stateDirOf, type LabCommandDeps } from '../dataplane/cli-support.js';
 import { execCommand } from '../dataplane/exec.js';
+import { PREFIX_PATTERN } from '../dataplane/names.js';
 import { cleanupAll, cleanupRun, pidAlive, readRunStates, runNamespaces } from '../dataplane/state.js';
 import { labCall } from './probe.js';
 
@@ -18,11 +19,22 @@ export async function downAction(opts: { lab?: string; timeout?: string }, deps:
   return { prefix: lab.prefix };
 }
 
-/** Without `all`: the runs whose owner process is gone. With `all`: every lab namespace there is. */
-export async function cleanupAction(opts: { all?: boolean }, deps: LabCommandDeps): Promise<{ removed: string[] }> {
-  if (process.getuid?.() !== 0) throw new LabUsageError('cleanup needs root (it deletes network namespaces); run it with sudo');
+/**
+ * Without options: the runs whose owner process is gone. With `lab`: that run only, if its
+ * owner is gone (other labs, such as tests with their own state directory, are left alone).
+ * With `all`: every lab namespace there is.
+ */
+export async function cleanupAction(opts: { all?: boolean; lab?: string }, deps: LabCommandDeps): Promise<{ removed: string[] }> {
+  if (process.getuid?.() !== 0) throw new LabUsageError('cleanup needs root (it deletes network namespaces); run it as root');
   const stateDir = stateDirOf(deps);
   if (opts.all) return { removed: await cleanupAll(execCommand, stateDir) };
+  if (opts.lab !== undefined) {
+    const prefix = opts.lab;
+    if (!PREFIX_PATTERN.test(prefix)) throw new LabUsageError(`--lab must be a lab prefix (hl + 4 hex digits, as \`hanat-lab status\` shows), got ${JSON.stringify(prefix)}`);
+    const owner = readRunStates(stateDir).find((s) => s.prefix === prefix && pidAlive(s.pid));
+    if (owner) throw new LabUsageError(`lab ${prefix} is still running (pid ${owner.pid}); stop it with \`hanat-lab down --lab ${prefix}\``);
+    return { removed: await cleanupRun(execCommand, stateDir, prefix) };
+  }
   const live = new Set(readRunStates(stateDir).filter((s) => pidAlive(s.pid)).map((s) => s.prefix));
   const prefixes = new Set<string>([...readRunStates(stateDir).map((s) => s.prefix), ...(await runNamespaces(execCommand)).map((ns) => ns.slice(0, 6))]);
   const removed: string[] = [];
@@ -43,8 +55,9 @@ export function registerDown(program: Command, deps: LabCommandDeps): void {
   program
     .command('cleanup')
     .description("remove what crashed labs left behind (their namespaces, links and processes)")
+    .addOption(new Option('--lab <prefix>', 'only this run (its owner process must be gone)').conflicts('all'))
     .option('--all', 'remove every lab namespace (hlxxxx-*), running labs included')
-    .action(async (opts: { all?: boolean }) => {
+    .action(async (opts: { all?: boolean; lab?: string }) => {
       const r = await cleanupAction(opts, deps);
       deps.stdout(r.removed.length ? `removed ${r.removed.join(' ')}\n` : 'nothing to clean up\n');
     });

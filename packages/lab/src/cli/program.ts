@@ -12,7 +12,7 @@ export interface CliDeps {
   stdout(s: string): void;
   stderr(s: string): void;
   env: NodeJS.ProcessEnv;
-  /** Aborts on SIGINT/SIGTERM: long-running commands stop cleanly. */
+  /** Aborts on SIGINT, SIGTERM or SIGHUP: long-running commands stop cleanly. */
   signal: AbortSignal;
 }
 

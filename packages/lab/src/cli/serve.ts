@@ -1,6 +1,6 @@
 /**
  * `hanat-lab serve`: the AWS control-plane emulator alone (no namespaces, no
- * root), on loopback, until SIGINT/SIGTERM. Prints the environment that points
+ * root), on loopback, until SIGINT/SIGTERM/SIGHUP. Prints the environment that points
  * the AWS SDK/CLI and hanat at it.
  */
 import { Option, type Command } from 'commander';
@@ -70,7 +70,7 @@ export function registerServe(program: Command, deps: CliDeps): void {
 Prints on stdout the environment that points the AWS CLI, the SDK and hanat at it:
   export AWS_ENDPOINT_URL=http://127.0.0.1:<port> ... (fake credentials)
 Admin endpoints (loopback only): GET /_lab/counters, POST /_lab/faults, ... (see EMULATOR.md).
-Stops on SIGINT or SIGTERM.`,
+Stops on SIGINT, SIGTERM or SIGHUP.`,
     )
     .action(async (opts: ServeOptions) => {
       const r = await serveAction(opts, deps);

@@ -1,7 +1,8 @@
 /**
  * `hanat-lab up`: the emulator plus the namespace data plane, in the foreground until
- * SIGINT/SIGTERM or `hanat-lab down`, or detached (`--detach`) with its log in the run
- * directory. Prints the AWS environment to use as shell exports on stdout once ready.
+ * SIGINT, SIGTERM, SIGHUP (its terminal closed) or `hanat-lab down`, or detached
+ * (`--detach`) with its log in the run directory. Prints the AWS environment to use as
+ * shell exports on stdout once ready.
  * Also registers the hidden `_worker` command that runs lab workers inside namespaces.
  */
 import { spawn } from 'node:child_process';
@@ -49,7 +50,7 @@ function intOption(name: string, value: string, min: number): number {
 }
 
 function checkRoot(): void {
-  if (process.getuid?.() !== 0) throw new LabUsageError('hanat-lab up needs root (it creates network namespaces); run it with sudo');
+  if (process.getuid?.() !== 0) throw new LabUsageError('hanat-lab up needs root (it creates network namespaces); run it as root');
 }
 
 /** Runs the lab in this process until it is told to stop. */
@@ -64,7 +65,7 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
 
   let stopRequested: () => void = () => {};
   const stopped = new Promise<void>((r) => (stopRequested = r));
-  // SIGINT/SIGTERM arrive as the program's abort signal (main.ts owns the process).
+  // SIGINT/SIGTERM/SIGHUP arrive as the program's abort signal (main.ts owns the process).
   const signal = deps.signal ?? new AbortController().signal;
   signal.addEventListener('abort', () => stopRequested(), { once: true });
   let lab: Lab | undefined;
@@ -147,7 +148,7 @@ export function registerUp(program: Command, deps: LabCommandDeps): void {
       'after',
       `
 Prints the environment for the AWS CLI and hanat on stdout, as shell exports:
-  eval "$(sudo hanat-lab up --detach)" && hanat deploy --name lab --cidr-prefix 10.0 --yes
+  eval "$(hanat-lab up --detach)" && hanat deploy --name lab --cidr-prefix 10.0 --yes
 Logs (JSON lines) go to stderr, or to <run-dir>/<prefix>/lab.log with --detach;
 each instance's agent log is <run-dir>/<prefix>/instances/<id>/agent.log.`,
     )

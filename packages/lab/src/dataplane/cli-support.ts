@@ -12,7 +12,7 @@ export interface LabCommandDeps {
   env: NodeJS.ProcessEnv;
   /** Where runs publish their state (default /run/hanat-lab). */
   stateDir?: string;
-  /** Aborts on SIGINT/SIGTERM: `up` then stops the lab cleanly. */
+  /** Aborts on SIGINT, SIGTERM or SIGHUP: `up` then stops the lab cleanly. */
   signal?: AbortSignal;
 }
 

@@ -1,0 +1,162 @@
+/**
+ * `pnpm demo` end to end: `bash scripts/demo.sh` with its setup step skipped, zero API latency
+ * and a short boot delay. Unlike e2e.test.ts, which drives `Lab` in-process, this runs the
+ * command path that the demo and the benchmarks depend on, through the built bundles:
+ * `hanat-lab up --detach`, `hanat deploy`, `hanat-lab probe --check --wait`, `status`,
+ * `fault kill --wait --json`, `hanat destroy` and `hanat-lab down`.
+ *
+ * Other lab tests may run at the same time (vitest runs files in parallel): the demo gets a
+ * state directory of its own (HANAT_LAB_STATE_DIR), so it sees only its own lab; its lab has
+ * its own random prefix and ephemeral loopback ports; and the demo's commands, its cleanup
+ * fallback included, name that lab's prefix only.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireRoot } from '../../../test-support/root.js';
+import { execCommand } from '../src/dataplane/exec.js';
+import { cleanupRun, readRunStates } from '../src/dataplane/state.js';
+import { NOTHING_LEFT, REPO, alive, leftovers, requireBundles, runPids } from './bundle-helpers.js';
+
+const BOOT_DELAY_MS = 1_500;
+/** The demo takes ~15 s alone with these settings; leave room for a loaded machine. */
+const DEMO_DEADLINE_MS = 90_000;
+
+interface DemoRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  /** stdout and stderr interleaved, for failure messages. */
+  transcript: string;
+}
+
+describe.runIf(requireRoot('lab demo e2e', ['ip', 'nft', 'iptables', 'bash', 'ps']))('pnpm demo (scripts/demo.sh) end to end', () => {
+  let dir: string;
+  let stateDir: string;
+  let demo: ReturnType<typeof spawn> | undefined;
+  /** The demo's lab, seen in its state directory while the demo runs. */
+  let prefix: string | undefined;
+  let ownerPid: number | undefined;
+  const pidsSeen = new Set<number>();
+  let run: DemoRun = { code: null, signal: null, stdout: '', transcript: '' };
+
+  beforeAll(async () => {
+    requireBundles('lab', 'cli', 'agent');
+    dir = mkdtempSync(join(tmpdir(), 'hanat-demo-e2e-'));
+    stateDir = join(dir, 'state');
+    const env = {
+      PATH: process.env.PATH,
+      HOME: dir,
+      LANG: 'C.UTF-8',
+      NO_COLOR: '1',
+      HANAT_DEMO_SKIP_SETUP: '1',
+      HANAT_DEMO_BOOT_DELAY_MS: String(BOOT_DELAY_MS),
+      HANAT_DEMO_LATENCY: 'zero',
+      HANAT_LAB_STATE_DIR: stateDir,
+    };
+    // Its own process group, so that a demo past its deadline can be stopped with its children.
+    const child = spawn('bash', ['scripts/demo.sh'], { cwd: REPO, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    demo = child;
+    let stdout = '';
+    let transcript = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      transcript += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      transcript += d.toString();
+    });
+    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    const timer = setTimeout(() => {
+      transcript += `\n[test] the demo did not finish within ${DEMO_DEADLINE_MS / 1000} s; sending SIGTERM to its process group\n`;
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
+    }, DEMO_DEADLINE_MS);
+    // Watch the demo's lab while it runs: its prefix, owner and every process in its namespaces.
+    let done = false;
+    void exited.then(() => (done = true));
+    while (!done) {
+      const state = readRunStates(stateDir)[0];
+      if (state) {
+        prefix = state.prefix;
+        ownerPid = state.pid;
+      }
+      if (prefix) for (const p of await runPids(prefix)) pidsSeen.add(p);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 200))]);
+    }
+    clearTimeout(timer);
+    run = { code: child.exitCode, signal: child.signalCode, stdout, transcript };
+  }, DEMO_DEADLINE_MS + 30_000);
+
+  afterAll(async () => {
+    // Only after a failure is anything left: stop the demo, its lab's owner, then remove the run.
+    if (demo?.pid !== undefined && demo.exitCode === null && demo.signalCode === null) process.kill(-demo.pid, 'SIGKILL');
+    if (ownerPid !== undefined && alive(ownerPid)) {
+      process.kill(ownerPid, 'SIGTERM');
+      for (const deadline = Date.now() + 20_000; alive(ownerPid) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+      if (alive(ownerPid)) process.kill(ownerPid, 'SIGKILL');
+    }
+    if (prefix && stateDir) await cleanupRun(execCommand, stateDir, prefix);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    // The lab's logs (./.lab/<prefix>) are kept after a failed demo, to read.
+    if (run.code === 0 && prefix) rmSync(join(REPO, '.lab', prefix), { recursive: true, force: true });
+  }, 60_000);
+
+  const tail = () => `demo output (last 40 lines):\n${run.transcript.trimEnd().split('\n').slice(-40).join('\n')}`;
+
+  /** The lines of the step whose `== ` header starts with `title`. */
+  const step = (title: string): string[] => {
+    const section = run.stdout.split(/^== /m).find((s) => s.startsWith(title));
+    expect(section, `no step "${title}" in the demo's output; ${tail()}`).toBeDefined();
+    return section!.split('\n').slice(1).filter((l) => l.trim() !== '');
+  };
+
+  it('exits 0 after starting its own lab and stopping it with hanat-lab down', () => {
+    expect({ code: run.code, signal: run.signal }, tail()).toEqual({ code: 0, signal: null });
+    expect(prefix, 'the demo never published a lab in its state directory').toMatch(/^hl[0-9a-f]{4}$/);
+    expect(run.transcript).toContain(`hanat-lab: lab ${prefix} is up`);
+    // Stopped by `down`, not by the cleanup fallback.
+    expect(run.transcript).toContain(`hanat-lab: lab ${prefix} stopped`);
+  });
+
+  it("shows every deployed AZ's private hosts leaving through their own AZ's NAT", () => {
+    const deployedAzs = [...run.stdout.matchAll(/^Az\d+Name\s+(\S+)$/gm)].map((m) => m[1]!);
+    expect(deployedAzs.length, tail()).toBeGreaterThanOrEqual(2);
+    const lines = step("Which NAT carries each private host's traffic");
+    const routes = lines.map((l) => {
+      const m = /^ {2}(\S+)\s+(\d+\.\d+\.\d+\.\d+)\s+→ (\S+) = NAT (i-[0-9a-f]+) in (\S+) \(own AZ\)$/.exec(l);
+      expect(m, `not a host leaving through its own AZ's NAT: ${JSON.stringify(l)}`).not.toBeNull();
+      return { az: m![1]!, ip: m![2]!, publicIp: m![3]!, nat: m![4]!, natAz: m![5]! };
+    });
+    for (const r of routes) expect(r.natAz).toBe(r.az);
+    expect(new Set(routes.map((r) => r.az))).toEqual(new Set(deployedAzs));
+    for (const az of deployedAzs) expect(routes.filter((r) => r.az === az)).toHaveLength(2); // two private subnets per AZ
+    // One NAT, with its own public address, per AZ.
+    expect(new Set(routes.map((r) => r.nat)).size).toBe(deployedAzs.length);
+    expect(new Set(routes.map((r) => r.publicIp)).size).toBe(deployedAzs.length);
+  });
+
+  it("kills the first AZ's NAT and ends with the measured outage in seconds", () => {
+    const routes = step("Which NAT carries each private host's traffic");
+    const firstAz = routes.map((l) => l.trim().split(/\s+/)[0]!).sort()[0]!;
+    const firstNat = /= NAT (i-[0-9a-f]+) in/.exec(routes.find((l) => l.trim().startsWith(`${firstAz} `))!)![1];
+    expect(step(`Killing the NAT instance of ${firstAz}`)).toContain(`killed ${firstNat}`);
+    const last = run.stdout.trimEnd().split('\n').slice(-2);
+    expect(last[0]).toBe(`== Measured outage after killing the NAT of ${firstAz}`);
+    const m = /^ {2}(\d+\.\d) s \(worst of (\d+) probe streams, boot delay included\)$/.exec(last[1] ?? '');
+    expect(m, `last line: ${JSON.stringify(last[1])}`).not.toBeNull();
+    // Nothing but the replacement brings the AZ back, so the outage includes the boot delay.
+    expect(Number(m![1])).toBeGreaterThanOrEqual(BOOT_DELAY_MS / 1000);
+    expect(Number(m![1])).toBeLessThan(60);
+    expect(Number(m![2])).toBe(2 * routes.filter((l) => l.trim().startsWith(`${firstAz} `)).length); // tcp and udp per host
+  });
+
+  it('leaves no namespace, link or process of its lab behind', async () => {
+    expect(prefix).toBeDefined();
+    expect(ownerPid).toBeDefined();
+    expect(pidsSeen.size, 'no process was seen in the lab namespaces').toBeGreaterThan(3);
+    expect(await leftovers(prefix!, [...pidsSeen, ownerPid!])).toEqual(NOTHING_LEFT);
+    expect(readRunStates(stateDir)).toEqual([]);
+  });
+});
