@@ -6,11 +6,12 @@
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { awsFactory } from './aws.js';
+import { debugFromEnv } from './debug.js';
 import type { Clock } from './deps.js';
 import { run } from './run.js';
 
 const argv = process.argv.slice(2);
-const debug = argv.includes('--debug') || Boolean(process.env.HANAT_DEBUG);
+const debug = argv.includes('--debug') || debugFromEnv(process.env.HANAT_DEBUG);
 
 // Node prints process warnings (the SDK emits a few) to stderr by default;
 // users see them only with --debug.

@@ -7,6 +7,7 @@
 import { Command, Option } from 'commander';
 import { VERSION } from '@hanat/core';
 import type { ProfileFrom, RegionFrom } from './aws.js';
+import { debugFromEnv } from './debug.js';
 import type { ActionDeps, AwsFactory, Clock } from './deps.js';
 import { deploy } from './deploy.js';
 import { destroy } from './destroy.js';
@@ -73,6 +74,9 @@ function azsOption(): Option {
 export function buildProgram(deps: ProgramDeps): Command {
   const program = new Command('hanat');
 
+  // Not commander's Option.env(): that turns a boolean flag on for any value, HANAT_DEBUG=0 included.
+  const debugOn = (globals: Globals): boolean => Boolean(globals.debug) || debugFromEnv(deps.env.HANAT_DEBUG);
+
   const actionDeps = (globals: Globals): ActionDeps => {
     const color = useColor(globals.color ?? 'auto', deps.stderrIsTTY, deps.env);
     return {
@@ -90,7 +94,7 @@ export function buildProgram(deps: ProgramDeps): Command {
   program
     .description('Highly available NAT instances for AWS VPCs: render, deploy and destroy the CloudFormation stack.')
     .version(VERSION, '-V, --version', 'print the hanat version')
-    .addOption(new Option('--debug', 'print AWS SDK diagnostics and stack traces').env('HANAT_DEBUG'))
+    .option('--debug', 'print AWS SDK diagnostics and stack traces (also HANAT_DEBUG=1; empty, 0, false or no leave it off)')
     .addOption(new Option('--color <when>', 'colour on stderr').choices(['auto', 'always', 'never']).default('auto'))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -137,7 +141,7 @@ to CloudFormation; see docs/cli.md for how to watch it again.`,
     .action(async (opts: Parameters<typeof deploy>[0] & { json?: boolean }, cmd: Command) => {
       const globals = cmd.optsWithGlobals<Globals>();
       const d = actionDeps(globals);
-      const result = await deploy({ ...opts, ...sources(cmd), debug: globals.debug }, { ...d, templateBody: deps.templateBody });
+      const result = await deploy({ ...opts, ...sources(cmd), debug: debugOn(globals) }, { ...d, templateBody: deps.templateBody });
       if (result.outcome === 'created' || result.outcome === 'updated') {
         d.reporter.step(`Stack ${result.stack} ${result.outcome} in ${result.region} (${result.status}).`);
       }
@@ -156,7 +160,7 @@ to CloudFormation; see docs/cli.md for how to watch it again.`,
     .action(async (opts: Parameters<typeof destroy>[0], cmd: Command) => {
       const globals = cmd.optsWithGlobals<Globals>();
       const d = actionDeps(globals);
-      const result = await destroy({ ...opts, ...sources(cmd), debug: globals.debug }, d);
+      const result = await destroy({ ...opts, ...sources(cmd), debug: debugOn(globals) }, d);
       if (result.outcome === 'deleted') d.reporter.step(`Stack ${result.stack} deleted from ${result.region}.`);
     });
 

@@ -4,6 +4,7 @@
  */
 import { CommanderError } from 'commander';
 import { VERSION } from '@hanat/core';
+import { debugFromEnv } from './debug.js';
 import { EXIT, HanatError, InterruptedError } from './errors.js';
 import { palette, useColor } from './format.js';
 import { buildProgram, type ProgramDeps } from './program.js';
@@ -31,7 +32,7 @@ export async function run(argv: readonly string[], deps: RunDeps): Promise<numbe
     return EXIT.ok;
   } catch (err) {
     const opts = program.opts<{ debug?: boolean; color?: 'auto' | 'always' | 'never' }>();
-    const debug = Boolean(opts.debug) || argv.includes('--debug') || Boolean(deps.env.HANAT_DEBUG);
+    const debug = Boolean(opts.debug) || argv.includes('--debug') || debugFromEnv(deps.env.HANAT_DEBUG);
     const p = palette(useColor(opts.color ?? 'auto', deps.stderrIsTTY, deps.env));
 
     if (err instanceof CommanderError) {

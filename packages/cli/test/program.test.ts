@@ -72,6 +72,23 @@ describe('hanat (the program)', () => {
     expect(debug.stderr).toMatch(/UsageError: --key "nope"[^\n]*\n\s+at /);
   });
 
+  it.each([
+    ['0', false],
+    ['false', false],
+    ['no', false],
+    ['', false],
+    ['1', true],
+    ['true', true],
+  ] as const)('HANAT_DEBUG=%j shows stack traces: %s', async (value, on) => {
+    // Both where main.ts puts the environment (deps.env) and where the SDK and commander read it.
+    vi.stubEnv('HANAT_DEBUG', value);
+    const h = harness({ env: { HANAT_DEBUG: value } });
+    const r = await h.hanat('deploy', '--name', 'demo', '--cidr-prefix', '10.0', '--region', 'eu-west-1', '--yes', '--key', 'nope');
+    expect(r.code).toBe(2);
+    if (on) expect(r.stderr).toMatch(/UsageError: --key "nope"[^\n]*\n\s+at /);
+    else expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('maps missing AWS credentials to exit 2 with the fix', async () => {
     const h = harness();
     cfnMock.reset();

@@ -74,6 +74,12 @@ afterEach(() => {
 });
 
 async function hanat(...argv: string[]) {
+  return hanatIn({}, ...argv);
+}
+
+/** Runs hanat with `env` as its environment (what process.env would hold). */
+async function hanatIn(env: Record<string, string>, ...argv: string[]) {
+  for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
   vi.stubEnv('AWS_ENDPOINT_URL', endpoint);
   vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDTESTONLY');
   vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test-secret');
@@ -89,7 +95,7 @@ async function hanat(...argv: string[]) {
     stderr: (s) => (stderr += s),
     stdinIsTTY: false,
     stderrIsTTY: false,
-    env: {},
+    env,
     confirm: () => Promise.resolve(false),
     clock: { now: () => Date.now(), sleep: () => Promise.resolve() },
     signal: new AbortController().signal,
@@ -136,6 +142,19 @@ describe('--debug on the wire', () => {
     expect(debugLines.length).toBeGreaterThan(0);
     expect(debugLines.join('\n')).toContain('InvalidKeyPair.NotFound');
     expect(debugLines.join('\n')).not.toContain('[object Object]');
+  });
+
+  it('HANAT_DEBUG=1 turns it on like --debug', async () => {
+    const r = await hanatIn({ HANAT_DEBUG: '1' }, 'deploy', '--name', 'demo', '--cidr-prefix', '10.0', '--region', 'eu-west-1', '--key', 'laptop', '--yes');
+    expect(r.code).toBe(2);
+    expect(debugLines.join('\n')).toContain('InvalidKeyPair.NotFound');
+  });
+
+  it.each(['0', 'false', 'no', 'NO', ''])('HANAT_DEBUG=%j leaves it off', async (value) => {
+    const r = await hanatIn({ HANAT_DEBUG: value }, 'deploy', '--name', 'demo', '--cidr-prefix', '10.0', '--region', 'eu-west-1', '--key', 'laptop', '--yes');
+    expect(r.code).toBe(2);
+    expect(debugLines).toEqual([]);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('prints nothing of the SDK without --debug', async () => {
