@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { envExports } from '../src/dataplane/cli-support.js';
+import { SERVICE_ENDPOINT_VARS, envExports } from '../src/dataplane/cli-support.js';
 import { NoLabError, findLab } from '../src/dataplane/client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hanat-lab-client-'));
@@ -34,5 +34,16 @@ echo "$AWS_ENDPOINT_URL $AWS_REGION $AWS_DEFAULT_REGION $AWS_ACCESS_KEY_ID \${AW
       env: { PATH: process.env.PATH, AWS_DEFAULT_REGION: 'eu-west-1', AWS_PROFILE: 'production', AWS_DEFAULT_PROFILE: 'production', AWS_SESSION_TOKEN: 'real-looking-token' },
     });
     expect(out.trim()).toBe('http://127.0.0.1:4566 us-east-1 us-east-1 AKIAHANATLAB00000000 none none none');
+  });
+
+  it('clears per-service endpoints and the ignore-endpoints switch, which would send commands past the lab', () => {
+    const script = `${envExports('http://127.0.0.1:4566', 'us-east-1')}
+env | grep '^AWS_ENDPOINT_URL\\|^AWS_IGNORE' | sort`;
+    const leftovers = Object.fromEntries(SERVICE_ENDPOINT_VARS.map((k) => [k, 'http://127.0.0.1:9']));
+    const out = execFileSync('sh', ['-c', script], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, ...leftovers, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' },
+    });
+    expect(out.trim()).toBe('AWS_ENDPOINT_URL=http://127.0.0.1:4566');
   });
 });

@@ -115,3 +115,29 @@ describe.runIf(requireRoot('hanat-lab process', ['ip', 'nft', 'iptables', 'ps'])
     }
   });
 });
+
+describe('the hanat-lab bundle on bad usage', () => {
+  beforeAll(() => requireBundles('lab'));
+
+  // Exit 2 is "bad usage": a wrapper or a unit may retry 1 but must not retry 2. Commander's own
+  // errors (unknown option, missing value, a value outside its choices) come from subcommands.
+  it.each([
+    [['serve', '--latency', 'slow']],
+    [['serve', '--bogus']],
+    [['serve', '--port']],
+    [['fault', 'nonsense']],
+    [['no-such-command']],
+  ])('hanat-lab %j exits 2 and says what is wrong', async (args) => {
+    const exit = await new Promise<Exit>((resolve, reject) => {
+      const child = spawn(process.execPath, [LAB_BIN, ...args], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    });
+    expect({ code: exit.code, stdout: exit.stdout }, exit.stderr).toEqual({ code: 2, stdout: '' });
+    expect(exit.stderr).toMatch(/error|invalid|unknown/i);
+  });
+});

@@ -21,6 +21,9 @@ export function buildProgram(deps: CliDeps): Command {
     .description('hanat-lab: a VPC in a box. An AWS control-plane emulator plus a network-namespace data plane for hanat.')
     .version(VERSION, '-V, --version')
     .showHelpAfterError()
+    // Before the subcommands are added, which copy it: a usage error in `serve --latency slow`
+    // must exit 2 through main.ts, not 1 from commander's own process.exit.
+    .exitOverride()
     .configureOutput({ writeOut: (s) => deps.stdout(s), writeErr: (s) => deps.stderr(s) });
   registerServe(program, deps);
   registerLabCommands(program, deps);

@@ -35,8 +35,13 @@ export class LabOperationError extends Error {
 /**
  * Fake credentials and the endpoint, as shell `export` lines: `eval "$(hanat-lab up --detach)"`.
  * A profile or session token left in the shell must go: with AWS_PROFILE set the SDK skips
- * the environment's keys and reads the profile's real credentials instead.
+ * the environment's keys and reads the profile's real credentials instead. So must
+ * per-service endpoints, which win over AWS_ENDPOINT_URL, and the switch that makes the SDK
+ * ignore configured endpoints: either would send a command to another endpoint than the lab.
  */
+/** The per-service endpoint variables of every service hanat, its tests and the AWS CLI steps call. */
+export const SERVICE_ENDPOINT_VARS = ['EC2', 'AUTO_SCALING', 'CLOUDFORMATION', 'SSM', 'STS', 'IAM'].map((s) => `AWS_ENDPOINT_URL_${s}`);
+
 export function envExports(apiEndpoint: string, region: string): string {
   return [
     `export AWS_ENDPOINT_URL=${apiEndpoint}`,
@@ -46,7 +51,8 @@ export function envExports(apiEndpoint: string, region: string): string {
     // Obviously fake: the emulator requires a signature but never checks it.
     'export AWS_ACCESS_KEY_ID=AKIAHANATLAB00000000',
     'export AWS_SECRET_ACCESS_KEY=hanat-lab-fake-secret',
-    'unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE',
+    'unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE AWS_IGNORE_CONFIGURED_ENDPOINT_URLS',
+    `unset ${SERVICE_ENDPOINT_VARS.join(' ')}`,
     '',
   ].join('\n');
 }
