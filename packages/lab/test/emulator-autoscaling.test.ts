@@ -254,6 +254,20 @@ describe('describing and deleting groups', () => {
     expect(dup.name).toBe('AlreadyExistsFault');
   });
 
+  it('pages groups and scaling activities, refusing a NextToken it did not hand out, and unknown filters', async () => {
+    await createGroup('nat-a', [subnetA]);
+    await createGroup('nat-b', [subnetB]);
+    const first = await h.asg.send(new DescribeAutoScalingGroupsCommand({ MaxRecords: 1 }));
+    expect(first.AutoScalingGroups!.map((g) => g.AutoScalingGroupName)).toEqual(['nat-a']);
+    const second = await h.asg.send(new DescribeAutoScalingGroupsCommand({ MaxRecords: 1, NextToken: first.NextToken }));
+    expect(second.AutoScalingGroups!.map((g) => g.AutoScalingGroupName)).toEqual(['nat-b']);
+    expect(second.NextToken).toBeUndefined();
+    const invalidToken = { name: 'InvalidNextToken', message: 'The NextToken value is not valid.' };
+    expect(await rejection(h.asg.send(new DescribeAutoScalingGroupsCommand({ NextToken: 'forged' })))).toMatchObject(invalidToken);
+    expect(await rejection(h.asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: 'nat-a', NextToken: 'forged' })))).toMatchObject(invalidToken);
+    expect(await rejection(h.asg.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: 'group-name', Values: ['nat-a'] }] })))).toMatchObject({ name: 'ValidationError' });
+  });
+
   it('deletes a group only with ForceDelete while it has instances', async () => {
     await createGroup('nat-a', [subnetA]);
     const id = (await boot('nat-a')).Instances![0]!.InstanceId!;

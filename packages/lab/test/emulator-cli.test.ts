@@ -13,7 +13,7 @@ import { awsFactory } from '../../cli/src/aws.js';
 import { buildProgram } from '../src/cli/program.js';
 import { envExports } from '../src/dataplane/cli-support.js';
 import type { LatencyProfile } from '../src/emulator/index.js';
-import { credentials, startLab, type Harness } from './emulator/helpers.js';
+import { credentials, rejection, startLab, type Harness } from './emulator/helpers.js';
 
 const saved: Record<string, string | undefined> = {};
 const AWS_ENV = ['AWS_ENDPOINT_URL', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_PROFILE', 'AWS_DEFAULT_REGION'];
@@ -158,12 +158,53 @@ describe('hanat-lab serve', () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(out).toBe(envExports(url, 'eu-west-1'));
     expect(err).toContain('listening on');
+    // AWS-like latency unless told otherwise.
+    expect(err).toContain('latency aws,');
+    expect(await (await fetch(`${url}/_lab/health`)).json()).toMatchObject({ latency: 'aws', opLatency: {} });
     const ec2 = new EC2Client({ endpoint: url, region: 'eu-west-1', credentials, maxAttempts: 1 });
     expect((await ec2.send(new DescribeVpcsCommand({}))).Vpcs).toEqual([]);
     ec2.destroy();
     stop.abort();
     await running;
     expect(err).toContain('emulator stopped');
+  });
+
+  it('takes single operations\' latency from --op-latency', async () => {
+    const stop = new AbortController();
+    let out = '';
+    let err = '';
+    const program = buildProgram({ stdout: (s) => (out += s), stderr: (s) => (err += s), env: {}, signal: stop.signal }).exitOverride();
+    const running = program.parseAsync(['node', 'hanat-lab', 'serve', '--port', '0', '--latency', 'zero', '--op-latency', 'CreateRoute=250', '--op-latency', 'ec2:DescribeRouteTables=20-60']);
+    const deadline = Date.now() + 5000;
+    while (!out.includes('AWS_ENDPOINT_URL') && Date.now() < deadline) await sleep(5);
+    const url = /AWS_ENDPOINT_URL=(\S+)/.exec(out)![1]!;
+    expect(err).toContain('latency zero, ec2:CreateRoute 250 ms, ec2:DescribeRouteTables 20-60 ms');
+    expect(await (await fetch(`${url}/_lab/health`)).json()).toMatchObject({ latency: 'zero', opLatency: { 'ec2:CreateRoute': 250, 'ec2:DescribeRouteTables': [20, 60] } });
+    stop.abort();
+    await running;
+  });
+
+  it('refuses a bad --op-latency with exit code 2, naming the value', async () => {
+    const refused: [string, RegExp][] = [
+      ['CreateRoute', /expected <operation>=<ms>/],
+      ['CreateRoute=fast', /whole milliseconds from 0 to 600000, or a range like 100-300, got "fast"/],
+      ['CreateRoute=-5', /got "-5"/],
+      ['CreateRoute=300-100', /got "300-100"/],
+      ['CreateRoute=600001', /got "600001"/],
+      ['CreateRoutes=250', /no emulated service has an operation "CreateRoutes"/],
+      ['ec3:CreateRoute=250', /unknown service "ec3"/],
+      ['ssm:CreateRoute=250', /ssm has no operation "CreateRoute"/],
+      ['=250', /expected <operation>=<ms>/],
+    ];
+    for (const [value, why] of refused) {
+      const program = buildProgram({ stdout: () => {}, stderr: () => {}, env: {}, signal: new AbortController().signal }).exitOverride();
+      const err = await rejection(program.parseAsync(['node', 'hanat-lab', 'serve', '--port', '0', '--op-latency', value]));
+      expect((err as Error & { exitCode?: number }).exitCode, value).toBe(2);
+      expect(err.message).toContain(`--op-latency ${JSON.stringify(value)}: `);
+      expect(err.message).toMatch(why);
+    }
+    const twice = buildProgram({ stdout: () => {}, stderr: () => {}, env: {}, signal: new AbortController().signal }).exitOverride();
+    await expect(twice.parseAsync(['node', 'hanat-lab', 'serve', '--op-latency', 'CreateRoute=1', '--op-latency', 'ec2:CreateRoute=2'])).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('ec2:CreateRoute is given twice') });
   });
 
   it('refuses a non-loopback host with exit code 2', async () => {

@@ -504,3 +504,97 @@ describe('stack and change set lifecycle', () => {
     expect(subnetDone.Timestamp!.getTime() - start).toBe(2000);
   });
 });
+
+describe('AWS errors of the stack calls', () => {
+  beforeEach(async () => {
+    h = await startLab();
+  });
+
+  it('fails the per-stack calls for a stack that does not exist, each with its own wording', async () => {
+    const failure = async (p: Promise<unknown>) => {
+      const err = await rejection(p);
+      return [err.name, err.message];
+    };
+    expect(await failure(h.cfn.send(new DescribeStackEventsCommand({ StackName: 'nope' })))).toEqual(['ValidationError', 'Stack [nope] does not exist']);
+    const withId = ['ValidationError', 'Stack with id nope does not exist'];
+    expect(await failure(h.cfn.send(new DescribeStackResourcesCommand({ StackName: 'nope' })))).toEqual(withId);
+    expect(await failure(h.cfn.send(new ListStackResourcesCommand({ StackName: 'nope' })))).toEqual(withId);
+    expect(await failure(h.cfn.send(new GetTemplateCommand({ StackName: 'nope' })))).toEqual(withId);
+    expect(await failure(h.cfn.send(new ListChangeSetsCommand({ StackName: 'nope' })))).toEqual(withId);
+    const arn = 'arn:aws:cloudformation:us-east-1:123456789012:changeSet/c1/00000000-0000-0000-0000-000000000000';
+    expect(await failure(h.cfn.send(new DeleteChangeSetCommand({ ChangeSetName: arn })))).toEqual(['ChangeSetNotFoundException', `ChangeSet [${arn}] does not exist`]);
+  });
+
+  it('refuses RetainResources unless the stack is DELETE_FAILED', async () => {
+    const stack = await deploy(h.cfn, 'small', SMALL);
+    expect(await rejection(h.cfn.send(new DeleteStackCommand({ StackName: 'small', RetainResources: ['Vpc'] })))).toMatchObject({
+      name: 'ValidationError',
+      message: `Invalid operation on stack [${stack.StackId}]. RetainResources can only be specified when the stack is in the DELETE_FAILED state`,
+    });
+  });
+});
+
+describe('deleting a stack while an operation runs', () => {
+  let clock: ManualClock;
+  const slow: LatencyProfile = { name: 'slow', api: () => 0, resource: () => 1000, changeSet: () => 0, instanceShutdown: () => 0, healthCheck: () => 0, launchRetry: () => 1000 };
+
+  beforeEach(async () => {
+    clock = new ManualClock();
+    h = await startLab({ clock, latency: slow });
+  });
+
+  /** Advances the clock a second at a time until the stack settles. */
+  async function settle(name: string): Promise<Stack> {
+    return eventually(async () => {
+      await clock.advance(1000);
+      const s = (await h.cfn.send(new DescribeStacksCommand({ StackName: name }))).Stacks![0]!;
+      return s.StackStatus!.endsWith('_IN_PROGRESS') ? undefined : s;
+    }, 5000, `stack ${name} settled`);
+  }
+
+  it('deletes a stack that is being created, as AWS does: creation stops, what it made is deleted', async () => {
+    const created = await h.cfn.send(new CreateChangeSetCommand({ StackName: 'small', ChangeSetName: 'c1', ChangeSetType: 'CREATE', TemplateBody: SMALL }));
+    await waitChangeSet(h.cfn, created.Id!);
+    await h.cfn.send(new ExecuteChangeSetCommand({ ChangeSetName: created.Id }));
+    await clock.advance(1000);
+    // The VPC is made; the subnet that depends on it is being created.
+    await eventually(() => (h.emu.world.ec2.vpcs.size === 1 && h.emu.world.cloudformation.findStack('small')!.resources.get('Subnet')!.status === 'CREATE_IN_PROGRESS' ? true : undefined));
+    expect(await rejection(h.cfn.send(new DeleteChangeSetCommand({ ChangeSetName: created.Id })))).toMatchObject({
+      name: 'InvalidChangeSetStatusException',
+      message: 'Cannot delete ChangeSet in status EXECUTE_IN_PROGRESS',
+    });
+
+    await h.cfn.send(new DeleteStackCommand({ StackName: 'small' }));
+    const stackId = created.StackId!;
+    expect((await h.cfn.send(new DescribeStacksCommand({ StackName: stackId }))).Stacks![0]!.StackStatus).toBe('DELETE_IN_PROGRESS');
+    // A second delete is accepted and changes nothing.
+    await h.cfn.send(new DeleteStackCommand({ StackName: 'small' }));
+    const gone = await settle(stackId);
+    expect(gone.StackStatus).toBe('DELETE_COMPLETE');
+    expect(h.emu.world.ec2.vpcs.size + h.emu.world.ec2.subnets.size).toBe(0);
+
+    const evs = await events(h.cfn, stackId);
+    expect(evs.filter((e) => e.LogicalResourceId === 'small').map((e) => e.ResourceStatus)).toEqual(['REVIEW_IN_PROGRESS', 'CREATE_IN_PROGRESS', 'DELETE_IN_PROGRESS', 'DELETE_COMPLETE']);
+    expect(evs.filter((e) => e.LogicalResourceId === 'Subnet').map((e) => [e.ResourceStatus, e.ResourceStatusReason])).toEqual([
+      ['CREATE_IN_PROGRESS', undefined],
+      ['CREATE_IN_PROGRESS', 'Resource creation Initiated'],
+      ['CREATE_COMPLETE', undefined],
+      ['CREATE_FAILED', 'Resource creation cancelled'],
+      ['DELETE_IN_PROGRESS', undefined],
+      ['DELETE_COMPLETE', undefined],
+    ]);
+    expect(evs.filter((e) => e.LogicalResourceId === 'Vpc').map((e) => e.ResourceStatus).slice(-2)).toEqual(['DELETE_IN_PROGRESS', 'DELETE_COMPLETE']);
+  });
+
+  it('refuses to delete a stack that is being updated', async () => {
+    await h.cfn.send(new CreateStackCommand({ StackName: 'small', TemplateBody: SMALL }));
+    expect((await settle('small')).StackStatus).toBe('CREATE_COMPLETE');
+    await h.cfn.send(new UpdateStackCommand({ StackName: 'small', TemplateBody: SMALL, Parameters: [{ ParameterKey: 'Public', ParameterValue: 'true' }] }));
+    await eventually(async () => ((await h.cfn.send(new DescribeStacksCommand({ StackName: 'small' }))).Stacks![0]!.StackStatus === 'UPDATE_IN_PROGRESS' ? true : undefined));
+    expect(await rejection(h.cfn.send(new DeleteStackCommand({ StackName: 'small' })))).toMatchObject({
+      name: 'ValidationError',
+      message: 'Stack [small] cannot be deleted while in status UPDATE_IN_PROGRESS',
+    });
+    expect((await settle('small')).StackStatus).toBe('UPDATE_COMPLETE');
+  });
+});

@@ -23,6 +23,7 @@ import {
   DescribeImagesCommand,
   DescribeInstanceAttributeCommand,
   DescribeInstancesCommand,
+  DescribeInternetGatewaysCommand,
   DescribeKeyPairsCommand,
   DescribeLaunchTemplatesCommand,
   DescribeNetworkInterfacesCommand,
@@ -266,17 +267,22 @@ describe('instances', () => {
 
   it('pages DescribeInstances for the SDK paginator', async () => {
     const { publicSubnetId } = await network(h.ec2);
-    const launched = [await launch(h.ec2, publicSubnetId), await launch(h.ec2, publicSubnetId), await launch(h.ec2, publicSubnetId)];
-    const seen: string[] = [];
-    let pages = 0;
-    for await (const page of paginateDescribeInstances({ client: h.ec2, pageSize: 5 }, { MaxResults: 5 })) {
-      pages++;
-      seen.push(...page.Reservations!.flatMap((r) => r.Instances!.map((i) => i.InstanceId!)));
+    const launched: string[] = [];
+    for (let i = 0; i < 12; i++) launched.push(await launch(h.ec2, publicSubnetId));
+    const pages: string[][] = [];
+    for await (const page of paginateDescribeInstances({ client: h.ec2, pageSize: 5 }, {})) {
+      pages.push(page.Reservations!.flatMap((r) => r.Instances!.map((i) => i.InstanceId!)));
     }
+    expect(pages.map((p) => p.length)).toEqual([5, 5, 2]);
+    const seen = pages.flat();
+    expect(new Set(seen).size).toBe(seen.length);
     expect(seen.sort()).toEqual(launched.sort());
-    expect(pages).toBe(1);
-    const first = await h.ec2.send(new DescribeInstancesCommand({ MaxResults: 5, Filters: [] }));
-    expect(first.NextToken).toBeUndefined();
+
+    const first = await h.ec2.send(new DescribeInstancesCommand({ MaxResults: 5 }));
+    expect(first.NextToken).toEqual(expect.any(String));
+    const last = await h.ec2.send(new DescribeInstancesCommand({ MaxResults: 10, NextToken: first.NextToken }));
+    expect(last.NextToken).toBeUndefined();
+    expect(last.Reservations!.flatMap((r) => r.Instances!)).toHaveLength(7);
   });
 
   it('fails on unknown and malformed instance ids', async () => {
@@ -410,5 +416,65 @@ describe('tags and key pairs', () => {
     expect(dup.name).toBe('InvalidKeyPair.Duplicate');
     const missing = await rejection(h.ec2.send(new DescribeKeyPairsCommand({ KeyNames: ['nope'] })));
     expect(missing.name).toBe('InvalidKeyPair.NotFound');
+  });
+});
+
+describe('AWS errors of the operations above', () => {
+  /** The SDK error's code and message, for one toEqual. */
+  const failure = async (p: Promise<unknown>) => {
+    const err = await rejection(p);
+    return [err.name, err.message];
+  };
+  const UNKNOWN = '0123456789abcdef0';
+
+  it('refuses VPC blocks outside /16–/28 and route tables for unknown VPCs', async () => {
+    expect(await failure(h.ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/8' })))).toEqual(['InvalidVpc.Range', "The CIDR '10.0.0.0/8' is invalid."]);
+    expect(await failure(h.ec2.send(new CreateRouteTableCommand({ VpcId: `vpc-${UNKNOWN}` })))).toEqual(['InvalidVpcID.NotFound', `The vpc ID 'vpc-${UNKNOWN}' does not exist`]);
+  });
+
+  it('fails Describe calls that name an unknown id', async () => {
+    expect(await failure(h.ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [`rtb-${UNKNOWN}`] })))).toEqual(['InvalidRouteTableID.NotFound', `The routeTable ID 'rtb-${UNKNOWN}' does not exist`]);
+    expect(await failure(h.ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [`sg-${UNKNOWN}`] })))).toEqual(['InvalidGroup.NotFound', `The security group 'sg-${UNKNOWN}' does not exist`]);
+    expect(await failure(h.ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [`eni-${UNKNOWN}`] })))).toEqual([
+      'InvalidNetworkInterfaceID.NotFound',
+      `The networkInterface ID 'eni-${UNKNOWN}' does not exist`,
+    ]);
+    expect(await failure(h.ec2.send(new DescribeInternetGatewaysCommand({ InternetGatewayIds: [`igw-${UNKNOWN}`] })))).toEqual([
+      'InvalidInternetGatewayID.NotFound',
+      `The internetGateway ID 'igw-${UNKNOWN}' does not exist`,
+    ]);
+    expect(await failure(h.ec2.send(new DescribeTagsCommand({ Filters: [{ Name: 'resource-kind', Values: ['vpc'] }] })))).toEqual(['InvalidParameterValue', "The filter 'resource-kind' is invalid"]);
+  });
+
+  it('attaches an internet gateway to one VPC only, and a VPC takes one gateway', async () => {
+    const { vpcId, igwId } = await network(h.ec2);
+    const other = (await h.ec2.send(new CreateVpcCommand({ CidrBlock: '10.1.0.0/16' }))).Vpc!.VpcId!;
+    expect(await failure(h.ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: igwId, VpcId: other })))).toEqual(['Resource.AlreadyAssociated', `resource ${igwId} is already attached to network ${vpcId}`]);
+    const second = (await h.ec2.send(new CreateInternetGatewayCommand({}))).InternetGateway!.InternetGatewayId!;
+    expect(await failure(h.ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: second, VpcId: vpcId })))).toEqual(['InvalidParameterValue', `Network ${vpcId} already has an internet gateway attached`]);
+  });
+
+  it('fails TerminateInstances and DeleteTags for unknown ids', async () => {
+    expect(await failure(h.ec2.send(new TerminateInstancesCommand({ InstanceIds: [`i-${UNKNOWN}`] })))).toEqual(['InvalidInstanceID.NotFound', `The instance ID 'i-${UNKNOWN}' does not exist`]);
+    expect(await failure(h.ec2.send(new DeleteTagsCommand({ Resources: [`rtb-${UNKNOWN}`], Tags: [{ Key: 'hanat:owner' }] })))).toEqual(['InvalidRouteTableID.NotFound', `The routeTable ID 'rtb-${UNKNOWN}' does not exist`]);
+  });
+
+  it('refuses a malformed public key and duplicate key pair and launch template names', async () => {
+    expect(await failure(h.ec2.send(new ImportKeyPairCommand({ KeyName: 'bad', PublicKeyMaterial: Buffer.from('-----BEGIN PUBLIC KEY-----') })))).toEqual(['InvalidKey.Format', 'Key is not in valid OpenSSH public key format']);
+    await h.ec2.send(new CreateKeyPairCommand({ KeyName: 'ops' }));
+    expect(await failure(h.ec2.send(new CreateKeyPairCommand({ KeyName: 'ops' })))).toEqual(['InvalidKeyPair.Duplicate', "The keypair 'ops' already exists."]);
+    const data = { ImageId: LAB_IMAGES[0]!.id, InstanceType: 't4g.nano' as const };
+    await h.ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'nat', LaunchTemplateData: data }));
+    expect(await failure(h.ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'nat', LaunchTemplateData: data })))).toEqual([
+      'InvalidLaunchTemplateName.AlreadyExistsException',
+      'Launch template name already in use.',
+    ]);
+  });
+
+  it('answers DryRun on calls that cannot otherwise fail here, and changes nothing', async () => {
+    const dryRun = ['DryRunOperation', 'Request would have succeeded, but DryRun flag is set.'];
+    expect(await failure(h.ec2.send(new AllocateAddressCommand({ Domain: 'vpc', DryRun: true })))).toEqual(dryRun);
+    expect(await failure(h.ec2.send(new CreateInternetGatewayCommand({ DryRun: true })))).toEqual(dryRun);
+    expect(h.emu.world.ec2.addresses.size + h.emu.world.ec2.internetGateways.size).toBe(0);
   });
 });

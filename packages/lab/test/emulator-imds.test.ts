@@ -2,7 +2,7 @@
  * IMDSv2 on the emulator: tokens with a TTL, 401 without or with an expired
  * token, and per-instance answers for the paths the agent and the SDK read.
  */
-import { AllocateAddressCommand, AssociateAddressCommand, CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVpcCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { AllocateAddressCommand, AssociateAddressCommand, CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVpcCommand, DescribeInstancesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LAB_INSTANCE_HEADER, LAB_SOURCE_IP_HEADER } from '../src/contract.js';
 import { ManualClock } from '../src/emulator/index.js';
@@ -134,6 +134,34 @@ describe('metadata', () => {
     const other = await imds('/latest/meta-data/local-ipv4', { headers: { [LAB_INSTANCE_HEADER]: b, 'x-aws-ec2-metadata-token': tb } });
     expect(other.body).toBe(h.emu.world.ec2.instances.get(b)!.privateIp);
     expect(other.body).not.toBe(ipA);
+  });
+
+  it('names the instance as EC2 does in its region: compute-1 in us-east-1, <region>.compute elsewhere', async () => {
+    const read = async (instance: string, path: string) => {
+      const me = { [LAB_INSTANCE_HEADER]: instance };
+      const r = await imds(`/latest/meta-data/${path}`, { headers: { ...me, 'x-aws-ec2-metadata-token': await token(me) } });
+      expect(r.status, path).toBe(200);
+      return r.body;
+    };
+    const dashed = (ip: string) => ip.replace(/\./g, '-');
+    const eastIp = await read(a, 'public-ipv4');
+    expect(await read(a, 'hostname')).toBe(`ip-${dashed(ipA)}.ec2.internal`);
+    expect(await read(a, 'public-hostname')).toBe(`ec2-${dashed(eastIp)}.compute-1.amazonaws.com`);
+
+    const west = h.clients({ region: 'eu-west-1' }).ec2;
+    const vpc = (await west.send(new CreateVpcCommand({ CidrBlock: '10.5.0.0/16' }))).Vpc!;
+    const subnet = (await west.send(new CreateSubnetCommand({ VpcId: vpc.VpcId, CidrBlock: '10.5.0.0/24', AvailabilityZone: 'eu-west-1b' }))).Subnet!;
+    const run = await west.send(
+      new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ImageId: 'ami-0a1b2c3d4e5f60001', InstanceType: 't4g.nano', NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnet.SubnetId, AssociatePublicIpAddress: true }] }),
+    );
+    const w = run.Instances![0]!.InstanceId!;
+    await eventually(() => (h.emu.account.instanceById(w)?.instance.state === 'running' ? true : undefined));
+    const westIp = await read(w, 'public-ipv4');
+    expect(await read(w, 'hostname')).toBe(`ip-${dashed(await read(w, 'local-ipv4'))}.eu-west-1.compute.internal`);
+    expect(await read(w, 'public-hostname')).toBe(`ec2-${dashed(westIp)}.eu-west-1.compute.amazonaws.com`);
+    // The same name DescribeInstances gives.
+    const described = (await west.send(new DescribeInstancesCommand({ InstanceIds: [w] }))).Reservations![0]!.Instances![0]!;
+    expect(described.PublicDnsName).toBe(await read(w, 'public-hostname'));
   });
 
   it('hides instance tags when the instance was not launched with metadata tags enabled', async () => {

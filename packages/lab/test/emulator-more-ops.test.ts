@@ -3,8 +3,8 @@
  * `hanat-lab serve` and the AWS CLI do): each one's happy path and an AWS error case,
  * through the real SDK clients.
  */
-import { CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand, SetDesiredCapacityCommand } from '@aws-sdk/client-auto-scaling';
-import { CreateStackCommand, DescribeStackResourceCommand, DescribeStacksCommand, ListStacksCommand } from '@aws-sdk/client-cloudformation';
+import { CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand, SetDesiredCapacityCommand } from '@aws-sdk/client-auto-scaling';
+import { CreateStackCommand, DescribeStackResourceCommand, DescribeStacksCommand, ListStacksCommand, type StackStatus } from '@aws-sdk/client-cloudformation';
 import {
   AllocateAddressCommand,
   AssociateAddressCommand,
@@ -38,7 +38,7 @@ import {
   ReplaceRouteTableAssociationCommand,
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { GetParametersCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
+import { DeleteParameterCommand, GetParameterCommand, GetParametersCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LAB_IMAGES } from '../src/emulator/index.js';
 import { eventually, rejection, startLab, type Harness } from './emulator/helpers.js';
@@ -127,14 +127,25 @@ describe('EC2', () => {
     expect(await rejection(h.ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateIds: [lt.LaunchTemplateId!] })))).toMatchObject({
       name: 'InvalidLaunchTemplateId.NotFound',
     });
+    expect(await rejection(h.ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateName: 'nat' })))).toMatchObject({
+      name: 'InvalidLaunchTemplateName.NotFoundException',
+      message: 'The specified launch template, with template name nat, does not exist.',
+    });
+    expect(await rejection(h.ec2.send(new CreateLaunchTemplateVersionCommand({ LaunchTemplateId: lt.LaunchTemplateId, LaunchTemplateData: { InstanceType: 't4g.micro' } })))).toMatchObject({
+      name: 'InvalidLaunchTemplateId.NotFound',
+      message: `The specified launch template, with template ID ${lt.LaunchTemplateId}, does not exist.`,
+    });
   });
 
   it('deletes key pairs, and names the region it answers for', async () => {
     await h.ec2.send(new CreateKeyPairCommand({ KeyName: 'ops' }));
+    const dryRun = { name: 'DryRunOperation', message: 'Request would have succeeded, but DryRun flag is set.' };
+    expect(await rejection(h.ec2.send(new DeleteKeyPairCommand({ KeyName: 'ops', DryRun: true })))).toMatchObject(dryRun);
     await h.ec2.send(new DeleteKeyPairCommand({ KeyName: 'ops' }));
     expect(await rejection(h.ec2.send(new DescribeKeyPairsCommand({ KeyNames: ['ops'] })))).toMatchObject({ name: 'InvalidKeyPair.NotFound' });
     const regions = await h.clients({ region: 'eu-west-1' }).ec2.send(new DescribeRegionsCommand({}));
     expect(regions.Regions?.map((r) => r.RegionName)).toEqual(['eu-west-1']);
+    expect(await rejection(h.ec2.send(new DescribeRegionsCommand({ DryRun: true })))).toMatchObject(dryRun);
   });
 });
 
@@ -152,6 +163,9 @@ describe('Auto Scaling', () => {
       const g = (await h.asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['g'] }))).AutoScalingGroups?.[0];
       return g?.DesiredCapacity === 2 && g.Instances?.filter((i) => i.LifecycleState === 'InService').length === 2 ? true : undefined;
     }, 5_000, 'two instances in service');
+    const page = await h.asg.send(new DescribeAutoScalingInstancesCommand({ MaxRecords: 1 }));
+    expect(page.AutoScalingInstances).toHaveLength(1);
+    expect(await rejection(h.asg.send(new DescribeAutoScalingInstancesCommand({ NextToken: 'not-a-token' })))).toMatchObject({ name: 'InvalidNextToken', message: 'The NextToken value is not valid.' });
   });
 });
 
@@ -166,6 +180,9 @@ describe('CloudFormation', () => {
     const vpc = await h.cfn.send(new DescribeStackResourceCommand({ StackName: 's', LogicalResourceId: 'Vpc' }));
     expect(vpc.StackResourceDetail).toMatchObject({ ResourceType: 'AWS::EC2::VPC', ResourceStatus: 'CREATE_COMPLETE', PhysicalResourceId: expect.stringMatching(/^vpc-/) });
     expect(await rejection(h.cfn.send(new DescribeStackResourceCommand({ StackName: 's', LogicalResourceId: 'Nope' })))).toMatchObject({ name: 'ValidationError', message: 'Resource Nope does not exist for stack s' });
+    const bogus = await rejection(h.cfn.send(new ListStacksCommand({ StackStatusFilter: ['CREATE_COMPLETE', 'DONE' as StackStatus] })));
+    expect(bogus.name).toBe('ValidationError');
+    expect(bogus.message).toMatch(/^1 validation error detected: Value '\[DONE\]' at 'stackStatusFilter' failed to satisfy constraint: Member must satisfy constraint: \[Member must satisfy enum value set: \[.*\bUPDATE_ROLLBACK_COMPLETE\b.*\]\]$/);
   });
 });
 
@@ -177,5 +194,17 @@ describe('SSM', () => {
     const got = await h.ssm.send(new GetParametersCommand({ Names: ['/hanat/test', '/hanat/missing'] }));
     expect(got.Parameters?.map((p) => [p.Name, p.Value, p.Version])).toEqual([['/hanat/test', 'two', 2]]);
     expect(got.InvalidParameters).toEqual(['/hanat/missing']);
+    const eleven = Array.from({ length: 11 }, (_, i) => `/hanat/p${i}`);
+    expect(await rejection(h.ssm.send(new GetParametersCommand({ Names: eleven })))).toMatchObject({
+      name: 'ValidationException',
+      message: `1 validation error detected: Value '[${eleven.join(', ')}]' at 'names' failed to satisfy constraint: Member must have length less than or equal to 10`,
+    });
+  });
+
+  it('deletes a parameter, and refuses to delete one that does not exist', async () => {
+    await h.ssm.send(new PutParameterCommand({ Name: '/hanat/test', Value: 'one', Type: 'String' }));
+    await h.ssm.send(new DeleteParameterCommand({ Name: '/hanat/test' }));
+    expect(await rejection(h.ssm.send(new GetParameterCommand({ Name: '/hanat/test' })))).toMatchObject({ name: 'ParameterNotFound' });
+    expect(await rejection(h.ssm.send(new DeleteParameterCommand({ Name: '/hanat/test' })))).toMatchObject({ name: 'ParameterNotFound', message: 'Parameter /hanat/test not found.' });
   });
 });

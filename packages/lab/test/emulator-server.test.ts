@@ -14,7 +14,7 @@ import { AssociateRouteTableCommand, AttachInternetGatewayCommand, CreateInterne
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NetworkSnapshot } from '../src/contract.js';
-import { createEmulator } from '../src/emulator/index.js';
+import { createEmulator, FaultSpecError } from '../src/emulator/index.js';
 import { credentials, rejection, startLab, type Harness } from './emulator/helpers.js';
 
 let h: Harness | undefined;
@@ -158,6 +158,43 @@ describe('admin endpoints', () => {
     expect(bad.status).toBe(400);
   });
 
+  it('refuses a fault that names an unknown service or action, or has a bad rate or count, naming the field', async () => {
+    h = await startLab();
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`${h!.url}/_lab/${path}`, { method: 'POST', body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as { error?: string; field?: string; id?: string } };
+    };
+    const refused: [string, unknown, string, RegExp][] = [
+      ['faults', { kind: 'throttle', rate: 'abc' }, 'rate', /rate must be a number greater than 0 and at most 1, got "abc"/],
+      ['faults', { kind: 'throttle', rate: 0 }, 'rate', /got 0/],
+      ['faults', { kind: 'throttle', rate: 1.5 }, 'rate', /got 1\.5/],
+      ['faults', { kind: 'throttle', service: 'ec3' }, 'service', /service must be one of ec2, autoscaling, cloudformation, ssm, got "ec3"/],
+      ['faults', { kind: 'throttle', service: 'ec2', action: 'ReplaceRoutes' }, 'action', /ec2 has no emulated operation "ReplaceRoutes"/],
+      ['faults', { kind: 'throttle', service: 'ec2', action: 'DescribeStacks' }, 'action', /ec2 has no emulated operation "DescribeStacks"/],
+      ['faults', { kind: 'throttle', action: 'replaceRoute' }, 'action', /no emulated service has an operation "replaceRoute"/],
+      ['faults', { kind: 'internal', count: 0 }, 'count', /count must be a positive integer, got 0/],
+      ['faults', { kind: 'internal', count: 2.5 }, 'count', /got 2\.5/],
+      ['faults', { kind: 'internal', count: '3' }, 'count', /got "3"/],
+      ['faults', { kind: 'throttle', actoin: 'ReplaceRoute' }, 'actoin', /unknown field "actoin"/],
+      ['faults/resource', { logicalId: 5 }, 'logicalId', /logicalId must be a non-empty string, got 5/],
+      ['faults/resource', { logicalId: 'Vpc', phase: 'destroy' }, 'phase', /phase must be create, update, delete, got "destroy"/],
+      ['faults/resource', { logicalId: 'Vpc', count: -1 }, 'count', /got -1/],
+      ['faults/az', { az: 'us-east-1a', blocked: 'no' }, 'blocked', /blocked must be true or false, got "no"/],
+    ];
+    for (const [path, body, field, message] of refused) {
+      const r = await post(path, body);
+      expect([r.status, r.body.field], JSON.stringify(body)).toEqual([400, field]);
+      expect(r.body.error).toMatch(message);
+    }
+    expect(h.emu.faults.list()).toEqual({ api: [], resources: [], blockedAzs: [] });
+    // The same checks hold for faults added in code.
+    expect(() => h!.emu.faults.add({ kind: 'throttle', service: 'ec2', action: 'ReplaceRoutes' })).toThrow(FaultSpecError);
+    // Valid specs still work, an action without a service included.
+    expect((await post('faults', { kind: 'throttle', action: 'ReplaceRoute', rate: 1, count: 2 })).status).toBe(200);
+    expect((await post('faults/resource', { logicalId: 'Vpc', phase: 'delete', count: 1 })).status).toBe(200);
+    expect(h.emu.faults.list().api).toMatchObject([{ kind: 'throttle', action: 'ReplaceRoute', rate: 1, count: 2 }]);
+  });
+
   it('serves the API and IMDS, but not the admin endpoints, on a unix socket', async () => {
     const emu = createEmulator();
     const dir = mkdtempSync(join(tmpdir(), 'hanat-lab-'));
@@ -188,17 +225,58 @@ describe('admin endpoints', () => {
 });
 
 describe('latency', () => {
-  it('answers immediately with the zero profile and like AWS with the aws profile', async () => {
+  /** Wall-clock milliseconds of each of `n` calls. */
+  async function timed(n: number, call: (i: number) => Promise<unknown>): Promise<number[]> {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await call(i);
+      out.push(performance.now() - t0);
+    }
+    return out;
+  }
+
+  it('answers at once with the zero profile', async () => {
+    h = await startLab();
+    await h.ec2.send(new DescribeVpcsCommand({})); // the SDK's first call sets itself up
+    const t0 = performance.now();
+    for (let i = 0; i < 10; i++) {
+      await h.ec2.send(new CreateVpcCommand({ CidrBlock: `10.${i}.0.0/16` }));
+      await h.ec2.send(new DescribeVpcsCommand({}));
+    }
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
+  it('answers describes faster than mutating calls with the aws profile, mutating ones taking 100 ms or more', async () => {
     h = await startLab({ latency: 'aws' });
-    const t0 = Date.now();
     await h.ec2.send(new DescribeVpcsCommand({}));
-    const describe = Date.now() - t0;
-    const t1 = Date.now();
-    await h.ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }));
-    const mutate = Date.now() - t1;
-    expect(describe).toBeGreaterThanOrEqual(50);
-    expect(mutate).toBeGreaterThanOrEqual(100);
-    expect(mutate).toBeLessThan(1000);
+    const mutating = await timed(4, (i) => h!.ec2.send(new CreateVpcCommand({ CidrBlock: `10.${i}.0.0/16` })));
+    const describes = await timed(4, () => h!.ec2.send(new DescribeVpcsCommand({})));
+    for (const ms of mutating) expect(ms).toBeGreaterThanOrEqual(100);
+    for (const ms of describes) expect(ms).toBeGreaterThanOrEqual(30);
+    // Load can only add time, so the fastest describe carries the least noise.
+    expect(Math.min(...describes)).toBeLessThan(Math.min(...mutating));
+    // And it holds for every draw, not just these: the two ranges do not overlap.
+    const profile = h.emu.account.latency;
+    const draws = (action: string) => Array.from({ length: 500 }, () => profile.api('ec2', action));
+    expect(Math.max(...draws('DescribeRouteTables'))).toBeLessThan(Math.min(...draws('ReplaceRoute')));
+    expect(Math.min(...draws('ReplaceRoute'))).toBeGreaterThanOrEqual(100);
+    expect(Math.max(...draws('ReplaceRoute'))).toBeLessThanOrEqual(300);
+  });
+
+  it('gives single operations their own latency on top of the profile', async () => {
+    h = await startLab({ latency: 'zero', opLatency: { 'ec2:DescribeVpcs': 300, 'ec2:CreateVpc': [20, 40] } });
+    const [slow] = await timed(1, () => h!.ec2.send(new DescribeVpcsCommand({})));
+    expect(slow).toBeGreaterThanOrEqual(300);
+    const profile = h.emu.account.latency;
+    expect(profile.api('ec2', 'CreateVpc')).toBeGreaterThanOrEqual(20);
+    expect(profile.api('ec2', 'CreateVpc')).toBeLessThanOrEqual(40);
+    expect(profile.api('ec2', 'DescribeSubnets')).toBe(0);
+    const health = (await (await fetch(`${h.url}/_lab/health`)).json()) as { latency: string; opLatency: Record<string, unknown> };
+    expect(health).toMatchObject({ latency: 'zero', opLatency: { 'ec2:DescribeVpcs': 300, 'ec2:CreateVpc': [20, 40] } });
+    expect(() => createEmulator({ opLatency: { 'ec2:ReplaceRoutes': 5 } })).toThrow(/ec2 has no operation "ReplaceRoutes"/);
+    expect(() => createEmulator({ opLatency: { ReplaceRoute: 5 } })).toThrow(/write it as ec2:ReplaceRoute/);
+    expect(() => createEmulator({ opLatency: { 'ec2:ReplaceRoute': [50, 10] } })).toThrow(/whole milliseconds/);
   });
 });
 

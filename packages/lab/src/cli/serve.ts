@@ -3,15 +3,15 @@
  * root), on loopback, until SIGINT/SIGTERM/SIGHUP. Prints the environment that points
  * the AWS SDK/CLI and hanat at it.
  */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { createEmulator, isLoopbackHost } from '../emulator/index.js';
 import { LabUsageError, envExports } from '../dataplane/cli-support.js';
+import { addLatencyOptions, describeLatency, parseOpLatency, type LatencyOptions } from './latency.js';
 import type { CliDeps } from './program.js';
 
-export interface ServeOptions {
+export interface ServeOptions extends LatencyOptions {
   port: string;
   host: string;
-  latency: 'aws' | 'zero';
   bootDelay: string;
   region: string;
 }
@@ -19,6 +19,8 @@ export interface ServeOptions {
 export interface ServeResult {
   url: string;
   region: string;
+  /** The latency in effect, for the start-up message: `aws, ec2:CreateRoute 250 ms`. */
+  latency: string;
 }
 
 function integer(flag: string, value: string, min: number, max: number): number {
@@ -38,7 +40,8 @@ export async function serveAction(opts: ServeOptions, deps: CliDeps): Promise<Se
   const port = integer('--port', opts.port, 0, 65535);
   const bootDelayMs = integer('--boot-delay', opts.bootDelay, 0, 3_600_000);
   if (!/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/.test(opts.region)) throw new LabUsageError(`--region ${opts.region}: not an AWS region name (like us-east-1)`);
-  const emulator = createEmulator({ latency: opts.latency, bootDelayMs, region: opts.region, log: (m) => deps.stderr(`hanat-lab: ${m}\n`) });
+  const opLatency = parseOpLatency(opts.opLatency);
+  const emulator = createEmulator({ latency: opts.latency, opLatency, bootDelayMs, region: opts.region, log: (m) => deps.stderr(`hanat-lab: ${m}\n`) });
   let listener;
   try {
     listener = await emulator.listen({ host: opts.host, port });
@@ -52,16 +55,16 @@ export async function serveAction(opts: ServeOptions, deps: CliDeps): Promise<Se
     if (deps.signal.aborted) stop();
     else deps.signal.addEventListener('abort', stop, { once: true });
   });
-  return { url: listener.url!, region: opts.region, stopped };
+  return { url: listener.url!, region: opts.region, latency: describeLatency(opts.latency, opLatency), stopped };
 }
 
 export function registerServe(program: Command, deps: CliDeps): void {
-  program
+  const serve = program
     .command('serve')
     .description('run the AWS control-plane emulator (EC2, Auto Scaling, CloudFormation, SSM, IMDS) on loopback, without namespaces')
     .option('--port <n>', 'TCP port (0 picks a free one)', '4566')
-    .option('--host <address>', 'loopback address to listen on', '127.0.0.1')
-    .addOption(new Option('--latency <profile>', 'API and stack latency').choices(['zero', 'aws']).default('zero'))
+    .option('--host <address>', 'loopback address to listen on', '127.0.0.1');
+  addLatencyOptions(serve)
     .option('--boot-delay <ms>', 'time from an Auto Scaling launch to the instance running', '0')
     .option('--region <name>', 'default region (a request signed for another region gets its own)', 'us-east-1')
     .addHelpText(
@@ -74,7 +77,7 @@ Stops on SIGINT, SIGTERM or SIGHUP.`,
     )
     .action(async (opts: ServeOptions) => {
       const r = await serveAction(opts, deps);
-      deps.stderr(`hanat-lab: AWS emulator listening on ${r.url} (region ${r.region}, latency ${opts.latency}, boot delay ${opts.bootDelay} ms); Ctrl-C stops it\n`);
+      deps.stderr(`hanat-lab: AWS emulator listening on ${r.url} (region ${r.region}, latency ${r.latency}, boot delay ${opts.bootDelay} ms); Ctrl-C stops it\n`);
       deps.stdout(envExports(r.url, r.region));
       await r.stopped;
       deps.stderr('hanat-lab: emulator stopped\n');

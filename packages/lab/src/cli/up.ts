@@ -19,11 +19,11 @@ import { runWorker } from '../dataplane/workers/index.js';
 import { labEmulator, type EmulatorSettings } from '../dataplane/emulator-adapter.js';
 import { registerDown } from './down.js';
 import { registerFault } from './fault.js';
+import { addLatencyOptions, describeLatency, latencyArgs, parseOpLatency, type LatencyOptions } from './latency.js';
 import { registerProbe } from './probe.js';
 import { registerStatus } from './status.js';
 
-export interface UpOptions {
-  latency: 'aws' | 'zero';
+export interface UpOptions extends LatencyOptions {
   bootDelay: string;
   port: string;
   region: string;
@@ -60,7 +60,13 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
   const runDir = resolve(opts.runDir ?? join(process.cwd(), '.lab'), prefix);
   const agent = resolve(opts.agent ?? defaultAgentBundle());
   if (!existsSync(agent)) throw new LabUsageError(`the agent bundle ${agent} does not exist; build it with \`node scripts/build.mjs agent\` or pass --agent <path>`);
-  const settings: EmulatorSettings = { latency: opts.latency, bootDelayMs: intOption('boot-delay', opts.bootDelay, 0), region: opts.region, log: (m) => deps.stderr(`emulator: ${m}\n`) };
+  const settings: EmulatorSettings = {
+    latency: opts.latency,
+    opLatency: parseOpLatency(opts.opLatency),
+    bootDelayMs: intOption('boot-delay', opts.bootDelay, 0),
+    region: opts.region,
+    log: (m) => deps.stderr(`emulator: ${m}\n`),
+  };
   mkdirSync(runDir, { recursive: true });
 
   let stopRequested: () => void = () => {};
@@ -101,11 +107,12 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
 /** Starts `up` again as a detached process and waits until it has published its state. */
 export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise<{ prefix: string; apiEndpoint: string; region: string; log: string }> {
   checkRoot();
+  parseOpLatency(opts.opLatency); // a bad value fails here, not in the detached child's log
   const prefix = newPrefix();
   const runDir = resolve(opts.runDir ?? join(process.cwd(), '.lab'));
   mkdirSync(join(runDir, prefix), { recursive: true });
   const log = join(runDir, prefix, 'lab.log');
-  const args = [process.argv[1]!, 'up', '--prefix', prefix, '--latency', opts.latency, '--boot-delay', opts.bootDelay, '--port', opts.port, '--region', opts.region, '--probe-interval', opts.probeInterval, '--run-dir', runDir];
+  const args = [process.argv[1]!, 'up', '--prefix', prefix, ...latencyArgs(opts), '--boot-delay', opts.bootDelay, '--port', opts.port, '--region', opts.region, '--probe-interval', opts.probeInterval, '--run-dir', runDir];
   if (opts.agent) args.push('--agent', resolve(opts.agent));
   const fd = openSync(log, 'a');
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...deps.env } });
@@ -132,10 +139,10 @@ export function registerLabCommands(program: Command, deps: LabCommandDeps): voi
 }
 
 export function registerUp(program: Command, deps: LabCommandDeps): void {
-  program
+  const up = program
     .command('up')
-    .description('start the lab: the AWS emulator and a VPC of network namespaces running the real agent (as root)')
-    .addOption(new Option('--latency <profile>', 'API latency: aws (100-300 ms mutating calls) or zero').choices(['aws', 'zero']).default('zero'))
+    .description('start the lab: the AWS emulator and a VPC of network namespaces running the real agent (as root)');
+  addLatencyOptions(up)
     .option('--boot-delay <ms>', 'time from an Auto Scaling launch to the instance running', '5000')
     .option('--port <n>', 'loopback port of the AWS API (0: any free port)', '0')
     .option('--region <region>', 'the emulated region', 'us-east-1')
@@ -161,7 +168,7 @@ each instance's agent log is <run-dir>/<prefix>/instances/<id>/agent.log.`,
       }
       await upForeground(opts, deps, (lab) => {
         deps.stdout(envExports(lab.apiEndpoint, lab.emulator.region));
-        deps.stderr(`hanat-lab: lab ${lab.prefix} is up; Ctrl-C or \`hanat-lab down\` stops it\n`);
+        deps.stderr(`hanat-lab: lab ${lab.prefix} is up (latency ${describeLatency(opts.latency, parseOpLatency(opts.opLatency))}); Ctrl-C or \`hanat-lab down\` stops it\n`);
       });
     });
 

@@ -3,18 +3,28 @@
  * API (src/emulator/index.ts). The only file of the data plane that imports the emulator.
  */
 import type { InstanceLauncher } from '../contract.js';
-import { createEmulator } from '../emulator/index.js';
+import { createEmulator, FaultSpecError, type OpLatency } from '../emulator/index.js';
+import { AdminUsageError } from './admin.js';
 import type { LabEmulator } from './lab.js';
 
 export interface EmulatorSettings {
   latency: 'aws' | 'zero';
+  /** API latency of single operations (`ec2:CreateRoute` → ms), on top of `latency`. */
+  opLatency?: OpLatency;
   bootDelayMs: number;
   region: string;
   log?: (message: string) => void;
 }
 
 export function labEmulator(launcher: InstanceLauncher, settings: EmulatorSettings): LabEmulator {
-  const emulator = createEmulator({ launcher, latency: settings.latency, bootDelayMs: settings.bootDelayMs, region: settings.region, ...(settings.log ? { log: settings.log } : {}) });
+  const emulator = createEmulator({
+    launcher,
+    latency: settings.latency,
+    opLatency: settings.opLatency,
+    bootDelayMs: settings.bootDelayMs,
+    region: settings.region,
+    ...(settings.log ? { log: settings.log } : {}),
+  });
   const throttles: string[] = [];
   const tagsOf = (id: string): Record<string, string> => {
     for (const r of emulator.account.allRegions()) {
@@ -38,7 +48,14 @@ export function labEmulator(launcher: InstanceLauncher, settings: EmulatorSettin
     terminateInstance: (instanceId) => emulator.terminateInstance(instanceId),
     setLaunchBlocked: (az, blocked) => emulator.blockLaunches(az, blocked),
     addThrottling(spec) {
-      const id = emulator.faults.add({ kind: 'throttle', ...spec });
+      let id: string;
+      try {
+        id = emulator.faults.add({ kind: 'throttle', ...spec });
+      } catch (err) {
+        // A misspelt action would otherwise throttle nothing; it is the caller's mistake, not the lab's.
+        if (err instanceof FaultSpecError) throw new AdminUsageError(`throttle: ${err.message}`, { cause: err });
+        throw err;
+      }
       throttles.push(id);
       return id;
     },

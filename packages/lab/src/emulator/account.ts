@@ -10,8 +10,9 @@ import { Counters } from './counters.js';
 import { ACCOUNT_ID, azsOf, PublicIpPool, type Env } from './env.js';
 import { Faults } from './faults.js';
 import { Iam } from './iam.js';
-import { latencyProfile, type LatencyName, type LatencyProfile } from './latency.js';
+import { latencyProfile, withOpLatency, type LatencyName, type LatencyProfile, type OpLatency } from './latency.js';
 import { buildSnapshot } from './network-view.js';
+import { resolveOperation } from './operations.js';
 import { IdGenerator, seededRandom } from './random.js';
 import { Region } from './region.js';
 
@@ -20,6 +21,11 @@ export interface AccountOptions {
   region?: string | undefined;
   /** `zero` (default), `aws`, or a custom profile. */
   latency?: LatencyName | LatencyProfile | undefined;
+  /**
+   * API latency of single operations, on top of `latency`: `{ 'ec2:CreateRoute': 250,
+   * 'ec2:DescribeRouteTables': [20, 60] }` (ms, or a range drawn per call).
+   */
+  opLatency?: OpLatency | undefined;
   /** Milliseconds between an Auto Scaling launch (instance `pending`) and `launcher.launch`. Default 0. */
   bootDelayMs?: number | undefined;
   /** Default: a launcher that does nothing (instances just become `running`). */
@@ -44,6 +50,8 @@ export class Account implements NetworkView {
   readonly defaultRegion: string;
   readonly clock: Clock;
   readonly latency: LatencyProfile;
+  /** The per-operation overrides inside `latency` (for /_lab/health). */
+  readonly opLatency: OpLatency;
   readonly faults: Faults;
   readonly counters = new Counters();
   readonly ids: IdGenerator;
@@ -61,7 +69,12 @@ export class Account implements NetworkView {
     const random = seededRandom(seed);
     this.defaultRegion = opts.region ?? 'us-east-1';
     this.clock = opts.clock ?? systemClock;
-    this.latency = latencyProfile(opts.latency, random);
+    this.opLatency = { ...(opts.opLatency ?? {}) };
+    for (const key of Object.keys(this.opLatency)) {
+      const op = resolveOperation(key);
+      if ('error' in op || key !== `${op.service}:${op.action}`) throw new RangeError(`opLatency key ${JSON.stringify(key)}: ${'error' in op ? op.error : `write it as ${op.service}:${op.action}`}`);
+    }
+    this.latency = withOpLatency(latencyProfile(opts.latency, random), this.opLatency, random);
     this.faults = new Faults(random);
     this.ids = new IdGenerator(`hanat-lab-${seed}`);
     this.iam = new Iam(ACCOUNT_ID, this.ids, () => this.clock.now());

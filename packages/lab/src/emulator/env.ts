@@ -68,6 +68,18 @@ export function azsOf(region: string): string[] {
   return ['a', 'b', 'c', 'd', 'e', 'f'].map((l) => `${region}${l}`);
 }
 
+/** EC2's private DNS name: `ip-10-0-0-10.ec2.internal` in us-east-1, `ip-10-0-0-10.<region>.compute.internal` elsewhere. */
+export function privateDnsName(region: string, ip: string): string {
+  const host = `ip-${ip.replace(/\./g, '-')}`;
+  return region === 'us-east-1' ? `${host}.ec2.internal` : `${host}.${region}.compute.internal`;
+}
+
+/** EC2's public DNS name: `ec2-198-19-0-1.compute-1.amazonaws.com` in us-east-1, `ec2-198-19-0-1.<region>.compute.amazonaws.com` elsewhere. */
+export function publicDnsName(region: string, ip: string): string {
+  const host = `ec2-${ip.replace(/\./g, '-')}`;
+  return region === 'us-east-1' ? `${host}.compute-1.amazonaws.com` : `${host}.${region}.compute.amazonaws.com`;
+}
+
 export function azId(region: string, az: string): string {
   const i = az.charCodeAt(az.length - 1) - 'a'.charCodeAt(0) + 1;
   return `${regionCode(region)}-az${i}`;

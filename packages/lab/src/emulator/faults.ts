@@ -5,6 +5,7 @@
  */
 import { AwsError } from './errors.js';
 import type { Service } from './latency.js';
+import { isOperation, isService, SERVICE_NAMES, servicesWith } from './operations.js';
 
 export type ApiFaultKind = 'throttle' | 'internal' | 'unavailable';
 
@@ -46,6 +47,83 @@ export interface ResourceFault extends ResourceFaultSpec {
   hits: number;
 }
 
+const API_FAULT_KINDS: readonly ApiFaultKind[] = ['throttle', 'internal', 'unavailable'];
+const PHASES = ['create', 'update', 'delete'] as const;
+
+/** A fault spec that names something that does not exist, or has a value out of range. */
+export class FaultSpecError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FaultSpecError';
+  }
+}
+
+function fields(spec: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new FaultSpecError('', 'a fault must be a JSON object');
+  const obj = spec as Record<string, unknown>;
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) throw new FaultSpecError(k, `unknown field ${JSON.stringify(k)}; a fault takes ${allowed.join(', ')}`);
+  }
+  return obj;
+}
+
+function optionalString(obj: Record<string, unknown>, field: string): string | undefined {
+  const v = obj[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v === '') throw new FaultSpecError(field, `${field} must be a non-empty string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function optionalCount(obj: Record<string, unknown>): number | undefined {
+  const v = obj.count;
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new FaultSpecError('count', `count must be a positive integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/**
+ * Checks an API fault spec (from code or the admin endpoint): `kind` one of the
+ * three, `service` an emulated service, `action` one of its operations (of any
+ * service when `service` is absent), `rate` a number in (0, 1], `count` a
+ * positive integer. A typo would otherwise make a fault that never fires, or
+ * one that fires on everything.
+ */
+export function checkApiFault(spec: unknown): ApiFaultSpec {
+  const obj = fields(spec, ['kind', 'service', 'action', 'caller', 'rate', 'count']);
+  const kind = obj.kind;
+  if (!API_FAULT_KINDS.includes(kind as ApiFaultKind)) throw new FaultSpecError('kind', `kind must be ${API_FAULT_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  const service = obj.service;
+  if (service !== undefined && !isService(service)) throw new FaultSpecError('service', `service must be one of ${SERVICE_NAMES.join(', ')}, got ${JSON.stringify(service)}`);
+  const action = optionalString(obj, 'action');
+  if (action !== undefined) {
+    if (service !== undefined && !isOperation(service, action)) throw new FaultSpecError('action', `${service} has no emulated operation ${JSON.stringify(action)}`);
+    if (service === undefined && servicesWith(action).length === 0) throw new FaultSpecError('action', `no emulated service has an operation ${JSON.stringify(action)}`);
+  }
+  const caller = optionalString(obj, 'caller');
+  const rate = obj.rate;
+  if (rate !== undefined && (typeof rate !== 'number' || !(rate > 0 && rate <= 1))) throw new FaultSpecError('rate', `rate must be a number greater than 0 and at most 1, got ${JSON.stringify(rate)}`);
+  const count = optionalCount(obj);
+  return { kind: kind as ApiFaultKind, service, action, caller, rate, count };
+}
+
+/** Checks a CloudFormation resource fault spec: strings where strings go, a known phase, a positive count. */
+export function checkResourceFault(spec: unknown): ResourceFaultSpec {
+  const obj = fields(spec, ['logicalId', 'type', 'stackName', 'phase', 'message', 'count']);
+  const phase = obj.phase;
+  if (phase !== undefined && !PHASES.includes(phase as (typeof PHASES)[number])) throw new FaultSpecError('phase', `phase must be ${PHASES.join(', ')}, got ${JSON.stringify(phase)}`);
+  return {
+    logicalId: optionalString(obj, 'logicalId'),
+    type: optionalString(obj, 'type'),
+    stackName: optionalString(obj, 'stackName'),
+    phase: phase as ResourceFaultSpec['phase'],
+    message: optionalString(obj, 'message'),
+    count: optionalCount(obj),
+  };
+}
+
 /** The error AWS returns for each fault kind, per service. */
 export function faultError(service: Service, kind: ApiFaultKind): AwsError {
   switch (kind) {
@@ -63,6 +141,11 @@ export function faultError(service: Service, kind: ApiFaultKind): AwsError {
   }
 }
 
+/** The object without its undefined fields (`{ action: undefined }` means no action). */
+function withoutUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
 export class Faults {
   private api: ApiFault[] = [];
   private resources: ResourceFault[] = [];
@@ -71,17 +154,19 @@ export class Faults {
 
   constructor(private readonly random: () => number) {}
 
-  /** Adds an API fault; returns its id (for `remove`). */
+  /** Adds an API fault; returns its id (for `remove`). Throws FaultSpecError for a spec `checkApiFault` refuses. */
   add(spec: ApiFaultSpec): string {
+    const checked = withoutUndefined(checkApiFault(withoutUndefined(spec)));
     const id = `fault-${++this.seq}`;
-    this.api.push({ ...spec, id, hits: 0 });
+    this.api.push({ ...checked, id, hits: 0 });
     return id;
   }
 
-  /** Adds a CloudFormation resource fault; returns its id. */
+  /** Adds a CloudFormation resource fault; returns its id. Throws FaultSpecError for a spec `checkResourceFault` refuses. */
   failResource(spec: ResourceFaultSpec): string {
+    const checked = withoutUndefined(checkResourceFault(withoutUndefined(spec)));
     const id = `fault-${++this.seq}`;
-    this.resources.push({ ...spec, id, hits: 0 });
+    this.resources.push({ ...checked, id, hits: 0 });
     return id;
   }
 

@@ -12,7 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import { LAB_INSTANCE_HEADER, LAB_SOURCE_IP_HEADER } from '../contract.js';
 import type { Account } from './account.js';
 import type { Instance } from './ec2/state.js';
-import { azId } from './env.js';
+import { azId, privateDnsName, publicDnsName } from './env.js';
 import type { Region } from './region.js';
 
 export interface ImdsResponse {
@@ -127,7 +127,7 @@ export class Imds {
     const subnet = ec2.subnets.get(instance.subnetId);
     const vpc = ec2.vpcs.get(instance.vpcId);
     const publicIp = eni ? ec2.publicIpOf(eni) : undefined;
-    const hostname = region.name === 'us-east-1' ? `ip-${instance.privateIp.replace(/\./g, '-')}.ec2.internal` : `ip-${instance.privateIp.replace(/\./g, '-')}.${region.name}.compute.internal`;
+    const hostname = privateDnsName(region.name, instance.privateIp);
     const groups = instance.groups.map((g) => ec2.securityGroups.get(g)?.name ?? g);
     const macTree: Tree = {
       'device-number': '0',
@@ -166,7 +166,7 @@ export class Imds {
       'reservation-id': instance.reservationId,
       'security-groups': groups.join('\n'),
       services: { domain: 'amazonaws.com', partition: 'aws' },
-      ...(publicIp ? { 'public-ipv4': publicIp, 'public-hostname': `ec2-${publicIp.replace(/\./g, '-')}.compute-1.amazonaws.com` } : {}),
+      ...(publicIp ? { 'public-ipv4': publicIp, 'public-hostname': publicDnsName(region.name, publicIp) } : {}),
     };
     if (instance.iamInstanceProfile) {
       const profile = [...region.env.iam.instanceProfiles.values()].find((p) => p.arn === instance.iamInstanceProfile!.arn);

@@ -2,6 +2,7 @@
  * hanat-lab's AWS control-plane emulator: the programmatic API.
  *
  *   const emu = createEmulator({ latency: 'zero', bootDelayMs: 0 });
+ *   // or { latency: 'aws', opLatency: { 'ec2:CreateRoute': 250 } }
  *   const { url } = await emu.listen({ host: '127.0.0.1', port: 0 });
  *   // point the SDK at it: AWS_ENDPOINT_URL=url, any fake credentials
  *   emu.network.onChange((snap) => ...);   // contract.ts NetworkView
@@ -22,8 +23,10 @@ import { EmulatorServer, type Listener, type ListenOptions } from './server.js';
 export type { AccountOptions as EmulatorOptions } from './account.js';
 export type { Listener, ListenOptions } from './server.js';
 export type { ApiFaultSpec, ApiFaultKind, ResourceFaultSpec } from './faults.js';
+export { FaultSpecError } from './faults.js';
 export type { CounterSnapshot } from './counters.js';
-export type { LatencyName, LatencyProfile } from './latency.js';
+export type { LatencyName, LatencyProfile, OpLatency, OpLatencyMs } from './latency.js';
+export { resolveOperation } from './operations.js';
 export { ManualClock, systemClock, type Clock } from './clock.js';
 export { LAB_IMAGES } from './ec2/state.js';
 export { LAB_CREDENTIALS } from './imds.js';

@@ -1,7 +1,9 @@
 /**
  * How long things take. `zero` makes every API call and stack step immediate
  * (unit tests); `aws` approximates AWS so that progress output, polling and
- * benchmarks see realistic timing. A custom profile can be passed in whole.
+ * benchmarks see realistic timing. A custom profile can be passed in whole, and
+ * single operations can be given their own API latency on top of either
+ * (`withOpLatency`).
  */
 export type Service = 'ec2' | 'autoscaling' | 'cloudformation' | 'ssm';
 
@@ -22,6 +24,12 @@ export interface LatencyProfile {
 }
 
 export type LatencyName = 'zero' | 'aws';
+
+/** Milliseconds: a fixed figure, or a `[min, max]` range drawn uniformly for each call. */
+export type OpLatencyMs = number | readonly [min: number, max: number];
+
+/** API latency for single operations, keyed `service:Action` (`ec2:CreateRoute`), overriding the profile's. */
+export type OpLatency = Readonly<Record<string, OpLatencyMs>>;
 
 const READ = /^(Describe|Get|List|Validate)/;
 
@@ -65,7 +73,8 @@ export function awsLatency(random: () => number = Math.random): LatencyProfile {
     name: 'aws',
     api(service, action) {
       if (service === 'ssm') return between(20, 80);
-      return READ.test(action) ? between(50, 150) : between(100, 300);
+      // Disjoint ranges: every describe answers faster than any mutating call.
+      return READ.test(action) ? between(30, 80) : between(100, 300);
     },
     resource(type, phase) {
       const base = RESOURCE_MS[type] ?? 500;
@@ -82,4 +91,31 @@ export function latencyProfile(spec: LatencyName | LatencyProfile | undefined, r
   if (spec === undefined || spec === 'zero') return zeroLatency;
   if (spec === 'aws') return awsLatency(random);
   return spec;
+}
+
+function checkMs(key: string, ms: OpLatencyMs): void {
+  const ok = (n: number) => Number.isInteger(n) && n >= 0 && n <= 600_000;
+  const valid = typeof ms === 'number' ? ok(ms) : ms.length === 2 && ok(ms[0]) && ok(ms[1]) && ms[0] <= ms[1];
+  if (!valid) throw new RangeError(`latency for ${key} must be whole milliseconds from 0 to 600000, or a [min, max] range of them; got ${JSON.stringify(ms)}`);
+}
+
+/** `base`, except that the operations in `overrides` take the latency given there. */
+export function withOpLatency(base: LatencyProfile, overrides: OpLatency, random: () => number): LatencyProfile {
+  const entries = Object.entries(overrides);
+  if (entries.length === 0) return base;
+  for (const [key, ms] of entries) checkMs(key, ms);
+  const table = new Map(entries);
+  return {
+    name: base.name,
+    api(service, action) {
+      const ms = table.get(`${service}:${action}`);
+      if (ms === undefined) return base.api(service, action);
+      return typeof ms === 'number' ? ms : Math.round(ms[0] + random() * (ms[1] - ms[0]));
+    },
+    resource: (type, phase) => base.resource(type, phase),
+    changeSet: () => base.changeSet(),
+    instanceShutdown: () => base.instanceShutdown(),
+    healthCheck: () => base.healthCheck(),
+    launchRetry: () => base.launchRetry(),
+  };
 }

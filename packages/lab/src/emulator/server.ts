@@ -11,20 +11,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP } from 'node:net';
 import { LAB_SOURCE_IP_HEADER } from '../contract.js';
 import type { Account } from './account.js';
-import { autoScalingOperations } from './autoscaling/handlers.js';
-import { cloudFormationOperations } from './cloudformation/handlers.js';
-import { ec2Operations } from './ec2/handlers.js';
 import { AwsError, isAwsError } from './errors.js';
-import type { ApiFaultSpec } from './faults.js';
+import { checkApiFault, checkResourceFault, FaultSpecError } from './faults.js';
 import { Imds } from './imds.js';
 import type { Service } from './latency.js';
+import { OPERATIONS } from './operations.js';
 import type { OpDef } from './protocol/ops.js';
 import { escapeXml, readQueryInput, toJsonValue, writeXmlOutput, type Dialect } from './protocol/schema.js';
-import { ssmOperations } from './ssm/handlers.js';
 
 interface ServiceDef {
   service: Service;
-  ops: Map<string, OpDef>;
+  ops: ReadonlyMap<string, OpDef>;
   version?: string;
   xmlns?: string;
   /** SigV4 signing name in the credential scope. */
@@ -32,10 +29,10 @@ interface ServiceDef {
 }
 
 const SERVICES: ServiceDef[] = [
-  { service: 'ec2', ops: ec2Operations, version: '2016-11-15', xmlns: 'http://ec2.amazonaws.com/doc/2016-11-15/', signingName: 'ec2' },
-  { service: 'autoscaling', ops: autoScalingOperations, version: '2011-01-01', xmlns: 'http://autoscaling.amazonaws.com/doc/2011-01-01/', signingName: 'autoscaling' },
-  { service: 'cloudformation', ops: cloudFormationOperations, version: '2010-05-15', xmlns: 'http://cloudformation.amazonaws.com/doc/2010-05-15/', signingName: 'cloudformation' },
-  { service: 'ssm', ops: ssmOperations, signingName: 'ssm' },
+  { service: 'ec2', ops: OPERATIONS.ec2, version: '2016-11-15', xmlns: 'http://ec2.amazonaws.com/doc/2016-11-15/', signingName: 'ec2' },
+  { service: 'autoscaling', ops: OPERATIONS.autoscaling, version: '2011-01-01', xmlns: 'http://autoscaling.amazonaws.com/doc/2011-01-01/', signingName: 'autoscaling' },
+  { service: 'cloudformation', ops: OPERATIONS.cloudformation, version: '2010-05-15', xmlns: 'http://cloudformation.amazonaws.com/doc/2010-05-15/', signingName: 'cloudformation' },
+  { service: 'ssm', ops: OPERATIONS.ssm, signingName: 'ssm' },
 ];
 
 const JSON_TARGETS: Record<string, Service> = { AmazonSSM: 'ssm' };
@@ -312,29 +309,34 @@ export class EmulatorServer {
     const a = this.account;
     let json: Record<string, unknown> = {};
     if (body) {
+      let parsed: unknown;
       try {
-        json = JSON.parse(body) as Record<string, unknown>;
+        parsed = JSON.parse(body);
       } catch {
         return { status: 400, body: { error: 'body must be JSON' } };
       }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { status: 400, body: { error: 'body must be a JSON object' } };
+      json = parsed as Record<string, unknown>;
     }
     const parts = path.split('/').filter(Boolean).slice(1);
     const route = `${method} /${parts.join('/')}`;
-    if (route === 'GET /health') return { status: 200, body: { ok: true, region: a.defaultRegion, latency: a.latency.name } };
+    if (route === 'GET /health') return { status: 200, body: { ok: true, region: a.defaultRegion, latency: a.latency.name, opLatency: a.opLatency } };
     if (route === 'GET /counters') return { status: 200, body: a.counters.snapshot() };
     if (route === 'DELETE /counters') {
       a.counters.reset();
       return { status: 200, body: { ok: true } };
     }
     if (route === 'GET /faults') return { status: 200, body: a.faults.list() };
-    if (route === 'POST /faults') {
-      const kind = json.kind;
-      if (kind !== 'throttle' && kind !== 'internal' && kind !== 'unavailable') return { status: 400, body: { error: 'kind must be throttle, internal or unavailable' } };
-      return { status: 200, body: { id: a.faults.add(json as unknown as ApiFaultSpec) } };
+    try {
+      if (route === 'POST /faults') return { status: 200, body: { id: a.faults.add(checkApiFault(json)) } };
+      if (route === 'POST /faults/resource') return { status: 200, body: { id: a.faults.failResource(checkResourceFault(json)) } };
+    } catch (err) {
+      if (err instanceof FaultSpecError) return { status: 400, body: { error: err.message, field: err.field } };
+      throw err;
     }
-    if (route === 'POST /faults/resource') return { status: 200, body: { id: a.faults.failResource(json) } };
     if (route === 'POST /faults/az') {
-      if (typeof json.az !== 'string') return { status: 400, body: { error: 'az is required' } };
+      if (typeof json.az !== 'string' || json.az === '') return { status: 400, body: { error: `az must be an Availability Zone name, got ${JSON.stringify(json.az)}`, field: 'az' } };
+      if (json.blocked !== undefined && typeof json.blocked !== 'boolean') return { status: 400, body: { error: `blocked must be true or false, got ${JSON.stringify(json.blocked)}`, field: 'blocked' } };
       a.faults.blockLaunches(json.az, json.blocked !== false);
       return { status: 200, body: a.faults.list() };
     }

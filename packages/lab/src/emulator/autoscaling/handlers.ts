@@ -6,7 +6,8 @@ import { applyFilters } from '../filters.js';
 import { op, opTable, paginate, type OpContext, type Out } from '../protocol/ops.js';
 import type { Activity, Group, GroupTag } from './state.js';
 
-const invalidToken = () => validationError('The value of the NextToken parameter is invalid.');
+/** What Auto Scaling's Describe calls answer for a NextToken they did not hand out. */
+const invalidToken = () => new AwsError('InvalidNextToken', 'The NextToken value is not valid.');
 
 function renderGroup(ctx: OpContext, g: Group): T.AutoScalingGroup {
   const ec2 = ctx.region.ec2;

@@ -75,6 +75,12 @@ export interface Stack {
   outputs: Output[];
   changeSetId?: string | undefined;
   operation?: Promise<void> | undefined;
+  /**
+   * DeleteStack arrived while the stack was being created, when the stack had
+   * `since` events: creation starts nothing more, and once the resources in
+   * flight finish, everything made is deleted.
+   */
+  deleteRequested?: { since: number } | undefined;
 }
 
 export interface ChangeSet {
@@ -138,15 +144,20 @@ function handlerErrorCode(code: string): string {
   return 'GeneralServiceException';
 }
 
-/** Graph walk: run each node once its dependencies succeeded; stop starting new nodes after a failure. */
-async function runGraph(ids: readonly string[], depsOf: (id: string) => readonly string[], run: (id: string) => Promise<void>): Promise<{ failed: string[]; done: string[]; skipped: string[] }> {
+/** Graph walk: run each node once its dependencies succeeded; stop starting new nodes after a failure, or once `stop` says so. */
+async function runGraph(
+  ids: readonly string[],
+  depsOf: (id: string) => readonly string[],
+  run: (id: string) => Promise<void>,
+  stop: () => boolean = () => false,
+): Promise<{ failed: string[]; done: string[]; skipped: string[] }> {
   const done = new Set<string>();
   const failed: string[] = [];
   const started = new Set<string>();
   const inFlight = new Map<string, Promise<void>>();
   const idSet = new Set(ids);
   for (;;) {
-    if (failed.length === 0) {
+    if (failed.length === 0 && !stop()) {
       for (const id of ids) {
         if (started.has(id)) continue;
         if (depsOf(id).every((d) => !idSet.has(d) || done.has(d))) {
@@ -566,16 +577,28 @@ export class CloudFormation {
     return cs.stack;
   }
 
+  /**
+   * Like AWS: a stack being created can be deleted (creation stops, what it made is
+   * deleted); one being updated or rolled back cannot.
+   */
   deleteStack(nameOrId: string | undefined, retain: readonly string[] | undefined): void {
     const stack = nameOrId ? this.findStack(nameOrId) : undefined;
     if (!stack || stack.status === 'DELETE_COMPLETE' || stack.status === 'DELETE_IN_PROGRESS') return;
-    if (stack.status.endsWith('_IN_PROGRESS') && stack.status !== 'REVIEW_IN_PROGRESS') {
+    // A CREATE change set being executed leaves REVIEW_IN_PROGRESS a moment later.
+    const executing = stack.changeSetId !== undefined && this.changeSets.get(stack.changeSetId)?.executionStatus === 'EXECUTE_IN_PROGRESS';
+    const creating = stack.status === 'CREATE_IN_PROGRESS' || (stack.status === 'REVIEW_IN_PROGRESS' && executing);
+    if (!creating && stack.status.endsWith('_IN_PROGRESS') && stack.status !== 'REVIEW_IN_PROGRESS') {
       throw validationError(`Stack [${stack.name}] cannot be deleted while in status ${stack.status}`);
     }
     if (retain?.length && stack.status !== 'DELETE_FAILED') {
       throw validationError(`Invalid operation on stack [${stack.id}]. RetainResources can only be specified when the stack is in the DELETE_FAILED state`);
     }
     for (const cs of [...this.changeSets.values()]) if (cs.stack === stack) this.changeSets.delete(cs.id);
+    if (creating) {
+      stack.deleteRequested = { since: stack.events.length };
+      this.stackEvent(stack, 'DELETE_IN_PROGRESS', 'User Initiated');
+      return;
+    }
     this.startOperation(stack, () => this.runDelete(stack, new Set(retain ?? [])));
   }
 
@@ -685,13 +708,36 @@ export class CloudFormation {
     stack.capabilities = cs.capabilities;
     stack.description = cs.template.Description;
     stack.created = new Date(this.env.clock.now());
+    /** DeleteStack may arrive at any await below. */
+    const deletion = () => stack.deleteRequested;
+    if (deletion()) {
+      // Deleted before creation began: there is nothing to undo.
+      await this.runDelete(stack, new Set(), false);
+      return false;
+    }
     this.stackEvent(stack, 'CREATE_IN_PROGRESS', 'User Initiated');
     const active = this.activeResources(stack, stack.template, stack.params);
     const activeSet = new Set(active);
     for (const id of active) {
       stack.resources.set(id, { logicalId: id, type: stack.template.Resources[id]!.Type, status: 'NOT_STARTED', updated: new Date(this.env.clock.now()), props: {}, attrs: {} });
     }
-    const result = await runGraph(active, (id) => dependenciesOf(stack.template.Resources[id]!, activeSet), (id) => this.createResource(stack, stack.template, activeSet, id, stack.resources.get(id)!));
+    const result = await runGraph(
+      active,
+      (id) => dependenciesOf(stack.template.Resources[id]!, activeSet),
+      (id) => this.createResource(stack, stack.template, activeSet, id, stack.resources.get(id)!),
+      () => deletion() !== undefined,
+    );
+    const deleteRequested = deletion();
+    if (deleteRequested) {
+      const since = deleteRequested.since;
+      for (const id of result.done) {
+        const r = stack.resources.get(id)!;
+        if (this.finishedAfter(stack, id, since)) this.resourceEvent(stack, r, 'CREATE_FAILED', 'Resource creation cancelled');
+      }
+      for (const id of active) if (stack.resources.get(id)!.status === 'NOT_STARTED') stack.resources.delete(id);
+      await this.runDelete(stack, new Set(), false);
+      return false;
+    }
     if (result.failed.length === 0) {
       try {
         stack.outputs = this.evalOutputs(stack, activeSet);
@@ -729,6 +775,13 @@ export class CloudFormation {
       stack.reason = `${reason}Rollback requested by user.`;
     }
     return false;
+  }
+
+  /** Whether resource `id` started creating before event number `since` and completed after it (it was in flight). */
+  private finishedAfter(stack: Stack, id: string, since: number): boolean {
+    const started = stack.events.findIndex((e) => e.logicalId === id && e.status === 'CREATE_IN_PROGRESS');
+    const completed = stack.events.findIndex((e) => e.logicalId === id && e.status === 'CREATE_COMPLETE');
+    return started >= 0 && started < since && completed > since;
   }
 
   /** A resource that finished after the first failure event was in flight and counts as cancelled. */
@@ -903,8 +956,9 @@ export class CloudFormation {
     return false;
   }
 
-  private async runDelete(stack: Stack, retain: ReadonlySet<string>): Promise<void> {
-    this.stackEvent(stack, 'DELETE_IN_PROGRESS', 'User Initiated');
+  /** Deletes the stack's resources; `announce` is false when DeleteStack already reported DELETE_IN_PROGRESS. */
+  private async runDelete(stack: Stack, retain: ReadonlySet<string>, announce = true): Promise<void> {
+    if (announce) this.stackEvent(stack, 'DELETE_IN_PROGRESS', 'User Initiated');
     const ids = [...stack.resources.values()].filter((r) => r.status !== 'DELETE_COMPLETE' && r.status !== 'DELETE_SKIPPED').map((r) => r.logicalId);
     const failed = await this.deleteAll(stack, ids, (id) => stack.resources.get(id)!.physicalId, retain);
     if (failed.length) {

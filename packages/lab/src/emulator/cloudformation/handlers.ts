@@ -8,6 +8,8 @@ import type { ChangeSet, Stack, StackResource } from './engine.js';
 
 const invalidToken = () => validationError('Invalid NextToken');
 
+const STACK_STATUSES: readonly string[] = Object.values(cfn.StackStatus);
+
 function parameters(stack: Stack | ChangeSet): T.Parameter[] {
   const defs = stack.template.Parameters ?? {};
   return Object.entries(stack.params.given).map(([k, v]) => {
@@ -130,6 +132,10 @@ export const cloudFormationOperations = opTable([
   }),
 
   op<T.ListStacksCommandInput, Out<T.ListStacksCommandOutput>>(cfn.ListStacks$, (input, ctx) => {
+    const unknown = (input.StackStatusFilter ?? []).filter((f) => !STACK_STATUSES.includes(f));
+    if (unknown.length) {
+      throw validationError(`1 validation error detected: Value '[${unknown.join(', ')}]' at 'stackStatusFilter' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [${STACK_STATUSES.join(', ')}]]`);
+    }
     let stacks = cfnOf(ctx).stacks;
     if (input.StackStatusFilter?.length) stacks = stacks.filter((s) => input.StackStatusFilter!.includes(s.status as T.StackStatus));
     const page = paginate(stacks, 100, input.NextToken, invalidToken);
@@ -150,7 +156,9 @@ export const cloudFormationOperations = opTable([
   }),
 
   op<T.DescribeStackEventsCommandInput, Out<T.DescribeStackEventsCommandOutput>>(cfn.DescribeStackEvents$, (input, ctx) => {
-    const s = cfnOf(ctx).stack(input.StackName);
+    // DescribeStackEvents words a missing stack differently from DescribeStacks.
+    const s = input.StackName ? cfnOf(ctx).findStack(input.StackName) : undefined;
+    if (!s) throw validationError(`Stack [${input.StackName ?? ''}] does not exist`);
     const newestFirst = [...s.events].reverse();
     const page = paginate(newestFirst, 100, input.NextToken, invalidToken);
     return {

@@ -533,7 +533,7 @@ const ops: OpDef[] = [
 
   op<T.DescribeNetworkInterfacesCommandInput, Out<T.DescribeNetworkInterfacesCommandOutput>>(ec2sdk.DescribeNetworkInterfaces$, (input, ctx) => {
     const ec2 = ec2Of(ctx);
-    requireIds(input.NetworkInterfaceIds, (id) => ec2.networkInterfaces.get(id), 'InvalidNetworkInterfaceID.NotFound', 'network interface');
+    requireIds(input.NetworkInterfaceIds, (id) => ec2.networkInterfaces.get(id), 'InvalidNetworkInterfaceID.NotFound', 'networkInterface');
     const all = applyFilters(byIds(ec2.networkInterfaces.values(), input.NetworkInterfaceIds, (e) => e.id), input.Filters, eniFilters(ec2));
     const page = paginate(all, input.MaxResults, input.NextToken, invalidToken);
     return { NetworkInterfaces: page.items.map((e) => renderNetworkInterface(ec2, e)), NextToken: page.next };

@@ -19,7 +19,7 @@ import type {
   Subnet as SdkSubnet,
   Vpc as SdkVpc,
 } from '@aws-sdk/client-ec2';
-import { azId } from '../env.js';
+import { azId, privateDnsName as regionPrivateDnsName, publicDnsName as regionPublicDnsName } from '../env.js';
 import { tagList } from '../tags.js';
 import { STATE_CODE, type Address, type Ec2, type Image, type Instance, type KeyPair, type LaunchTemplate, type NetworkInterface, type RouteTable, type SecurityGroup, type Subnet, type Vpc } from './state.js';
 
@@ -119,14 +119,11 @@ export function renderSecurityGroup(ec2: Ec2, sg: SecurityGroup): SdkSecurityGro
 }
 
 function privateDnsName(ec2: Ec2, ip: string): string {
-  const host = `ip-${ip.replace(/\./g, '-')}`;
-  return ec2.env.region === 'us-east-1' ? `${host}.ec2.internal` : `${host}.${ec2.env.region}.compute.internal`;
+  return regionPrivateDnsName(ec2.env.region, ip);
 }
 
 function publicDnsName(ec2: Ec2, ip: string | undefined): string {
-  if (!ip) return '';
-  const host = `ec2-${ip.replace(/\./g, '-')}`;
-  return ec2.env.region === 'us-east-1' ? `${host}.compute-1.amazonaws.com` : `${host}.${ec2.env.region}.compute.amazonaws.com`;
+  return ip ? regionPublicDnsName(ec2.env.region, ip) : '';
 }
 
 function eniAssociation(ec2: Ec2, eni: NetworkInterface) {

@@ -290,7 +290,7 @@ export class Ec2 {
       rtb: ['InvalidRouteTableID.NotFound', 'routeTable'],
       igw: ['InvalidInternetGatewayID.NotFound', 'internetGateway'],
       sg: ['InvalidGroup.NotFound', 'security group'],
-      eni: ['InvalidNetworkInterfaceID.NotFound', 'network interface'],
+      eni: ['InvalidNetworkInterfaceID.NotFound', 'networkInterface'],
       i: ['InvalidInstanceID.NotFound', 'instance'],
       eipalloc: ['InvalidAllocationID.NotFound', 'allocation'],
       ami: ['InvalidAMIID.NotFound', 'image'],
@@ -339,7 +339,7 @@ export class Ec2 {
 
   networkInterface(id: string): NetworkInterface {
     const e = this.networkInterfaces.get(id);
-    if (!e) throw notFound('InvalidNetworkInterfaceID.NotFound', 'network interface', id);
+    if (!e) throw notFound('InvalidNetworkInterfaceID.NotFound', 'networkInterface', id);
     return e;
   }
 

@@ -27,9 +27,15 @@ export const ssmOperations = opTable([
   }),
 
   op<T.GetParametersCommandInput, Out<T.GetParametersCommandOutput>>(ssmsdk.GetParameters$, (input, ctx) => {
+    if (!input.Names) throw new AwsError('ValidationException', "1 validation error detected: Value null at 'names' failed to satisfy constraint: Member must not be null");
+    const names = input.Names;
+    if (names.length < 1 || names.length > 10) {
+      const bound = names.length < 1 ? 'greater than or equal to 1' : 'less than or equal to 10';
+      throw new AwsError('ValidationException', `1 validation error detected: Value '[${names.join(', ')}]' at 'names' failed to satisfy constraint: Member must have length ${bound}`);
+    }
     const found: T.Parameter[] = [];
     const invalid: string[] = [];
-    for (const name of input.Names ?? []) {
+    for (const name of names) {
       try {
         const { param, version, selector } = ctx.region.ssm.get(name);
         found.push(render(ctx, param, version, selector));
