@@ -478,7 +478,8 @@ export class AutoScaling {
         });
       } catch (err) {
         lastError = err;
-        if (!(isAwsError(err) && err.code === 'InsufficientInstanceCapacity')) throw err;
+        // Capacity, or a type this AZ does not offer: the group tries its other AZs.
+        if (!(isAwsError(err) && (err.code === 'InsufficientInstanceCapacity' || err.code === 'Unsupported'))) throw err;
       }
     }
     throw lastError instanceof Error ? lastError : new Error('no subnet to launch in');

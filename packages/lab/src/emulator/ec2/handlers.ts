@@ -8,6 +8,7 @@ import * as ec2sdk from '@aws-sdk/client-ec2';
 import type * as T from '@aws-sdk/client-ec2';
 import { AwsError, invalidParameterValue, missingParameter } from '../errors.js';
 import { applyFilters, type FilterTable } from '../filters.js';
+import { azId } from '../env.js';
 import { op, opTable, paginate, type OpContext, type OpDef, type Out } from '../protocol/ops.js';
 import { tagsFromList, type Tags } from '../tags.js';
 import {
@@ -25,6 +26,7 @@ import {
   renderSubnet,
   renderVpc,
 } from './render.js';
+import { isOffered, LAB_INSTANCE_TYPES } from './offerings.js';
 import { STATE_CODE, type Address, type Ec2, type Image, type Instance, type KeyPair, type NetworkInterface, type RouteTable, type SecurityGroup, type Subnet, type Vpc } from './state.js';
 
 const invalidToken = (t: string) => new AwsError('InvalidNextToken', `The token '${t}' is invalid`);
@@ -702,6 +704,40 @@ const ops: OpDef[] = [
         },
       ),
     };
+  }),
+
+  op<T.DescribeInstanceTypeOfferingsCommandInput, Out<T.DescribeInstanceTypeOfferingsCommandOutput>>(ec2sdk.DescribeInstanceTypeOfferings$, (input, ctx) => {
+    const ec2 = ec2Of(ctx);
+    const { region, azs } = ec2.env;
+    const locationType = input.LocationType ?? 'region';
+    if (input.MaxResults !== undefined && (input.MaxResults < 5 || input.MaxResults > 1000)) {
+      throw invalidParameterValue(`Value ( ${input.MaxResults} ) for parameter maxResults is invalid. Parameter must be between 5 and 1000.`);
+    }
+    let rows: T.InstanceTypeOffering[];
+    switch (locationType) {
+      case 'region':
+        rows = LAB_INSTANCE_TYPES.filter((t) => azs.some((az) => isOffered(t, az))).map((t) => ({ InstanceType: t as T._InstanceType, LocationType: 'region', Location: region }));
+        break;
+      case 'availability-zone':
+      case 'availability-zone-id':
+        rows = azs.flatMap((az) =>
+          LAB_INSTANCE_TYPES.filter((t) => isOffered(t, az)).map((t) => ({
+            InstanceType: t as T._InstanceType,
+            LocationType: locationType,
+            Location: locationType === 'availability-zone' ? az : azId(region, az),
+          })),
+        );
+        break;
+      case 'outpost':
+        rows = [];
+        break;
+      default:
+        throw invalidParameterValue(`Value (${String(locationType)}) for parameter locationType is invalid. Valid values are region, availability-zone, availability-zone-id and outpost.`);
+    }
+    const filtered = applyFilters(rows, input.Filters, { fields: { 'instance-type': (o) => o.InstanceType, location: (o) => o.Location } });
+    // Without MaxResults, EC2 answers in pages of at most 1000 and hands out a NextToken.
+    const page = paginate(filtered, input.MaxResults ?? 1000, input.NextToken, invalidToken);
+    return { InstanceTypeOfferings: page.items, NextToken: page.next };
   }),
 
   op<T.DescribeRegionsCommandInput, Out<T.DescribeRegionsCommandOutput>>(ec2sdk.DescribeRegions$, (_input, ctx) => {

@@ -13,6 +13,7 @@ import type { LaunchSpec } from '../../contract.js';
 import { containsCidr, containsIp, formatIp, overlaps, parseCidr, parseIp, size } from '../cidr.js';
 import type { Env } from '../env.js';
 import { AwsError, invalidParameterValue, missingParameter, notFound } from '../errors.js';
+import { instanceTypeArchitecture, isOffered, unsupportedInAz } from './offerings.js';
 import type { Tags } from '../tags.js';
 
 export type InstanceStateName = 'pending' | 'running' | 'shutting-down' | 'terminated' | 'stopping' | 'stopped';
@@ -195,14 +196,6 @@ export const LAB_IMAGES: readonly Omit<Image, 'created'>[] = [
   { id: 'ami-0a1b2c3d4e5f60001', name: 'hanat-lab-nat-arm64', description: 'hanat-lab NAT image (arm64)', architecture: 'arm64' },
   { id: 'ami-0a1b2c3d4e5f60002', name: 'hanat-lab-nat-x86_64', description: 'hanat-lab NAT image (x86_64)', architecture: 'x86_64' },
 ];
-
-/** Graviton families (`t4g`, `c7gn`, `a1`) are arm64; everything else here is x86_64. */
-export function instanceTypeArchitecture(type: string): 'arm64' | 'x86_64' | undefined {
-  const m = /^([a-z]+)(\d+)([a-z-]*)\.[a-z0-9]+$/.exec(type);
-  if (!m) return undefined;
-  if (m[1] === 'a' && m[2] === '1') return 'arm64';
-  return m[3]!.includes('g') ? 'arm64' : 'x86_64';
-}
 
 const ID = /^[a-z]+-[0-9a-f]{8}([0-9a-f]{9})?$/;
 
@@ -922,6 +915,7 @@ export class Ec2 {
       const sg = this.securityGroup(g);
       if (sg.vpcId !== subnet.vpcId) throw invalidParameterValue(`Security group ${g} and subnet ${subnet.id} belong to different networks.`);
     }
+    if (!isOffered(req.instanceType, subnet.az)) throw unsupportedInAz(req.instanceType, subnet.az, env.azs);
     if (env.faults.isLaunchBlocked(subnet.az)) {
       throw new AwsError(
         'InsufficientInstanceCapacity',
