@@ -128,6 +128,11 @@ export function isAwsError(err: unknown): boolean {
   );
 }
 
+/** True when AWS refused a call for lack of permission (AccessDenied, UnauthorizedOperation, ...). */
+export function isAccessDenied(err: unknown): boolean {
+  return isAwsError(err) && DENIED.has(awsErrorName(err) ?? '');
+}
+
 /** The Node network error code (ECONNREFUSED, ENOTFOUND, ...) of a failed call, if that is what it was. */
 export function networkErrorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | undefined)?.code;

@@ -1,6 +1,8 @@
 /**
- * `hanat deploy`: validate locally, check against AWS, then create or update
- * the stack through a change set, streaming its events until it settles.
+ * `hanat deploy`: validate locally, check against AWS (key pair, image, and
+ * that the instance type is offered in every AZ the template will use), then
+ * create or update the stack through a change set, streaming its events until
+ * it settles.
  * A plain action: it reports progress through deps.reporter, returns the
  * result, and throws typed errors; it never prints or exits.
  */
@@ -30,6 +32,7 @@ import {
   type AmiRef,
   type InstanceType,
 } from './validate.js';
+import { checkZones, ZONE_CHECK_ACTIONS } from './zones.js';
 
 export interface DeployOptions {
   name: string;
@@ -181,6 +184,15 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
     if (input.key !== undefined) await checkKeyPairExists(clients.ec2, input.key, region);
     const ami = await resolveAmi(clients, input.ami, opts.ami, input.instanceType, region);
     deps.reporter.step(`NAT image ${ami.id}${ami.name ? ` (${ami.name})` : ''}, ${ami.arch}, from ${ami.source}`);
+    const zones = await checkZones(clients.ec2, { azs: input.azs, instanceType: input.instanceType, region });
+    if ('skipped' in zones) {
+      deps.reporter.warn(
+        `Did not check that ${input.instanceType.type} is offered in each of the ${input.azs} Availability Zones the stack will use: ${zones.skipped}. ` +
+          `Allow ${ZONE_CHECK_ACTIONS.join(', ')} to have it checked; an AZ that does not offer the type makes the stack roll back.`,
+      );
+    } else {
+      deps.reporter.step(`Availability Zones ${zones.azs.join(', ')} (the first ${input.azs} that Fn::GetAZs lists) all offer ${input.instanceType.type}`);
+    }
 
     const body = (deps.templateBody ?? templateBody)({ azs: input.azs, eip: input.eip });
     const existing = await describeStack(cfn, name, deps);

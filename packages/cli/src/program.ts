@@ -41,9 +41,10 @@ Exit codes:
        their reasons are printed), AWS refused a call, the stack is busy or
        needs "hanat destroy" first, or the prompt was answered "no"
   2    bad usage or input: a bad flag value, a key pair or AMI that does not
-       exist in the region, an AMI that does not fit the instance type, no
-       region, a profile that does not exist, rejected credentials, no --yes
-       without a terminal, a stack that hanat did not create
+       exist in the region, an AMI that does not fit the instance type, more
+       --azs than the region has or an instance type one of them does not
+       offer, no region, a profile that does not exist, rejected credentials,
+       no --yes without a terminal, a stack that hanat did not create
   70   internal error: a bug in hanat (please report it)
   130  interrupted (Ctrl-C): hanat stops watching, the stack operation goes on`;
 

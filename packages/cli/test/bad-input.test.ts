@@ -5,8 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { archOfFamily } from '../src/validate.js';
 import { names } from './support/calls.js';
-import { cfnMock, ec2Mock, harness, smallTemplate, ssmMock, type Harness } from './support/harness.js';
+import { cfnMock, ec2Mock, harness, smallTemplate, ssmMock, zonesOf, type Harness } from './support/harness.js';
 
 const doc = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
 
@@ -67,6 +68,10 @@ const worlds: Record<string, (h: Harness) => void> = {
   },
   '`/team/latest` = `latest`': (h) => {
     h.parameters.set('/team/latest', 'latest');
+  },
+  '`us-east-1` with six AZs; `us-east-1e` offers no Graviton type': (h) => {
+    h.zones = zonesOf('us-east-1', 6);
+    h.offered = (type, az) => !(az === 'us-east-1e' && archOfFamily(type.split('.')[0]!) === 'arm64');
   },
   'stack `payments` without the `hanat:stack` tag': (h) => {
     h.cfn.seedStack({ name: 'payments', status: 'CREATE_COMPLETE', tags: [{ Key: 'owner', Value: 'payments-team' }] });

@@ -1,10 +1,15 @@
 import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { DescribeAvailabilityZonesCommand, DescribeInstanceTypeOfferingsCommand, DescribeSubnetsCommand, EC2ServiceException } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { templateBody } from '../src/template/render.js';
 import { MAX_POLL_RETRIES } from '../src/cfn.js';
 import { inputsOf, names, sent } from './support/calls.js';
 import { awsError } from './support/fake-cloudformation.js';
-import { ARM_AMI, cfnMock, ec2Mock, harness, smallTemplate, ssmMock, X86_AMI, type Harness } from './support/harness.js';
+import { ARM_AMI, cfnMock, ec2Mock, harness, smallTemplate, ssmMock, X86_AMI, zonesOf, type Harness } from './support/harness.js';
+
+function ec2Error(name: string, message: string, status = 400): EC2ServiceException {
+  return new EC2ServiceException({ name, message, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status } });
+}
 
 const DEPLOY = ['deploy', '--name', 'demo', '--cidr-prefix', '10.20', '--region', 'eu-west-1'];
 
@@ -39,7 +44,23 @@ describe('hanat deploy: create', () => {
     expect(r.stderr).toMatch(/CREATE_COMPLETE +AWS::CloudFormation::Stack +demo/);
 
     expect(sent(ssmMock)).toEqual([['GetParameter', { Name: '/hanat/ami/arm64' }]]);
-    expect(sent(ec2Mock)).toEqual([['DescribeImages', { ImageIds: [ARM_AMI] }]]);
+    expect(sent(ec2Mock)).toEqual([
+      ['DescribeImages', { ImageIds: [ARM_AMI] }],
+      ['DescribeAvailabilityZones', { Filters: [{ Name: 'zone-type', Values: ['availability-zone'] }] }],
+      ['DescribeSubnets', { Filters: [{ Name: 'default-for-az', Values: ['true'] }] }],
+      [
+        'DescribeInstanceTypeOfferings',
+        {
+          LocationType: 'availability-zone',
+          Filters: [
+            { Name: 'location', Values: ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'] },
+            { Name: 'instance-type', Values: ['t4g.nano'] },
+          ],
+          MaxResults: 1000,
+        },
+      ],
+    ]);
+    expect(r.stderr).toContain('Availability Zones eu-west-1a, eu-west-1b, eu-west-1c (the first 3 that Fn::GetAZs lists) all offer t4g.nano');
     const calls = names(cfnMock);
     expect(calls.slice(0, 6)).toEqual(['DescribeStacks', 'CreateChangeSet', 'DescribeChangeSet', 'DescribeChangeSet', 'DescribeStackEvents', 'ExecuteChangeSet']);
     expect(new Set(calls.slice(6))).toEqual(new Set(['DescribeStackEvents', 'DescribeStacks']));
@@ -256,6 +277,120 @@ describe('hanat deploy: failures', () => {
     const r = await h.hanat(...DEPLOY, '--yes');
     expect(r.code).toBe(1);
     expect(r.stderr.endsWith('\nerror: CreateChangeSet failed: ValidationError: Parameters: [VpcName] do not exist in the template\n')).toBe(true);
+  });
+});
+
+describe('hanat deploy: the instance type is offered in every AZ the template uses', () => {
+  const US_EAST_1 = ['deploy', '--name', 'demo', '--cidr-prefix', '10.20', '--region', 'us-east-1', '--yes'];
+  /** us-east-1 as it is: six AZs, and us-east-1e offers no Graviton type. */
+  function usEast1() {
+    h.zones = zonesOf('us-east-1', 6);
+    h.offered = (type, az) => !(az === 'us-east-1e' && /^(t4g|m7g|c7g)\./.test(type));
+  }
+  /** The one `error:` line; the progress lines before it are not what these tests are about. */
+  const errorLine = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('error: '));
+  const offeringsAsked = () => inputsOf(ec2Mock, 'DescribeInstanceTypeOfferings').map((i) => (i.Filters as { Name: string; Values: string[] }[]).find((f) => f.Name === 'location')!.Values);
+
+  it('takes the first N AZs in alphabetical order, as Fn::GetAZs does, whatever order EC2 lists them in', async () => {
+    h.zones = ['eu-west-1c', 'eu-west-1a', 'eu-west-1b'];
+    const r = await h.hanat(...DEPLOY, '--yes', '--azs', '2');
+    expect(r.code).toBe(0);
+    expect(offeringsAsked()).toEqual([['eu-west-1a', 'eu-west-1b']]);
+    expect(r.stderr).toContain('Availability Zones eu-west-1a, eu-west-1b (the first 2 that Fn::GetAZs lists) all offer t4g.nano');
+  });
+
+  it('counts only AZs with a default subnet when the region has any, as Fn::GetAZs does', async () => {
+    h.zones = zonesOf('eu-west-1', 4);
+    h.defaultSubnets = ['eu-west-1d', 'eu-west-1a', 'eu-west-1c'];
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(0);
+    expect(offeringsAsked()).toEqual([['eu-west-1a', 'eu-west-1c', 'eu-west-1d']]);
+  });
+
+  it('refuses --azs 6 in us-east-1 with the default t4g.nano before the stack is touched, naming us-east-1e and x86_64 types offered in all six', async () => {
+    usEast1();
+    const r = await h.hanat(...US_EAST_1, '--azs', '6');
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(errorLine(r.stderr)).toEqual([
+      'error: --instance-type t4g.nano is not offered in us-east-1e, among the first 6 Availability Zones that Fn::GetAZs lists in us-east-1 ' +
+        '(us-east-1a, us-east-1b, us-east-1c, us-east-1d, us-east-1e, us-east-1f), which --azs 6 puts NATs in; the NAT there could not launch and the stack would roll back. ' +
+        'Pass --azs 4 or fewer, or an x86_64 instance type offered in all 6, e.g. t3.nano, t3a.nano, t2.nano, t3.micro ' +
+        '(no arm64 type is; an x86_64 type needs an x86_64 image, and leaving out --ami picks /hanat/ami/x86_64).',
+    ]);
+    expect(names(cfnMock)).toEqual([]);
+    // The second listing, for the suggestions, is of every type in the six AZs.
+    expect(offeringsAsked()).toEqual([zonesOf('us-east-1', 6), zonesOf('us-east-1', 6)]);
+  });
+
+  it('passes --azs 6 in us-east-1 with an x86_64 type, and --azs 4 with the default', async () => {
+    usEast1();
+    const x86 = await h.hanat(...US_EAST_1, '--azs', '6', '--instance-type', 't3.nano', '--ami', X86_AMI);
+    expect(x86.code).toBe(0);
+    expect(x86.stderr).toContain('(the first 6 that Fn::GetAZs lists) all offer t3.nano');
+    const four = await h.hanat('deploy', '--name', 'other', '--cidr-prefix', '10.21', '--region', 'us-east-1', '--yes', '--azs', '4');
+    expect(four.code).toBe(0);
+  });
+
+  it('suggests same-architecture types offered in all the AZs, cheapest-looking first', async () => {
+    h.offered = (type, az) => !(az === 'eu-west-1c' && type === 't4g.nano');
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: --instance-type t4g.nano is not offered in eu-west-1c, among the first 3 Availability Zones that Fn::GetAZs lists in eu-west-1 (eu-west-1a, eu-west-1b, eu-west-1c)');
+    expect(r.stderr).toContain('. Pass --azs 2 or fewer, or an instance type offered in all 3, e.g. t4g.micro, t4g.small, m7g.medium, c7g.large.\n');
+  });
+
+  it('names every AZ that lacks the type, and does not suggest fewer AZs than hanat needs', async () => {
+    h.offered = (type, az) => !(az !== 'eu-west-1a' && type === 'm7i.large');
+    const r = await h.hanat(...DEPLOY, '--yes', '--instance-type', 'm7i.large');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('not offered in eu-west-1b and eu-west-1c, among the first 3');
+    expect(r.stderr).toContain('the NATs there could not launch and the stack would roll back. Pass an instance type offered in all 3, e.g. t3.nano, t3a.nano, t2.nano, t3.micro.\n');
+  });
+
+  it('refuses more AZs than Fn::GetAZs gives in the region', async () => {
+    const r = await h.hanat(...DEPLOY, '--yes', '--azs', '4');
+    expect(r.code).toBe(2);
+    expect(errorLine(r.stderr)).toEqual([
+      'error: --azs 4: the template puts its NATs in the first 4 Availability Zones that Fn::GetAZs lists, but in eu-west-1 it lists only 3 (eu-west-1a, eu-west-1b, eu-west-1c). Pass --azs 3 or fewer.',
+    ]);
+    expect(names(cfnMock)).toEqual([]);
+    expect(names(ec2Mock)).not.toContain('DescribeInstanceTypeOfferings');
+  });
+
+  it('says when AZs are left out for want of a default subnet, and how to add one', async () => {
+    h.defaultSubnets = ['eu-west-1a', 'eu-west-1b'];
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(2);
+    expect(errorLine(r.stderr)).toEqual([
+      'error: --azs 3: the template puts its NATs in the first 3 Availability Zones that Fn::GetAZs lists, but in eu-west-1 it lists only 2 (eu-west-1a, eu-west-1b). ' +
+        'While a region has default subnets, Fn::GetAZs lists only the AZs that have one, and eu-west-1c has none. ' +
+        'Pass --azs 2 or fewer, or create the missing default subnet first (aws ec2 create-default-subnet --availability-zone eu-west-1c --region eu-west-1).',
+    ]);
+  });
+
+  it.each(['DescribeAvailabilityZones', 'DescribeSubnets', 'DescribeInstanceTypeOfferings'] as const)(
+    'warns that the check was skipped, and deploys, when %s is denied',
+    async (action) => {
+      const command = { DescribeAvailabilityZones: DescribeAvailabilityZonesCommand, DescribeSubnets: DescribeSubnetsCommand, DescribeInstanceTypeOfferings: DescribeInstanceTypeOfferingsCommand }[action];
+      ec2Mock.on(command).rejects(ec2Error('UnauthorizedOperation', 'You are not authorized to perform this operation.'));
+      const r = await h.hanat(...DEPLOY, '--yes');
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain(
+        `warning: Did not check that t4g.nano is offered in each of the 3 Availability Zones the stack will use: AWS denied ${action} (You are not authorized to perform this operation.). ` +
+          'Allow ec2:DescribeAvailabilityZones, ec2:DescribeSubnets, ec2:DescribeInstanceTypeOfferings to have it checked; an AZ that does not offer the type makes the stack roll back.\n',
+      );
+      expect(names(cfnMock)).toContain('ExecuteChangeSet');
+      expect(h.cfn.stack('demo')!.status).toBe('CREATE_COMPLETE');
+    },
+  );
+
+  it('stops with exit 1 when the check fails for another reason than permission', async () => {
+    ec2Mock.on(DescribeInstanceTypeOfferingsCommand).rejects(ec2Error('InternalError', 'An internal error has occurred', 500));
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(1);
+    expect(errorLine(r.stderr)).toEqual(['error: DescribeInstanceTypeOfferings failed: InternalError: An internal error has occurred']);
+    expect(names(cfnMock)).toEqual([]);
   });
 });
 

@@ -2,7 +2,8 @@
  * The real hanat CLI (its program, in process, with its own SDK clients from
  * @hanat/core reaching the emulator through AWS_ENDPOINT_URL) against the
  * emulator: deploy, deploy again (no changes), destroy, with live events and
- * through injected throttling. Also `hanat-lab serve`.
+ * through injected throttling; the refusal of an AZ that does not offer the
+ * instance type. Also `hanat-lab serve`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
@@ -12,7 +13,7 @@ import { run } from '../../cli/src/run.js';
 import { awsFactory } from '../../cli/src/aws.js';
 import { buildProgram } from '../src/cli/program.js';
 import { envExports } from '../src/dataplane/cli-support.js';
-import type { LatencyProfile } from '../src/emulator/index.js';
+import { LAB_IMAGES, type LatencyProfile } from '../src/emulator/index.js';
 import { credentials, rejection, startLab, type Harness } from './emulator/helpers.js';
 
 const saved: Record<string, string | undefined> = {};
@@ -131,6 +132,31 @@ describe('hanat against the emulator', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr.text).toContain('scripts/build-ami --arch arm64 --region us-east-1');
     expect(h.emu.world.cloudformation.findStack('lab2')).toBeUndefined();
+  });
+
+  it('refuses --azs 6 in us-east-1 with the default t4g.nano before any stack exists, and deploys six AZs with an x86_64 type', async () => {
+    h = await startLab({ latency: 'zero', bootDelayMs: 10 });
+    pointSdkAt(h.url);
+    const x86Image = LAB_IMAGES.find((i) => i.architecture === 'x86_64')!.id;
+
+    const refused = await hanat(h, ['deploy', '--name', 'lab', '--cidr-prefix', '10.0', '--azs', '6', '--yes', '--region', 'us-east-1']);
+    expect(refused.code).toBe(2);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr.text).toContain(
+      'error: --instance-type t4g.nano is not offered in us-east-1e, among the first 6 Availability Zones that Fn::GetAZs lists in us-east-1 ' +
+        '(us-east-1a, us-east-1b, us-east-1c, us-east-1d, us-east-1e, us-east-1f), which --azs 6 puts NATs in;',
+    );
+    expect(refused.stderr.text).toContain('Pass --azs 4 or fewer, or an x86_64 instance type offered in all 6, e.g. t3.nano, t3a.nano, t2.nano, t3.micro');
+    expect(h.emu.counters.get('ec2:DescribeInstanceTypeOfferings')).toBeGreaterThan(0);
+    expect(h.emu.counters.get('cloudformation:*')).toBe(0);
+    expect(h.emu.world.cloudformation.findStack('lab')).toBeUndefined();
+
+    const x86 = await hanat(h, ['deploy', '--name', 'lab', '--cidr-prefix', '10.0', '--azs', '6', '--instance-type', 't3.nano', '--ami', x86Image, '--yes', '--region', 'us-east-1']);
+    expect(x86.stderr.text).toContain('Availability Zones us-east-1a, us-east-1b, us-east-1c, us-east-1d, us-east-1e, us-east-1f (the first 6 that Fn::GetAZs lists) all offer t3.nano');
+    expect(x86.code).toBe(0);
+    expect(h.emu.world.cloudformation.findStack('lab')!.status).toBe('CREATE_COMPLETE');
+    const nats = [...h.emu.world.ec2.instances.values()].filter((i) => i.state !== 'terminated');
+    expect(nats.map((i) => i.az).sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'f'].map((l) => `us-east-1${l}`));
   });
 
   it('reports a failed deploy with the failing resource and its reason', async () => {

@@ -5,7 +5,20 @@
  * are captured separately.
  */
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
-import { DescribeImagesCommand, DescribeKeyPairsCommand, EC2Client, EC2ServiceException, type Image } from '@aws-sdk/client-ec2';
+import {
+  DescribeAvailabilityZonesCommand,
+  DescribeImagesCommand,
+  DescribeInstanceTypeOfferingsCommand,
+  DescribeKeyPairsCommand,
+  DescribeSubnetsCommand,
+  EC2Client,
+  EC2ServiceException,
+  type DescribeAvailabilityZonesCommandInput,
+  type DescribeInstanceTypeOfferingsCommandInput,
+  type DescribeSubnetsCommandInput,
+  type Image,
+  type InstanceTypeOffering,
+} from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMClient, SSMServiceException } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { vi } from 'vitest';
@@ -61,12 +74,26 @@ export function smallTemplate(extra: Record<string, unknown> = {}): string {
   });
 }
 
+/** A few instance types of each architecture, for DescribeInstanceTypeOfferings. */
+export const INSTANCE_TYPES = ['t4g.nano', 't4g.micro', 't4g.small', 'm7g.medium', 'c7g.large', 't3.nano', 't3.micro', 't3a.nano', 't2.nano', 'm7i.large', 'c7i.xlarge', 'mac2.metal'];
+
+/** The AZs of a region as the harness's EC2 lists them: `<region>a` .. (count letters). */
+export function zonesOf(region: string, count: number): string[] {
+  return 'abcdef'.slice(0, count).split('').map((l) => `${region}${l}`);
+}
+
 export interface Harness {
   clock: FakeClock;
   cfn: FakeCloudFormation;
   keyPairs: Set<string>;
   images: Image[];
   parameters: Map<string, string>;
+  /** The region's Availability Zones, in the order DescribeAvailabilityZones lists them (not sorted). */
+  zones: string[];
+  /** AZs with a default subnet (none by default). */
+  defaultSubnets: string[];
+  /** Whether an AZ offers an instance type (every type everywhere by default). */
+  offered: (type: string, az: string) => boolean;
   /** Answers the confirm prompt gives, in order; questions asked are recorded. */
   answers: boolean[];
   questions: string[];
@@ -99,6 +126,8 @@ export function harness(opts: { tty?: boolean; env?: Record<string, string>; aws
     ['/hanat/ami/arm64', ARM_AMI],
     ['/hanat/ami/x86_64', X86_AMI],
   ]);
+  const world = { zones: zonesOf('eu-west-1', 3), defaultSubnets: [] as string[], offered: (_type: string, _az: string) => true };
+  const filterValues = (filters: { Name?: string; Values?: string[] }[] | undefined, name: string) => filters?.find((f) => f.Name === name)?.Values;
 
   ec2Mock.on(DescribeKeyPairsCommand).callsFake((input: { KeyNames?: string[] }) => {
     const missing = (input.KeyNames ?? []).filter((k) => !keyPairs.has(k));
@@ -113,6 +142,28 @@ export function harness(opts: { tty?: boolean; env?: Record<string, string>; aws
       throw new EC2ServiceException({ name: 'InvalidAMIID.NotFound', message: `The image id '[${input.ImageIds?.join(',')}]' does not exist`, $fault: 'client', $metadata: { httpStatusCode: 400 } });
     }
     return { Images: found };
+  });
+  ec2Mock.on(DescribeAvailabilityZonesCommand).callsFake((input: DescribeAvailabilityZonesCommandInput) => {
+    const types = filterValues(input.Filters, 'zone-type');
+    const zones = types && !types.includes('availability-zone') ? [] : world.zones;
+    return { AvailabilityZones: zones.map((ZoneName) => ({ ZoneName, ZoneType: 'availability-zone', State: 'available' })) };
+  });
+  ec2Mock.on(DescribeSubnetsCommand).callsFake((input: DescribeSubnetsCommandInput) => {
+    const wanted = filterValues(input.Filters, 'default-for-az');
+    if (!wanted?.includes('true')) throw new Error('the harness answers DescribeSubnets only for default-for-az=true');
+    return { Subnets: world.defaultSubnets.map((AvailabilityZone, i) => ({ SubnetId: `subnet-0000000000000000${i}`, AvailabilityZone, DefaultForAz: true })) };
+  });
+  // Pages of MaxResults (default 1000), with the offset as the token, as EC2 pages.
+  ec2Mock.on(DescribeInstanceTypeOfferingsCommand).callsFake((input: DescribeInstanceTypeOfferingsCommandInput) => {
+    if (input.LocationType !== 'availability-zone') throw new Error('the harness answers DescribeInstanceTypeOfferings only by availability-zone');
+    const locations = filterValues(input.Filters, 'location');
+    const types = filterValues(input.Filters, 'instance-type');
+    const rows: InstanceTypeOffering[] = world.zones
+      .filter((az) => !locations || locations.includes(az))
+      .flatMap((az) => INSTANCE_TYPES.filter((t) => (!types || types.includes(t)) && world.offered(t, az)).map((t) => ({ InstanceType: t as InstanceTypeOffering['InstanceType'], LocationType: 'availability-zone' as const, Location: az })));
+    const start = Number(input.NextToken ?? 0);
+    const end = start + (input.MaxResults ?? 1000);
+    return { InstanceTypeOfferings: rows.slice(start, end), NextToken: end < rows.length ? String(end) : undefined };
   });
   ssmMock.on(GetParameterCommand).callsFake((input: { Name?: string }) => {
     const value = parameters.get(input.Name ?? '');
@@ -149,6 +200,24 @@ export function harness(opts: { tty?: boolean; env?: Record<string, string>; aws
     keyPairs,
     images,
     parameters,
+    get zones() {
+      return world.zones;
+    },
+    set zones(z) {
+      world.zones = z;
+    },
+    get defaultSubnets() {
+      return world.defaultSubnets;
+    },
+    set defaultSubnets(d) {
+      world.defaultSubnets = d;
+    },
+    get offered() {
+      return world.offered;
+    },
+    set offered(f) {
+      world.offered = f;
+    },
     answers,
     questions,
     interrupt,
