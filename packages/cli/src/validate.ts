@@ -91,12 +91,14 @@ export type AmiRef = { kind: 'id'; id: string } | { kind: 'ssm'; parameter: stri
 
 const AMI_ID = /^ami-([0-9a-f]{8}|[0-9a-f]{17})$/;
 const SSM_NAME = /^\/?[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
+/** A parameter selector after the name: a version (`:3`) or a label (`:stable`), as GetParameter takes it. */
+const SSM_SELECTOR = /^([1-9][0-9]{0,9}|[A-Za-z][A-Za-z0-9_.-]{0,99})$/;
 
 export function isAmiId(value: string): boolean {
   return AMI_ID.test(value);
 }
 
-/** `--ami`: an AMI id, an SSM parameter path (`/hanat/ami/arm64`), or `resolve:ssm:<name>`. */
+/** `--ami`: an AMI id, an SSM parameter path (`/hanat/ami/arm64`, pinned as `/hanat/ami/arm64:3`), or `resolve:ssm:<name>[:version|label]`. */
 export function checkAmi(value: string): AmiRef {
   if (/^ami-/i.test(value)) {
     if (AMI_ID.test(value)) return { kind: 'id', id: value };
@@ -108,8 +110,15 @@ export function checkAmi(value: string): AmiRef {
       `--ami "${value}": give an AMI id (ami-0123456789abcdef0) or an SSM parameter holding one (/hanat/ami/arm64 or resolve:ssm:/hanat/ami/arm64). Leave out --ami to use /hanat/ami/<arch>.`,
     );
   }
-  if (ssm.length === 0 || ssm.length > 1011 || !SSM_NAME.test(ssm)) {
-    throw new UsageError(`--ami "${value}": "${ssm}" is not an SSM parameter name; it may contain only letters, digits, "." "-" "_" and "/" separators, e.g. /hanat/ami/arm64.`);
+  const colon = ssm.indexOf(':');
+  const name = colon < 0 ? ssm : ssm.slice(0, colon);
+  if (name.length === 0 || name.length > 1011 || !SSM_NAME.test(name)) {
+    throw new UsageError(`--ami "${value}": "${name}" is not an SSM parameter name; it may contain only letters, digits, "." "-" "_" and "/" separators, e.g. /hanat/ami/arm64.`);
+  }
+  if (colon >= 0 && !SSM_SELECTOR.test(ssm.slice(colon + 1))) {
+    throw new UsageError(
+      `--ami "${value}": "${ssm.slice(colon + 1)}" after the parameter name is neither a version nor a label; pin a version with ${name}:3 or a label with ${name}:stable, or leave it out for the latest.`,
+    );
   }
   return { kind: 'ssm', parameter: ssm };
 }

@@ -156,6 +156,19 @@ describe('hanat deploy: create', () => {
   });
 });
 
+describe('hanat deploy: an image pinned to an SSM parameter version', () => {
+  it('reads that version of the parameter and deploys the image it held', async () => {
+    h.parameters.set('/hanat/ami/arm64:3', ARM_AMI);
+    h.parameters.delete('/hanat/ami/arm64');
+    const r = await h.hanat(...DEPLOY, '--ami', 'resolve:ssm:/hanat/ami/arm64:3', '--yes');
+
+    expect(r.code, r.stderr).toBe(0);
+    expect(sent(ssmMock)).toEqual([['GetParameter', { Name: '/hanat/ami/arm64:3' }]]);
+    expect(r.stderr).toContain(`NAT image ${ARM_AMI} (hanat-0.1.0-arm64), arm64, from /hanat/ami/arm64:3`);
+    expect(inputsOf(cfnMock, 'CreateChangeSet')[0]?.Parameters).toContainEqual({ ParameterKey: 'NatAmi', ParameterValue: ARM_AMI });
+  });
+});
+
 describe('hanat deploy: update and no changes', () => {
   it('updates an existing stack and shows what changes', async () => {
     await existingStack();

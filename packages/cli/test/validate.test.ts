@@ -108,6 +108,15 @@ describe('AMI references', () => {
     expect(checkAmi('resolve:ssm:my-ami')).toEqual({ kind: 'ssm', parameter: 'my-ami' });
   });
 
+  it('takes a parameter pinned to a version or a label, as the template and GetParameter do', () => {
+    expect(checkAmi('/hanat/ami/arm64:3')).toEqual({ kind: 'ssm', parameter: '/hanat/ami/arm64:3' });
+    expect(checkAmi('resolve:ssm:/hanat/ami/arm64:stable')).toEqual({ kind: 'ssm', parameter: '/hanat/ami/arm64:stable' });
+  });
+
+  it.each(['/hanat/ami/arm64:', '/hanat/ami/arm64:0', '/hanat/ami/arm64:3:4', '/hanat/ami/arm64:-x'])('refuses the selector in %j', (v) => {
+    expect(() => checkAmi(v)).toThrow(/neither a version nor a label/);
+  });
+
   it.each(['ami-123', 'ami-0123456789ABCDEF0', 'ami-0123456789abcdef', 'AMI-12345678'])('refuses the id %s', (v) => {
     expect(() => checkAmi(v)).toThrow(/"ami-" followed by 8 or 17 lowercase hex digits/);
   });
