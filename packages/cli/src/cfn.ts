@@ -7,14 +7,16 @@ import {
   DescribeChangeSetCommand,
   DescribeStackEventsCommand,
   DescribeStacksCommand,
+  GetTemplateCommand,
   type ResourceChange,
   type Stack,
   type StackEvent,
 } from '@aws-sdk/client-cloudformation';
-import { awsErrorName, isRetryableAwsError, type CloudFormation } from '@hanat/core';
-import { awsFailure, CHECK_NETWORK, networkErrorCode } from './aws.js';
+import { awsErrorName, isRetryableAwsError, TAG, type CloudFormation } from '@hanat/core';
+import { awsFailure, CHECK_NETWORK, isAccessDenied, networkErrorCode } from './aws.js';
 import type { ActionDeps } from './deps.js';
 import { OperationError } from './errors.js';
+import { HANAT_METADATA } from './template/render.js';
 
 type PollDeps = Pick<ActionDeps, 'clock' | 'signal' | 'pollIntervalMs' | 'reporter'>;
 
@@ -68,6 +70,72 @@ export async function describeStack(cfn: CloudFormation, stack: string, deps: Po
       }
     },
     deps,
+  );
+}
+
+/**
+ * Why hanat may act on a stack (or may not):
+ * - `tagged`: the stack carries the `hanat:stack` tag that `hanat deploy` gives it;
+ * - `template`: no tag, but it was made from hanat's template outside hanat
+ *   (the console, `aws cloudformation deploy`): its original template is JSON
+ *   whose `Metadata.hanat` is an object;
+ * - `foreign`: neither (a YAML or unparsable template is not hanat's);
+ * - `unreadable`: no tag, and AWS denied GetTemplate, so hanat cannot tell.
+ */
+export type Ownership = 'tagged' | 'template' | 'foreign' | 'unreadable';
+
+function hasHanatTag(stack: Stack): boolean {
+  return stack.Tags?.some((t) => t.Key === TAG.stack) ?? false;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** True when a template body is JSON carrying hanat's `Metadata.hanat` object, as every render does. */
+export function isHanatTemplate(body: string | undefined): boolean {
+  let template: unknown;
+  try {
+    template = JSON.parse(body ?? '');
+  } catch {
+    return false;
+  }
+  return isRecord(template) && isRecord(template.Metadata) && isRecord(template.Metadata[HANAT_METADATA]);
+}
+
+const DENIED = Symbol('denied');
+
+/**
+ * Whether `stack` is hanat's (see Ownership). Only a stack without the tag
+ * costs a call: GetTemplate of its original template. Makes no change.
+ */
+export async function ownershipOf(cfn: CloudFormation, stack: Stack, deps: PollDeps): Promise<Ownership> {
+  if (hasHanatTag(stack)) return 'tagged';
+  // Change sets never executed: the stack has no template of its own, and no resources.
+  if (stack.StackStatus === 'REVIEW_IN_PROGRESS') return 'foreign';
+  const body = await retrying(
+    'GetTemplate',
+    async () => {
+      try {
+        const out = await cfn.send(new GetTemplateCommand({ StackName: stack.StackId ?? stack.StackName, TemplateStage: 'Original' }));
+        return out.TemplateBody;
+      } catch (err) {
+        if (isAccessDenied(err)) return DENIED;
+        throw err;
+      }
+    },
+    deps,
+  );
+  if (body === DENIED) return 'unreadable';
+  return isHanatTemplate(body) ? 'template' : 'foreign';
+}
+
+/** Appended to the refusal of a stack without the tag when its template could not be read. */
+export function templateUnreadable(command: 'deploy' | 'destroy'): string {
+  const act = command === 'deploy' ? 'update' : 'delete';
+  return (
+    ` hanat could not check whether the stack was made from hanat's template outside hanat: AWS denied cloudformation:GetTemplate. ` +
+    `Allow cloudformation:GetTemplate to let hanat ${command} ${act} such a stack.`
   );
 }
 

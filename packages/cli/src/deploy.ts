@@ -2,7 +2,9 @@
  * `hanat deploy`: validate locally, check against AWS (key pair, image, and
  * that the instance type is offered in every AZ the template will use), then
  * create or update the stack through a change set, streaming its events until
- * it settles.
+ * it settles. An existing stack is updated only if it is hanat's: tagged
+ * hanat:stack, or made from hanat's template outside hanat (Metadata.hanat),
+ * which the update then tags.
  * A plain action: it reports progress through deps.reporter, returns the
  * result, and throws typed errors; it never prints or exits.
  */
@@ -18,7 +20,19 @@ import {
 import { TAG, type CloudFormation } from '@hanat/core';
 import { resolveAmi, checkKeyPairExists } from './ami.js';
 import { awsFailure, checkTarget, localRegion, type ProfileFrom, type RegionFrom } from './aws.js';
-import { describeStack, failedResources, formatFailures, isInProgress, isNoChanges, StackEventStream, waitForChangeSet, waitForStack } from './cfn.js';
+import {
+  describeStack,
+  failedResources,
+  formatFailures,
+  isInProgress,
+  isNoChanges,
+  ownershipOf,
+  StackEventStream,
+  templateUnreadable,
+  waitForChangeSet,
+  waitForStack,
+  type Ownership,
+} from './cfn.js';
 import type { ActionDeps } from './deps.js';
 import { HanatError, InterruptedError, OperationError, UsageError } from './errors.js';
 import { DEFAULT_INSTANCE_TYPE, DEFAULT_TEMPLATE_OPTIONS, PARAM, templateBody, type TemplateOptions } from './template/render.js';
@@ -103,17 +117,20 @@ type ChangeSetType = 'CREATE' | 'UPDATE';
 
 const UPDATABLE = new Set(['CREATE_COMPLETE', 'UPDATE_COMPLETE', 'UPDATE_ROLLBACK_COMPLETE', 'IMPORT_COMPLETE', 'IMPORT_ROLLBACK_COMPLETE']);
 
-/** CREATE or UPDATE for an existing stack (or none); refuses states a change set cannot act on. */
-export function changeSetTypeFor(stack: Stack | undefined, name: string, region: string): ChangeSetType {
+/**
+ * CREATE or UPDATE for an existing stack (or none); refuses a stack that is
+ * not hanat's (`owner`, from ownershipOf) and states a change set cannot act on.
+ */
+export function changeSetTypeFor(stack: Stack | undefined, owner: Ownership | undefined, name: string, region: string): ChangeSetType {
   if (!stack) return 'CREATE';
   const status = stack.StackStatus ?? 'UNKNOWN';
   // A stack whose only change sets were never executed is still being created;
   // it holds no resources, so whoever made it, nothing can be overwritten.
   if (status === 'REVIEW_IN_PROGRESS') return 'CREATE';
-  const owner = stack.Tags?.find((t) => t.Key === TAG.stack)?.Value;
-  if (owner === undefined) {
+  if (owner !== 'tagged' && owner !== 'template') {
     throw new UsageError(
-      `Stack ${name} in ${region} exists but was not created by hanat (it has no ${TAG.stack} tag); hanat will not overwrite it. Choose another --name.`,
+      `Stack ${name} in ${region} exists but was not created by hanat (it has no ${TAG.stack} tag); hanat will not overwrite it. Choose another --name.` +
+        (owner === 'unreadable' ? templateUnreadable('deploy') : ''),
     );
   }
   if (UPDATABLE.has(status)) return 'UPDATE';
@@ -196,7 +213,16 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
 
     const body = (deps.templateBody ?? templateBody)({ azs: input.azs, eip: input.eip });
     const existing = await describeStack(cfn, name, deps);
-    const type = changeSetTypeFor(existing, name, region);
+    const owner = existing ? await ownershipOf(cfn, existing, deps) : undefined;
+    const type = changeSetTypeFor(existing, owner, name, region);
+    if (owner === 'template') {
+      deps.reporter.step(
+        `Stack ${name} in ${region} was made from hanat's template outside hanat (its template carries Metadata.hanat, the stack has no ${TAG.stack} tag). ` +
+          (opts.dryRun
+            ? `Deploying it without --dry-run gives it the ${TAG.stack} tag; from then on hanat deploy manages it.`
+            : `It is now managed by hanat deploy: this update gives it the ${TAG.stack} tag.`),
+      );
+    }
 
     const csName = changeSetName(deps.clock.now());
     deps.reporter.step(`Creating change set ${csName} (${type}) for stack ${name} in ${region}`);

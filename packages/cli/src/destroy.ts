@@ -2,11 +2,13 @@
  * `hanat destroy`: confirm, DeleteStack, stream events to DELETE_COMPLETE.
  * The Elastic IPs are stack resources, so they are released with the stack:
  * the AZs' egress addresses are gone for good (the prompt says so).
+ * Only hanat's stacks are deleted: those with the hanat:stack tag, and those
+ * made from hanat's template outside hanat (Metadata.hanat; cfn.ts ownershipOf).
  */
 import { DeleteStackCommand } from '@aws-sdk/client-cloudformation';
 import { TAG } from '@hanat/core';
 import { awsFailure, checkTarget, localRegion, type ProfileFrom, type RegionFrom } from './aws.js';
-import { describeStack, failedResources, formatFailures, isInProgress, StackEventStream, waitForStack } from './cfn.js';
+import { describeStack, failedResources, formatFailures, isInProgress, ownershipOf, StackEventStream, templateUnreadable, waitForStack } from './cfn.js';
 import type { ActionDeps } from './deps.js';
 import { HanatError, InterruptedError, OperationError, UsageError } from './errors.js';
 import { checkStackName } from './validate.js';
@@ -48,12 +50,19 @@ export async function destroy(opts: DestroyOptions, deps: ActionDeps): Promise<D
       deps.reporter.step(`Stack ${name} does not exist in ${region}; nothing to delete.`);
       return { stack: name, region, outcome: 'absent' };
     }
-    if (stack.Tags?.find((t) => t.Key === TAG.stack) === undefined) {
+    const owner = await ownershipOf(cfn, stack, deps);
+    if (owner === 'foreign' || owner === 'unreadable') {
       const profile = opts.profile ? ` --profile ${opts.profile}` : '';
       throw new UsageError(
         `Stack ${name} in ${region} was not created by hanat (it has no ${TAG.stack} tag), so hanat will not delete it: ` +
           `destroy deletes everything in a stack, and this one may belong to someone else. ` +
-          `If you really mean to delete it, use CloudFormation directly: aws cloudformation delete-stack --stack-name ${name} --region ${region}${profile}.`,
+          `If you really mean to delete it, use CloudFormation directly: aws cloudformation delete-stack --stack-name ${name} --region ${region}${profile}.` +
+          (owner === 'unreadable' ? templateUnreadable('destroy') : ''),
+      );
+    }
+    if (owner === 'template') {
+      deps.reporter.step(
+        `Stack ${name} in ${region} has no ${TAG.stack} tag but was made from hanat's template outside hanat (its template carries Metadata.hanat); destroy treats it as a hanat stack.`,
       );
     }
     const status = stack.StackStatus ?? 'UNKNOWN';

@@ -1,7 +1,7 @@
 import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { DescribeAvailabilityZonesCommand, DescribeInstanceTypeOfferingsCommand, DescribeSubnetsCommand, EC2ServiceException } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { templateBody } from '../src/template/render.js';
+import { DEFAULT_TEMPLATE_OPTIONS, templateBody } from '../src/template/render.js';
 import { MAX_POLL_RETRIES } from '../src/cfn.js';
 import { inputsOf, names, sent } from './support/calls.js';
 import { awsError } from './support/fake-cloudformation.js';
@@ -223,6 +223,91 @@ describe('hanat deploy: update and no changes', () => {
     const r = await h.hanat(...DEPLOY, '--yes');
     expect(r.code).toBe(0);
     expect(inputsOf(cfnMock, 'CreateChangeSet')[0]!.ChangeSetType).toBe('CREATE');
+  });
+});
+
+/** A stack made from hanat's checked-in template in the console: no hanat:stack tag, the console's parameters. */
+function consoleStack(name = 'demo', body = templateBody(DEFAULT_TEMPLATE_OPTIONS)) {
+  return h.cfn.seedStack({
+    name,
+    status: 'CREATE_COMPLETE',
+    tags: [],
+    templateBody: body,
+    template: JSON.parse(body) as object,
+    parameters: { VpcName: 'hanat', CidrPrefix: '10.20', KeyName: '', NatAmi: 'resolve:ssm:/hanat/ami/arm64', InstanceType: 't4g.nano' },
+  });
+}
+
+const NOT_HANAT = 'error: Stack demo in eu-west-1 exists but was not created by hanat (it has no hanat:stack tag); hanat will not overwrite it. Choose another --name.';
+
+describe("hanat deploy: a stack made from hanat's template outside hanat", () => {
+  beforeEach(() => {
+    delete h.deps.templateBody;
+  });
+
+  it('recognises it by Metadata.hanat, updates it through an UPDATE change set that adds the hanat:stack tag, and says so once', async () => {
+    const id = consoleStack().id;
+    const r = await h.hanat(...DEPLOY, '--yes');
+
+    expect(r.code).toBe(0);
+    expect(names(cfnMock).slice(0, 3)).toEqual(['DescribeStacks', 'GetTemplate', 'CreateChangeSet']);
+    expect(inputsOf(cfnMock, 'GetTemplate')).toEqual([{ StackName: id, TemplateStage: 'Original' }]);
+    const [create] = inputsOf(cfnMock, 'CreateChangeSet');
+    expect(create).toMatchObject({ StackName: 'demo', ChangeSetType: 'UPDATE', Tags: [{ Key: 'hanat:stack', Value: 'demo' }] });
+    const notice =
+      "Stack demo in eu-west-1 was made from hanat's template outside hanat (its template carries Metadata.hanat, the stack has no hanat:stack tag). " +
+      'It is now managed by hanat deploy: this update gives it the hanat:stack tag.';
+    expect(r.stderr.split('\n').filter((l) => l.includes('outside hanat'))).toEqual([notice]);
+    expect(r.stderr).toMatch(/UPDATE_COMPLETE +AWS::CloudFormation::Stack +demo/);
+    expect(h.cfn.stack('demo')!.tags).toEqual([{ Key: 'hanat:stack', Value: 'demo' }]);
+
+    // From now on it is an ordinary hanat stack: the tag is enough, the template is not read.
+    cfnMock.resetHistory();
+    const again = await h.hanat(...DEPLOY, '--yes');
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain('No changes: stack demo is up to date.');
+    expect(again.stderr).not.toContain('outside hanat');
+    expect(names(cfnMock)).not.toContain('GetTemplate');
+  });
+
+  it('--dry-run says the tag comes with a real deploy, and leaves the stack untagged', async () => {
+    consoleStack();
+    const r = await h.hanat(...DEPLOY, '--dry-run');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('Deploying it without --dry-run gives it the hanat:stack tag; from then on hanat deploy manages it.');
+    expect(inputsOf(cfnMock, 'CreateChangeSet')[0]!.ChangeSetType).toBe('UPDATE');
+    expect(names(cfnMock)).not.toContain('ExecuteChangeSet');
+    expect(h.cfn.stack('demo')!.tags).toEqual([]);
+  });
+
+  it('still refuses a stack with neither the tag nor Metadata.hanat, with the same message, before any change', async () => {
+    h.cfn.seedStack({ name: 'demo', status: 'CREATE_COMPLETE', tags: [{ Key: 'owner', Value: 'payments-team' }], template: JSON.parse(smallTemplate()) as object });
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('error: '))).toEqual([NOT_HANAT]);
+    expect(names(cfnMock)).toEqual(['DescribeStacks', 'GetTemplate']);
+  });
+
+  it('refuses a YAML template even when it carries Metadata.hanat: only JSON is hanat\'s', async () => {
+    const yaml = "AWSTemplateFormatVersion: '2010-09-09'\nMetadata:\n  hanat:\n    azs: 3\n    eip: true\nResources: {}\n";
+    h.cfn.seedStack({ name: 'demo', status: 'CREATE_COMPLETE', tags: [], templateBody: yaml });
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('error: '))).toEqual([NOT_HANAT]);
+    expect(names(cfnMock)).not.toContain('CreateChangeSet');
+  });
+
+  it('refuses with today\'s message, plus that the template could not be read, when GetTemplate is denied', async () => {
+    consoleStack();
+    h.cfn.deny('GetTemplate');
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('error: '))).toEqual([
+      `${NOT_HANAT} hanat could not check whether the stack was made from hanat's template outside hanat: AWS denied cloudformation:GetTemplate. ` +
+        'Allow cloudformation:GetTemplate to let hanat deploy update such a stack.',
+    ]);
+    expect(names(cfnMock)).toEqual(['DescribeStacks', 'GetTemplate']);
+    expect(h.cfn.stack('demo')!.tags).toEqual([]);
   });
 });
 

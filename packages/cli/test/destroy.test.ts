@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DescribeStackEventsCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { MAX_POLL_RETRIES } from '../src/cfn.js';
+import { DEFAULT_TEMPLATE_OPTIONS, templateBody } from '../src/template/render.js';
 import { inputsOf, names } from './support/calls.js';
 import { awsError } from './support/fake-cloudformation.js';
 import { cfnMock, harness, smallTemplate, type Harness } from './support/harness.js';
@@ -81,6 +82,62 @@ describe('hanat destroy', () => {
       'error: Stack payments in eu-west-1 was not created by hanat (it has no hanat:stack tag), so hanat will not delete it: ' +
         'destroy deletes everything in a stack, and this one may belong to someone else. ' +
         'If you really mean to delete it, use CloudFormation directly: aws cloudformation delete-stack --stack-name payments --region eu-west-1.\n',
+    );
+    expect(names(cfnMock)).not.toContain('DeleteStack');
+  });
+
+  const CONSOLE = ['destroy', '--name', 'console-vpc', '--region', 'eu-west-1'];
+  const NOT_HANAT =
+    'error: Stack console-vpc in eu-west-1 was not created by hanat (it has no hanat:stack tag), so hanat will not delete it: ' +
+    'destroy deletes everything in a stack, and this one may belong to someone else. ' +
+    'If you really mean to delete it, use CloudFormation directly: aws cloudformation delete-stack --stack-name console-vpc --region eu-west-1.';
+  /** A stack made with `aws cloudformation deploy` from a template body: no hanat:stack tag. */
+  const seedUntagged = (templateBody: string) =>
+    h.cfn.seedStack({ name: 'console-vpc', status: 'UPDATE_COMPLETE', tags: [], templateBody, template: { Resources: { Vpc: { Type: 'AWS::EC2::VPC' } } } });
+
+  it("deletes a stack made from hanat's template outside hanat (Metadata.hanat), after the same confirmation", async () => {
+    const id = seedUntagged(templateBody(DEFAULT_TEMPLATE_OPTIONS)).id;
+    h.deps.stdinIsTTY = h.deps.stderrIsTTY = true;
+    h.answers.push(true);
+    const r = await h.hanat(...CONSOLE);
+
+    expect(r.code).toBe(0);
+    expect(h.questions).toEqual([
+      'Delete stack console-vpc in eu-west-1 with its VPC, subnets and NAT instances, and release its Elastic IPs (the egress addresses are lost)?',
+    ]);
+    expect(names(cfnMock).slice(0, 4)).toEqual(['DescribeStacks', 'GetTemplate', 'DescribeStackEvents', 'DeleteStack']);
+    expect(inputsOf(cfnMock, 'GetTemplate')).toEqual([{ StackName: id, TemplateStage: 'Original' }]);
+    expect(inputsOf(cfnMock, 'DeleteStack')).toEqual([{ StackName: id }]);
+    expect(r.stderr).toContain(
+      "Stack console-vpc in eu-west-1 has no hanat:stack tag but was made from hanat's template outside hanat (its template carries Metadata.hanat); destroy treats it as a hanat stack.",
+    );
+    expect(h.cfn.stack('console-vpc')).toBeUndefined();
+  });
+
+  it.each([
+    ['no Metadata at all', JSON.stringify({ Resources: {} })],
+    ['other Metadata only', JSON.stringify({ Metadata: { 'cfn-lint': {} }, Resources: {} })],
+    ['Metadata.hanat that is not an object', JSON.stringify({ Metadata: { hanat: 'yes' }, Resources: {} })],
+    ['Metadata.hanat that is a list', JSON.stringify({ Metadata: { hanat: [3] }, Resources: {} })],
+    ['a YAML template carrying Metadata.hanat', "AWSTemplateFormatVersion: '2010-09-09'\nMetadata:\n  hanat:\n    azs: 3\nResources: {}\n"],
+    ['an unparsable body', '{"Metadata": {"hanat": {}'],
+  ])('refuses an untagged stack whose template has %s, as before', async (_what, body) => {
+    seedUntagged(body);
+    const r = await h.hanat(...CONSOLE, '--yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`${NOT_HANAT}\n`);
+    expect(names(cfnMock)).toEqual(['DescribeStacks', 'GetTemplate']);
+    expect(h.cfn.stack('console-vpc')!.status).toBe('UPDATE_COMPLETE');
+  });
+
+  it('refuses as before, adding that the template could not be read, when GetTemplate is denied', async () => {
+    seedUntagged(templateBody(DEFAULT_TEMPLATE_OPTIONS));
+    h.cfn.deny('GetTemplate');
+    const r = await h.hanat(...CONSOLE, '--yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `${NOT_HANAT} hanat could not check whether the stack was made from hanat's template outside hanat: AWS denied cloudformation:GetTemplate. ` +
+        'Allow cloudformation:GetTemplate to let hanat destroy delete such a stack.\n',
     );
     expect(names(cfnMock)).not.toContain('DeleteStack');
   });

@@ -40,6 +40,13 @@ export const MAX_AZS = 6;
 
 export const DEFAULT_TEMPLATE_OPTIONS: TemplateOptions = Object.freeze({ azs: 3, eip: true });
 
+/**
+ * The key of the template's own metadata (`Metadata.hanat`: the render-time
+ * options). Every render carries it, so a stack made from hanat's template
+ * outside hanat (console, `aws cloudformation deploy`) can be recognised.
+ */
+export const HANAT_METADATA = 'hanat';
+
 /** CloudFormation's limit for a template passed inline (`TemplateBody`), in bytes. */
 export const TEMPLATE_BODY_LIMIT = 51_200;
 
@@ -349,7 +356,7 @@ export function renderTemplate(opts: TemplateOptions): CfnTemplate {
     AWSTemplateFormatVersion: '2010-09-09',
     Description: `hanat: a VPC whose private subnets reach the internet through highly available NAT instances (${opts.azs} AZs${opts.eip ? ', one Elastic IP per AZ' : ''})`,
     Metadata: {
-      hanat: { azs: opts.azs, eip: opts.eip },
+      [HANAT_METADATA]: { azs: opts.azs, eip: opts.eip },
       // NatAmi is a String on purpose: AWS::EC2::Image::Id would refuse the
       // resolve:ssm: form that EC2 resolves at every launch (docs/template.md).
       'cfn-lint': { config: { ignore_checks: ['W2506'] } },

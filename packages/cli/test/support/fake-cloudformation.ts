@@ -15,10 +15,12 @@ import {
   DescribeStackEventsCommand,
   DescribeStacksCommand,
   ExecuteChangeSetCommand,
+  GetTemplateCommand,
   type Change,
   type CloudFormationClientResolvedConfig,
   type CreateChangeSetCommandInput,
   type DescribeStacksCommandInput,
+  type GetTemplateCommandInput,
   type ServiceInputTypes as CfnInput,
   type ServiceOutputTypes as CfnOutput,
   type Parameter,
@@ -37,6 +39,7 @@ interface Resource {
 }
 
 interface Template {
+  Metadata?: Record<string, unknown>;
   Parameters?: Record<string, { Default?: string }>;
   Resources?: Record<string, Resource>;
   Outputs?: Record<string, unknown>;
@@ -49,6 +52,8 @@ export interface FakeStack {
   statusReason?: string;
   tags: Tag[];
   template: Template;
+  /** The template as it was submitted (GetTemplate's Original stage); JSON of `template` when not given. */
+  templateBody?: string;
   parameters: Record<string, string>;
   outputs: Record<string, string>;
   /** Every event so far, oldest first; only the first `visible` have "happened". */
@@ -68,6 +73,7 @@ interface FakeChangeSet {
   pollsUntilReady: number;
   changes: ResourceChange[];
   template: Template;
+  templateBody: string;
   parameters: Record<string, string>;
   tags: Tag[];
 }
@@ -91,6 +97,7 @@ export class FakeCloudFormation {
   /** Logical ids whose modification the change set reports as a replacement. */
   readonly replacements = new Set<string>();
   private readonly throttled = new Map<string, number>();
+  private readonly denied = new Set<string>();
   private changeSetFailure: string | undefined;
   private seq = 0;
 
@@ -99,6 +106,11 @@ export class FakeCloudFormation {
   /** The next `times` calls of `command` fail with a throttling error. */
   throttle(command: string, times: number): void {
     this.throttled.set(command, times);
+  }
+
+  /** Every call of `command` is refused with AccessDenied, as IAM refuses an action the caller may not perform. */
+  deny(command: string): void {
+    this.denied.add(command);
   }
 
   /** The next change set ends FAILED with this reason. */
@@ -112,13 +124,23 @@ export class FakeCloudFormation {
   }
 
   /** A stack that already exists, e.g. created by an earlier deploy. */
-  seedStack(s: { name: string; status: string; template?: Template; parameters?: Record<string, string>; outputs?: Record<string, string>; tags?: Tag[] }): FakeStack {
+  seedStack(s: {
+    name: string;
+    status: string;
+    template?: Template;
+    /** The submitted body, e.g. YAML; `template` is then what it parses to. */
+    templateBody?: string;
+    parameters?: Record<string, string>;
+    outputs?: Record<string, string>;
+    tags?: Tag[];
+  }): FakeStack {
     const stack: FakeStack = {
       name: s.name,
       id: this.stackArn(s.name),
       status: s.status,
       tags: s.tags ?? [{ Key: 'hanat:stack', Value: s.name }],
       template: s.template ?? {},
+      templateBody: s.templateBody,
       parameters: s.parameters ?? {},
       outputs: s.outputs ?? {},
       events: [],
@@ -137,6 +159,9 @@ export class FakeCloudFormation {
   install(mock: CfnStub): void {
     const on = <I extends object>(cmd: new (input: I) => unknown, name: string, fn: (input: I) => unknown) =>
       mock.on(cmd as never).callsFake((input: I) => {
+        if (this.denied.has(name)) {
+          throw awsError('AccessDenied', `User: arn:aws:iam::123456789012:user/ops is not authorized to perform: cloudformation:${name} because no identity-based policy allows the cloudformation:${name} action`, 403);
+        }
         const left = this.throttled.get(name) ?? 0;
         if (left > 0) {
           this.throttled.set(name, left - 1);
@@ -151,6 +176,7 @@ export class FakeCloudFormation {
     on(ExecuteChangeSetCommand, 'ExecuteChangeSet', (i) => this.executeChangeSet(i.ChangeSetName));
     on(DeleteChangeSetCommand, 'DeleteChangeSet', (i) => this.deleteChangeSet(i.ChangeSetName));
     on(DeleteStackCommand, 'DeleteStack', (i) => this.deleteStack(i.StackName));
+    on(GetTemplateCommand, 'GetTemplate', (i: GetTemplateCommandInput) => this.getTemplate(i.StackName, i.TemplateStage));
   }
 
   // --- the API -------------------------------------------------------------
@@ -181,6 +207,13 @@ export class FakeCloudFormation {
     return { StackEvents: page, NextToken: next };
   }
 
+  private getTemplate(name: string | undefined, stage: string | undefined) {
+    const stack = this.find(name);
+    if (!stack) throw awsError('ValidationError', `Stack with id ${name} does not exist`);
+    if (stage !== 'Original') throw new Error(`the fake answers GetTemplate only for TemplateStage Original, got ${stage}`);
+    return { TemplateBody: stack.templateBody ?? JSON.stringify(stack.template), StagesAvailable: ['Original', 'Processed'] };
+  }
+
   private createChangeSet(i: CreateChangeSetCommandInput) {
     const template = JSON.parse(i.TemplateBody ?? '{}') as Template;
     const parameters = this.checkParameters(template, i.Parameters ?? []);
@@ -201,6 +234,15 @@ export class FakeCloudFormation {
     }
     const id = `arn:aws:cloudformation:${this.region}:123456789012:changeSet/${i.ChangeSetName}/${this.uuid()}`;
     const changes = i.ChangeSetType === 'CREATE' ? this.diff({}, {}, template, parameters) : this.diff(stack.template, stack.parameters, template, parameters);
+    // New stack tags propagate to every resource, so an update that only changes them still changes something.
+    const tagsChanged = i.ChangeSetType !== 'CREATE' && JSON.stringify(i.Tags ?? []) !== JSON.stringify(stack.tags);
+    if (tagsChanged) {
+      for (const [id, r] of Object.entries(template.Resources ?? {})) {
+        if (!changes.some((c) => c.LogicalResourceId === id)) {
+          changes.push({ Action: 'Modify', LogicalResourceId: id, PhysicalResourceId: `${id.toLowerCase()}-physical`, ResourceType: r.Type, Replacement: 'False' });
+        }
+      }
+    }
     const cs: FakeChangeSet = {
       id,
       name: i.ChangeSetName!,
@@ -210,6 +252,7 @@ export class FakeCloudFormation {
       pollsUntilReady: 2,
       changes,
       template,
+      templateBody: i.TemplateBody ?? '{}',
       parameters,
       tags: i.Tags ?? [],
     };
@@ -376,6 +419,8 @@ export class FakeCloudFormation {
 
   private adopt(stack: FakeStack, cs: FakeChangeSet) {
     stack.template = cs.template;
+    stack.templateBody = cs.templateBody;
+    stack.tags = cs.tags;
     stack.parameters = cs.parameters;
     stack.outputs = Object.fromEntries(Object.keys(cs.template.Outputs ?? {}).map((k) => [k, `value-of-${k}`]));
   }
