@@ -3,14 +3,17 @@
  * @hanat/core reaching the emulator through AWS_ENDPOINT_URL) against the
  * emulator: deploy, deploy again (no changes), destroy, with live events and
  * through injected throttling; the refusal of an AZ that does not offer the
- * instance type. Also `hanat-lab serve`.
+ * instance type; the destroy of a stack made from hanat's template without
+ * hanat. Also `hanat-lab serve`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CreateStackCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DeleteParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../cli/src/run.js';
 import { awsFactory } from '../../cli/src/aws.js';
+import { DEFAULT_TEMPLATE_OPTIONS, templateBody } from '../../cli/src/template/index.js';
 import { buildProgram } from '../src/cli/program.js';
 import { envExports } from '../src/dataplane/cli-support.js';
 import { LAB_IMAGES, type LatencyProfile } from '../src/emulator/index.js';
@@ -157,6 +160,40 @@ describe('hanat against the emulator', () => {
     expect(h.emu.world.cloudformation.findStack('lab')!.status).toBe('CREATE_COMPLETE');
     const nats = [...h.emu.world.ec2.instances.values()].filter((i) => i.state !== 'terminated');
     expect(nats.map((i) => i.az).sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'f'].map((l) => `us-east-1${l}`));
+  });
+
+  it("destroys a stack made from hanat's template with CreateStack, which has no hanat:stack tag", async () => {
+    h = await startLab({ latency: 'zero', bootDelayMs: 10 });
+    pointSdkAt(h.url);
+    const arm = LAB_IMAGES.find((i) => i.architecture === 'arm64')!.id;
+    await h.cfn.send(
+      new CreateStackCommand({
+        StackName: 'console',
+        TemplateBody: templateBody(DEFAULT_TEMPLATE_OPTIONS),
+        Parameters: [
+          { ParameterKey: 'VpcName', ParameterValue: 'console' },
+          { ParameterKey: 'CidrPrefix', ParameterValue: '10.7' },
+          { ParameterKey: 'NatAmi', ParameterValue: arm },
+        ],
+        Capabilities: ['CAPABILITY_IAM'],
+      }),
+    );
+    const deadline = Date.now() + 10_000;
+    while (h.emu.world.cloudformation.findStack('console')?.status !== 'CREATE_COMPLETE' && Date.now() < deadline) await sleep(10);
+    const created = (await h.cfn.send(new DescribeStacksCommand({ StackName: 'console' }))).Stacks![0]!;
+    expect(created.StackStatus).toBe('CREATE_COMPLETE');
+    expect(created.Tags ?? []).not.toContainEqual(expect.objectContaining({ Key: 'hanat:stack' }));
+    expect(h.emu.world.ec2.vpcs.size).toBe(1);
+
+    const destroyed = await hanat(h, ['destroy', '--name', 'console', '--yes', '--region', 'us-east-1']);
+    expect(destroyed.stderr.text).not.toMatch(/error/i);
+    expect(destroyed.code).toBe(0);
+    expect(destroyed.stderr.text).toContain("Stack console in us-east-1 has no hanat:stack tag but was made from hanat's template outside hanat");
+    expect(h.emu.counters.get('cloudformation:GetTemplate')).toBe(1);
+    expect(destroyed.stderr.text).toMatch(/DELETE_COMPLETE\s+AWS::CloudFormation::Stack\s+console/);
+    const ec2 = h.emu.world.ec2;
+    expect(ec2.vpcs.size + ec2.subnets.size + ec2.routeTables.size + ec2.addresses.size + ec2.launchTemplates.size).toBe(0);
+    expect(h.emu.world.cloudformation.findStack('console')).toBeUndefined();
   });
 
   it('reports a failed deploy with the failing resource and its reason', async () => {
