@@ -5,17 +5,15 @@
  */
 import {
   AssociateAddressCommand,
-  CreateRouteCommand,
   CreateTagsCommand,
   DescribeAddressesCommand,
   DescribeInstanceAttributeCommand,
   DescribeRouteTablesCommand,
   ModifyInstanceAttributeCommand,
-  ReplaceRouteCommand,
   type Address,
   type RouteTable,
 } from '@aws-sdk/client-ec2';
-import { DEFAULT_ROUTE_CIDR, NETWORK_PRIVATE, TAG, awsErrorName, isRetryableAwsError, stackFilters, type Ec2 } from '@hanat/core';
+import { NETWORK_PRIVATE, TAG, awsErrorName, isRetryableAwsError, pointDefaultRoute, stackFilters, type Ec2, type RouteWrite } from '@hanat/core';
 import { errorMessage } from './errors.js';
 
 /** An AWS call that failed, with what it tried to do to what. */
@@ -30,16 +28,6 @@ export class AwsCallError extends Error {
     super(`${action} on ${resource} failed: ${awsErrorName(cause) ?? 'Error'}: ${errorMessage(cause)}`, { cause });
     this.code = awsErrorName(cause) ?? 'Error';
   }
-}
-
-/**
- * ReplaceRoute on a route that is gone. The API reference lists InvalidRoute.NotFound,
- * but EC2 answers InvalidParameterValue "There is no route defined for ... Use
- * CreateRoute instead."; accept both.
- */
-function isMissingRoute(err: unknown): boolean {
-  if (!(err instanceof AwsCallError)) return false;
-  return err.code === 'InvalidRoute.NotFound' || (err.code === 'InvalidParameterValue' && /no route defined/i.test(err.message));
 }
 
 /**
@@ -132,32 +120,11 @@ export class Ec2Api {
   }
 
   /**
-   * Points the table's default route at `eniId`, race-safe: replace when a route
-   * exists, create when it does not, and when a peer creates it between our look and
-   * our create (RouteAlreadyExists), replace after all.
+   * Points the table's default route at `eniId`, race-safe (core's pointDefaultRoute:
+   * replace, else create, else replace after all); a failure names its call and table.
    */
-  async pointDefaultRoute(routeTableId: string, eniId: string, routeExists: boolean): Promise<'replaced' | 'created'> {
-    const input = { RouteTableId: routeTableId, DestinationCidrBlock: DEFAULT_ROUTE_CIDR, NetworkInterfaceId: eniId };
-    const replace = () => call('ReplaceRoute', routeTableId, () => this.ec2.send(new ReplaceRouteCommand(input)));
-    const create = () => call('CreateRoute', routeTableId, () => this.ec2.send(new CreateRouteCommand(input)));
-    const createOrReplace = async (): Promise<'replaced' | 'created'> => {
-      try {
-        await create();
-        return 'created';
-      } catch (err) {
-        if (!(err instanceof AwsCallError) || err.code !== 'RouteAlreadyExists') throw err;
-        await replace();
-        return 'replaced';
-      }
-    };
-    if (!routeExists) return createOrReplace();
-    try {
-      await replace();
-      return 'replaced';
-    } catch (err) {
-      if (!isMissingRoute(err)) throw err;
-      return createOrReplace();
-    }
+  async pointDefaultRoute(routeTableId: string, eniId: string, routeExists: boolean): Promise<RouteWrite> {
+    return pointDefaultRoute(this.ec2, routeTableId, eniId, routeExists, (action, fn) => call(action, routeTableId, fn));
   }
 
   async tag(resources: string[], tags: { Key: string; Value: string }[]): Promise<void> {

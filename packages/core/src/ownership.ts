@@ -65,3 +65,17 @@ export function ownerTags(instanceId: string, at: Date): { Key: string; Value: s
 function nonEmpty(v: string | undefined): string | undefined {
   return v && v.trim() !== '' ? v : undefined;
 }
+
+/**
+ * The AZ that takes over `az`'s routes when `az` has no NAT to serve them: the
+ * next AZ after it in alphabetical order, wrapping around, among `candidates`
+ * (the AZs whose NAT is running). `az` itself never qualifies, and need not be
+ * among the candidates. Undefined when no other AZ qualifies.
+ *
+ * Every caller must use this one rule (`hanat failover` without `--to` today,
+ * the agents' takeover later), so that two survivors never pick different AZs.
+ */
+export function successorAz(az: string, candidates: Iterable<string>): string | undefined {
+  const others = [...new Set(candidates)].filter((c) => c !== az).sort();
+  return others.find((c) => c > az) ?? others[0];
+}
