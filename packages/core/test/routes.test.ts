@@ -8,7 +8,7 @@ import { isMissingRouteError, pointDefaultRoute, type Ec2 } from '../src/index.j
 
 const calls: [string, unknown][] = [];
 const answers = new Map<string, (EC2ServiceException | object)[]>();
-const ec2 = {
+const ec2: Ec2 = {
   send(command: { constructor: { name: string }; input: unknown }) {
     const name = command.constructor.name.replace(/Command$/, '');
     calls.push([name, command.input]);
@@ -18,7 +18,7 @@ const ec2 = {
     return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer);
   },
   destroy() {},
-} as unknown as Ec2;
+} as never;
 const on = (name: string, ...script: (EC2ServiceException | object)[]) => answers.set(name, script);
 
 function awsError(name: string, message = ''): EC2ServiceException {
