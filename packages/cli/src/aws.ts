@@ -3,7 +3,7 @@
  * check, and the translation of SDK errors into the CLI's error taxonomy.
  */
 import { formatWithOptions } from 'node:util';
-import { awsErrorName, cloudFormationClient, ec2Client, ssmClient, type SdkLogger } from '@hanat/core';
+import { autoScalingClient, awsErrorName, cloudFormationClient, ec2Client, ssmClient, type SdkLogger } from '@hanat/core';
 import type { AwsClients, AwsFactory, AwsTarget } from './deps.js';
 import { OperationError, UsageError } from './errors.js';
 import { readSharedConfig, type SharedConfig } from './profiles.js';
@@ -33,10 +33,12 @@ export function awsFactory(debugLog: (line: string) => void, env: Readonly<Recor
     const cloudFormation = cloudFormationClient(opts);
     const ec2 = ec2Client(opts);
     const ssm = ssmClient(opts);
+    const autoScaling = autoScalingClient(opts);
     return {
       cloudFormation,
       ec2,
       ssm,
+      autoScaling,
       async region() {
         try {
           const region = await cloudFormation.config.region();
@@ -52,6 +54,7 @@ export function awsFactory(debugLog: (line: string) => void, env: Readonly<Recor
         cloudFormation.destroy();
         ec2.destroy();
         ssm.destroy();
+        autoScaling.destroy();
       },
     };
   };

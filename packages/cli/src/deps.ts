@@ -4,7 +4,7 @@
  * Ctrl-C signal. Nothing here prints or exits.
  */
 import type { ResourceChange, StackEvent } from '@aws-sdk/client-cloudformation';
-import type { CloudFormation, Ec2, Ssm } from '@hanat/core';
+import type { AutoScaling, CloudFormation, Ec2, Ssm } from '@hanat/core';
 import type { SharedConfig } from './profiles.js';
 
 /** Where the AWS calls go: flags first, then the SDK's environment and config files. */
@@ -18,6 +18,7 @@ export interface AwsClients {
   cloudFormation: CloudFormation;
   ec2: Ec2;
   ssm: Ssm;
+  autoScaling: AutoScaling;
   /** The region the SDK resolved (flag, AWS_REGION, profile config), or undefined if none. */
   region(): Promise<string | undefined>;
   /** The profiles of the shared config and credentials files the SDK reads, and where they are. */

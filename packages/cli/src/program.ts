@@ -11,7 +11,10 @@ import { debugFromEnv } from './debug.js';
 import type { ActionDeps, AwsFactory, Clock } from './deps.js';
 import { deploy } from './deploy.js';
 import { destroy } from './destroy.js';
+import { failover } from './failover.js';
 import { deployJson, outputsTable, palette, stderrReporter, useColor } from './format.js';
+import { failoverJson, failoverText, statusJson, statusTable } from './format-nat.js';
+import { status, statusFailure } from './status.js';
 import { template } from './template.js';
 import { DEFAULT_INSTANCE_TYPE, DEFAULT_TEMPLATE_OPTIONS, MAX_AZS, MIN_AZS, type TemplateOptions } from './template/render.js';
 import { parseAzs } from './validate.js';
@@ -36,15 +39,19 @@ export const DEFAULT_POLL_INTERVAL_MS = 3_000;
 
 export const EXIT_CODES_HELP = `
 Exit codes:
-  0    success (also: deploy found no changes; destroy found no such stack)
+  0    success (also: deploy found no changes; destroy found no such stack;
+       status: every AZ's traffic flows; failover found nothing to do)
   1    the operation failed: the deploy or destroy failed (failed resources and
        their reasons are printed), AWS refused a call, the stack is busy or
-       needs "hanat destroy" first, or the prompt was answered "no"
+       needs "hanat destroy" first, the prompt was answered "no", or status
+       found an AZ whose traffic does not flow (blackhole, no-route, stale)
   2    bad usage or input: a bad flag value, a key pair or AMI that does not
        exist in the region, an AMI that does not fit the instance type, more
        --azs than the region has or an instance type one of them does not
        offer, no region, a profile that does not exist, rejected credentials,
-       no --yes without a terminal, a stack that hanat did not create
+       no --yes without a terminal, a stack that does not exist (status,
+       failover) or that hanat did not create, an AZ the stack does not have,
+       a failover target without a running NAT that can forward
   70   internal error: a bug in hanat (please report it)
   130  interrupted (Ctrl-C): hanat stops watching, the stack operation goes on`;
 
@@ -54,6 +61,10 @@ Examples:
   $ hanat template --azs 2 --no-eip               # 2 AZs, no Elastic IPs
   $ hanat deploy --name prod-vpc --cidr-prefix 10.20 --region eu-west-1 --dry-run
   $ hanat deploy --name prod-vpc --cidr-prefix 10.20 --region eu-west-1 --yes --json | jq .outputs
+  $ hanat status --name prod-vpc --region eu-west-1   # which NAT serves which AZ
+  $ hanat status --name prod-vpc --json | jq '.azs[] | {az, verdict}'
+  $ hanat failover --name prod-vpc --az eu-west-1a --yes   # to the next AZ with a running NAT
+  $ hanat failover --name prod-vpc --az eu-west-1a --restore --yes
   $ hanat destroy --name prod-vpc --region eu-west-1`;
 
 type Globals = { debug?: boolean; color?: 'auto' | 'always' | 'never' };
@@ -93,7 +104,7 @@ export function buildProgram(deps: ProgramDeps): Command {
   };
 
   program
-    .description('Highly available NAT instances for AWS VPCs: render, deploy and destroy the CloudFormation stack.')
+    .description('Highly available NAT instances for AWS VPCs: render, deploy and destroy the CloudFormation stack, see which NAT serves which AZ, and move an AZ\'s traffic by hand.')
     .version(VERSION, '-V, --version', 'print the hanat version')
     .option('--debug', 'print AWS SDK diagnostics and stack traces (also HANAT_DEBUG=1; empty, 0, false or no leave it off)')
     .addOption(new Option('--color <when>', 'colour on stderr').choices(['auto', 'always', 'never']).default('auto'))
@@ -163,6 +174,75 @@ to CloudFormation; see docs/cli.md for how to watch it again.`,
       const d = actionDeps(globals);
       const result = await destroy({ ...opts, ...sources(cmd), debug: debugOn(globals) }, d);
       if (result.outcome === 'deleted') d.reporter.step(`Stack ${result.stack} deleted from ${result.region}.`);
+    });
+
+  program
+    .command('status')
+    .description('show which NAT serves which AZ; exit 1 when an AZ cannot reach the internet')
+    .requiredOption('--name <stack>', 'CloudFormation stack name')
+    .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
+    .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config or ~/.aws/credentials').env('AWS_PROFILE'))
+    .option('--json', 'print the result as JSON on stdout')
+    .addHelpText(
+      'after',
+      `
+Reads only (Describe calls). One row per AZ's private route table, with a verdict:
+  ok         the AZ's own running NAT serves it
+  TAKEOVER   another AZ's running NAT serves it (since hanat:owner-since)
+  PINNED     hanat failover pinned it to another AZ (hanat:override)
+  BLACKHOLE  its route points at a NAT that is gone or stopped
+  NO-ROUTE   it has no 0.0.0.0/0 route
+  STALE      its route points at something that is not a running NAT of the stack
+Then the NAT instances (state, Auto Scaling health, interface, addresses,
+source/dest check) and the Elastic IPs.
+Exit 0 when every AZ's traffic flows (ok, TAKEOVER, PINNED); exit 1 when any AZ
+is BLACKHOLE, NO-ROUTE or STALE (stderr names them; stdout still has the table).
+
+Examples:
+  $ hanat status --name prod-vpc --region eu-west-1
+  $ hanat status --name prod-vpc --json | jq -r '.azs[] | "\\(.az) \\(.verdict)"'`,
+    )
+    .action(async (opts: Parameters<typeof status>[0] & { json?: boolean }, cmd: Command) => {
+      const globals = cmd.optsWithGlobals<Globals>();
+      const result = await status({ ...opts, ...sources(cmd), debug: debugOn(globals) }, actionDeps(globals));
+      deps.stdout(opts.json ? statusJson(result) : statusTable(result));
+      const failure = statusFailure(result);
+      if (failure) throw failure;
+    });
+
+  program
+    .command('failover')
+    .description("move an AZ's internet traffic to another AZ's NAT by hand, or undo that with --restore")
+    .requiredOption('--name <stack>', 'CloudFormation stack name')
+    .requiredOption('--az <az>', 'the AZ whose private routes move (or, with --restore, return)')
+    .addOption(new Option('--to <az>', 'the AZ whose NAT takes them (default: the next AZ, alphabetically and wrapping around, with a running NAT)').conflicts('restore'))
+    .option('--restore', "remove the pin: the AZ's own NAT takes its routes back at its next route check")
+    .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
+    .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config or ~/.aws/credentials').env('AWS_PROFILE'))
+    .option('-y, --yes', 'change routes without asking (required when there is no terminal)')
+    .option('--json', 'print the result as JSON on stdout')
+    .addHelpText(
+      'after',
+      `
+Failover pins the AZ's private route tables to the other AZ (tag hanat:override),
+then points their 0.0.0.0/0 at that AZ's NAT, then records it (hanat:owner,
+hanat:owner-since). The agents leave a pinned table alone, so it stays until
+--restore; this works when every agent is dead. Moving traffic breaks the
+connections open through the old NAT (new public address, no connection state).
+Refused, before any change, when the target AZ's NAT is not running or still has
+source/dest check on. Running it again changes nothing and says so.
+--restore only removes the pin: the AZ's own NAT takes the routes back at its
+next route check (within 30 s), after its own checks; hanat status shows when.
+
+Examples:
+  $ hanat failover --name prod-vpc --az eu-west-1a                 # asks, then moves to eu-west-1b
+  $ hanat failover --name prod-vpc --az eu-west-1a --to eu-west-1c --yes
+  $ hanat failover --name prod-vpc --az eu-west-1a --restore --yes`,
+    )
+    .action(async (opts: Parameters<typeof failover>[0] & { json?: boolean }, cmd: Command) => {
+      const globals = cmd.optsWithGlobals<Globals>();
+      const result = await failover({ ...opts, ...sources(cmd), debug: debugOn(globals) }, actionDeps(globals));
+      deps.stdout(opts.json ? failoverJson(result) : failoverText(result));
     });
 
   return program;

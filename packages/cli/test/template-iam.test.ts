@@ -15,12 +15,16 @@ function statementsOf(azs: number, eip: boolean): Statement[] {
   return role.Policies.flatMap((p) => p.PolicyDocument.Statement);
 }
 
-/** The agent's AWS calls, read from its source: the `…Command`s it imports from each SDK client. */
+/**
+ * The agent's AWS calls, read from its source and from @hanat/core's, which it
+ * bundles (core's routes.ts makes its route writes): the `…Command`s each imports
+ * from an SDK client.
+ */
 function agentCalls(): string[] {
-  const dir = new URL('../../agent/src/', import.meta.url);
+  const dirs = [new URL('../../agent/src/', import.meta.url), new URL('../../core/src/', import.meta.url)];
   const prefix: Record<string, string> = { 'client-ec2': 'ec2', 'client-auto-scaling': 'autoscaling' };
   const calls = new Set<string>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+  for (const [dir, file] of dirs.flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.ts')).map((f) => [d, f] as const))) {
     const text = readFileSync(new URL(file, dir), 'utf8');
     for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/(client-ec2|client-auto-scaling)'/g)) {
       for (const name of m[1]!.matchAll(/\b([A-Z][A-Za-z0-9]+)Command\b/g)) calls.add(`${prefix[m[2]!]}:${name[1]}`);

@@ -4,6 +4,7 @@
  * key pairs, images and parameters. Time is a fake clock; stdout and stderr
  * are captured separately.
  */
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import {
   DescribeAvailabilityZonesCommand,
@@ -31,6 +32,7 @@ import { FakeCloudFormation } from './fake-cloudformation.js';
 export const cfnMock = mockClient(CloudFormationClient);
 export const ec2Mock = mockClient(EC2Client);
 export const ssmMock = mockClient(SSMClient);
+export const asgMock = mockClient(AutoScalingClient);
 
 /** A clock that never waits: sleep() moves time forward and runs the test's hook. */
 export class FakeClock implements Clock {
@@ -106,6 +108,7 @@ export function harness(opts: { tty?: boolean; env?: Record<string, string>; aws
   cfnMock.reset();
   ec2Mock.reset();
   ssmMock.reset();
+  asgMock.reset();
   // Never real credentials, never a real region lookup from the host's files.
   vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDTESTONLY');
   vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test-secret');

@@ -1,0 +1,148 @@
+/**
+ * How `hanat status` and `hanat failover` results look on stdout: tables for
+ * people (takeovers, pins and broken routes in capitals, so they stand out
+ * without colour), and the `--json` documents (absent values are null).
+ */
+import type { FailoverResult } from './failover.js';
+import type { EipState, NatState } from './observe.js';
+import type { StatusResult, TableVerdict, Verdict } from './status.js';
+
+/** Columns padded to their widest cell; the last column is not padded. */
+function columns(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** `ok` stays quiet; everything else is shouted. */
+export function verdictLabel(v: Verdict): string {
+  return v === 'ok' ? 'ok' : v.toUpperCase();
+}
+
+function routeCell(t: TableVerdict): string {
+  if (!t.route) return '-';
+  return `${t.route.target} (${t.route.state ?? 'unknown'})`;
+}
+
+function natRows(nats: readonly NatState[]): string[][] {
+  return [
+    ['AZ', 'INSTANCE', 'STATE', 'HEALTH', 'LIFECYCLE', 'ENI', 'PRIVATE IP', 'PUBLIC IP', 'SRC/DST CHECK', 'LAUNCHED'],
+    ...nats.map((n) => [
+      n.az,
+      n.instanceId,
+      n.state,
+      n.autoScaling?.health ?? '-',
+      n.autoScaling?.lifecycle ?? '(no group)',
+      n.networkInterfaceId ?? '-',
+      n.privateIp ?? '-',
+      n.publicIp ?? '-',
+      n.sourceDestCheck === undefined ? '-' : n.sourceDestCheck ? 'ON (cannot forward)' : 'off',
+      n.launchTime ?? '-',
+    ]),
+  ];
+}
+
+function eipRows(eips: readonly EipState[]): string[][] {
+  return [
+    ['AZ', 'ELASTIC IP', 'ALLOCATION', 'ASSOCIATED WITH'],
+    ...eips.map((e) => [e.az ?? '-', e.publicIp ?? '-', e.allocationId, e.instanceId ?? e.networkInterfaceId ?? '(not associated)']),
+  ];
+}
+
+export function statusTable(r: StatusResult): string {
+  const azRows = [
+    ['AZ', 'VERDICT', 'ROUTE TABLE', 'DEFAULT ROUTE', 'SERVED BY', 'DETAIL'],
+    ...r.azs.flatMap((a) =>
+      a.routeTables.map((t) => [a.az, verdictLabel(t.verdict), t.routeTableId, routeCell(t), t.servedBy ? `${t.servedBy.instanceId} (${t.servedBy.az})` : '-', t.detail]),
+    ),
+  ];
+  const parts = [`Stack ${r.stack} in ${r.region} (${r.stackStatus})\n`, columns(azRows)];
+  parts.push('\nNAT instances\n', r.nats.length ? columns(natRows(r.nats)) : '  none (not terminated)\n');
+  if (r.eips.length) parts.push('\nElastic IPs\n', columns(eipRows(r.eips)));
+  return parts.join('');
+}
+
+const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+
+function natJson(n: NatState) {
+  return {
+    instanceId: n.instanceId,
+    az: n.az,
+    state: n.state,
+    networkInterfaceId: orNull(n.networkInterfaceId),
+    privateIp: orNull(n.privateIp),
+    publicIp: orNull(n.publicIp),
+    sourceDestCheck: orNull(n.sourceDestCheck),
+    launchTime: orNull(n.launchTime),
+    autoScaling: n.autoScaling ? { group: n.autoScaling.group, health: n.autoScaling.health, lifecycle: n.autoScaling.lifecycle } : null,
+  };
+}
+
+/** The `--json` document of `hanat status`. */
+export function statusJson(r: StatusResult): string {
+  const doc = {
+    stack: r.stack,
+    region: r.region,
+    stackStatus: r.stackStatus,
+    healthy: r.degraded.length === 0,
+    degraded: r.degraded,
+    azs: r.azs.map((a) => ({
+      az: a.az,
+      verdict: a.verdict,
+      routeTables: a.routeTables.map((t) => ({
+        routeTableId: t.routeTableId,
+        verdict: t.verdict,
+        detail: t.detail,
+        route: t.route ? { target: t.route.target, networkInterfaceId: orNull(t.route.networkInterfaceId), instanceId: orNull(t.route.instanceId), state: orNull(t.route.state) } : null,
+        servedBy: orNull(t.servedBy),
+        override: orNull(t.override),
+        owner: t.owner ? { instanceId: t.owner.instanceId, since: orNull(t.owner.since) } : null,
+      })),
+    })),
+    nats: r.nats.map(natJson),
+    eips: r.eips.map((e) => ({ allocationId: e.allocationId, publicIp: orNull(e.publicIp), az: orNull(e.az), instanceId: orNull(e.instanceId), networkInterfaceId: orNull(e.networkInterfaceId) })),
+  };
+  return JSON.stringify(doc, null, 2) + '\n';
+}
+
+/** What `hanat failover` did, for people. */
+export function failoverText(r: FailoverResult): string {
+  const lines: string[] = [];
+  const rows = [
+    ['ROUTE TABLE', 'PIN', 'DEFAULT ROUTE', 'OWNER TAGS'],
+    ...r.routeTables.map((t) => [t.routeTableId, t.pin, t.route, t.owner]),
+  ];
+  if (r.action === 'failover') {
+    lines.push(
+      r.changed
+        ? `AZ ${r.az} now sends 0.0.0.0/0 through ${r.to}'s NAT ${r.instanceId} (${r.networkInterfaceId}), pinned with ${r.pinTag}=${r.to}.`
+        : `Nothing to do: AZ ${r.az} already sends 0.0.0.0/0 through ${r.to}'s NAT ${r.instanceId} (${r.networkInterfaceId}) and is pinned to ${r.to}.`,
+    );
+  } else {
+    lines.push(r.changed ? `Removed the pin ${r.pinTag} from AZ ${r.az}'s private route table(s).` : `Nothing to do: AZ ${r.az}'s private route table(s) carry no ${r.pinTag} pin.`);
+  }
+  lines.push(columns(rows).trimEnd());
+  for (const note of r.notes) lines.push(note);
+  return lines.join('\n') + '\n';
+}
+
+export function failoverJson(r: FailoverResult): string {
+  return (
+    JSON.stringify(
+      {
+        stack: r.stack,
+        region: r.region,
+        action: r.action,
+        az: r.az,
+        to: orNull(r.to),
+        instanceId: orNull(r.instanceId),
+        networkInterfaceId: orNull(r.networkInterfaceId),
+        changed: r.changed,
+        routeTables: r.routeTables,
+        notes: r.notes,
+        undo: orNull(r.undo),
+      },
+      null,
+      2,
+    ) + '\n'
+  );
+}

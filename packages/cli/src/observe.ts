@@ -1,0 +1,255 @@
+/**
+ * What `hanat status` and `hanat failover` read about a stack's NATs, with
+ * Describe calls only: its private route tables and their default routes, its
+ * NAT instances, their Auto Scaling health, its Elastic IPs. Every lookup is
+ * scoped by the `hanat:stack` tag (DESIGN.md "Tag contract"), and every call
+ * retries throttling and 5xx errors (cfn.ts `retrying`).
+ */
+import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
+import type { Stack } from '@aws-sdk/client-cloudformation';
+import { DescribeAddressesCommand, DescribeInstancesCommand, DescribeRouteTablesCommand, type Instance, type RouteTable } from '@aws-sdk/client-ec2';
+import { NETWORK_PRIVATE, TAG, defaultRoute, routeOwner, stackFilters, tagValue, type AutoScaling, type Ec2 } from '@hanat/core';
+import { checkTarget, localRegion, type ProfileFrom, type RegionFrom } from './aws.js';
+import { describeStack, ownershipOf, retrying } from './cfn.js';
+import type { ActionDeps, AwsClients } from './deps.js';
+import { OperationError, UsageError } from './errors.js';
+import { checkStackName } from './validate.js';
+
+type PollDeps = Pick<ActionDeps, 'clock' | 'signal' | 'pollIntervalMs' | 'reporter'>;
+
+/** The options every stack-reading command shares. */
+export interface StackTargetOptions {
+  name: string;
+  region?: string | undefined;
+  regionFrom?: RegionFrom | undefined;
+  profile?: string | undefined;
+  profileFrom?: ProfileFrom | undefined;
+  debug?: boolean | undefined;
+}
+
+/** A private route table as status and failover see it. */
+export interface TableState {
+  routeTableId: string;
+  /** `hanat:az`: the AZ whose NAT serves it by default. */
+  az: string;
+  /** `hanat:override`, the manual failover pin, if any. */
+  override: string | undefined;
+  owner: { instanceId: string; since: string | undefined } | undefined;
+  /** The 0.0.0.0/0 route; undefined when there is none. */
+  route:
+    | {
+        /** What it points at: a network interface, else an instance, gateway or NAT gateway id. */
+        target: string;
+        networkInterfaceId: string | undefined;
+        instanceId: string | undefined;
+        state: string | undefined;
+      }
+    | undefined;
+}
+
+/** A NAT instance of the stack (any state but terminated). */
+export interface NatState {
+  instanceId: string;
+  az: string;
+  state: string;
+  /** The primary network interface (device index 0), which routes target. */
+  networkInterfaceId: string | undefined;
+  /** Every network interface of the instance, the primary first. */
+  networkInterfaceIds: string[];
+  privateIp: string | undefined;
+  publicIp: string | undefined;
+  sourceDestCheck: boolean | undefined;
+  launchTime: string | undefined;
+  /** From Auto Scaling (status only); undefined when the group does not know the instance. */
+  autoScaling?: { group: string; health: string; lifecycle: string } | undefined;
+}
+
+export interface EipState {
+  allocationId: string;
+  publicIp: string | undefined;
+  az: string | undefined;
+  instanceId: string | undefined;
+  networkInterfaceId: string | undefined;
+}
+
+export interface StackState {
+  stack: string;
+  region: string;
+  stackStatus: string;
+  tables: TableState[];
+  nats: NatState[];
+  eips: EipState[];
+}
+
+/**
+ * Local checks, the profile and region, and the stack: it must exist and be
+ * hanat's (tagged, or made from hanat's template; cfn.ts ownershipOf).
+ * Returns the region and the stack. Changes nothing.
+ */
+export async function findHanatStack(
+  clients: AwsClients,
+  opts: StackTargetOptions & { regionOpt: string | undefined },
+  deps: PollDeps,
+  command: 'status' | 'failover',
+): Promise<{ region: string; stack: Stack }> {
+  const region = await checkTarget(clients, { profile: opts.profile, profileFrom: opts.profileFrom, region: opts.regionOpt });
+  const stack = await describeStack(clients.cloudFormation, opts.name, deps);
+  if (!stack) {
+    throw new UsageError(
+      `Stack ${opts.name} does not exist in ${region}. hanat ${command} works on a stack made by hanat deploy: check --name and --region ` +
+        `(aws cloudformation describe-stacks --region ${region} lists the stacks there).`,
+    );
+  }
+  const owner = await ownershipOf(clients.cloudFormation, stack, deps);
+  if (owner === 'foreign' || owner === 'unreadable') {
+    throw new UsageError(
+      `Stack ${opts.name} in ${region} was not created by hanat (it has no ${TAG.stack} tag and was not made from hanat's template), so it has no hanat NATs to ${command === 'status' ? 'report on' : 'move'}. Check --name.` +
+        (owner === 'unreadable'
+          ? ` hanat could not check whether it was made from hanat's template outside hanat: AWS denied cloudformation:GetTemplate. Allow cloudformation:GetTemplate to let hanat ${command} read such a stack.`
+          : ''),
+    );
+  }
+  return { region, stack };
+}
+
+/** The stack's name and region from flags, checked locally (no AWS call). */
+export function checkStackTarget(opts: StackTargetOptions, env: Readonly<Record<string, string | undefined>>): { name: string; regionOpt: string | undefined } {
+  return { name: checkStackName(opts.name), regionOpt: localRegion(opts, env) };
+}
+
+/** Every private route table of the stack, sorted by AZ then id. */
+export async function readTables(ec2: Ec2, stack: string, deps: PollDeps): Promise<TableState[]> {
+  const tables: RouteTable[] = [];
+  let token: string | undefined;
+  do {
+    const out = await retrying(
+      'DescribeRouteTables',
+      () => ec2.send(new DescribeRouteTablesCommand({ Filters: stackFilters(stack, { [TAG.network]: NETWORK_PRIVATE }), NextToken: token })),
+      deps,
+    );
+    tables.push(...(out.RouteTables ?? []));
+    token = out.NextToken;
+  } while (token);
+  return tables
+    .filter((t): t is RouteTable & { RouteTableId: string } => typeof t.RouteTableId === 'string' && t.RouteTableId !== '')
+    .map((t) => tableState(t))
+    .sort((a, b) => a.az.localeCompare(b.az) || a.routeTableId.localeCompare(b.routeTableId));
+}
+
+function tableState(t: RouteTable & { RouteTableId: string }): TableState {
+  const route = defaultRoute(t);
+  const owner = routeOwner(t.Tags);
+  const override = tagValue(t.Tags, TAG.override)?.trim();
+  return {
+    routeTableId: t.RouteTableId,
+    az: tagValue(t.Tags, TAG.az)?.trim() || '(no hanat:az tag)',
+    override: override || undefined,
+    owner: owner ? { instanceId: owner.instanceId, since: owner.since === undefined ? undefined : new Date(owner.since).toISOString() } : undefined,
+    route: route
+      ? {
+          target: route.NetworkInterfaceId ?? route.InstanceId ?? route.NatGatewayId ?? route.GatewayId ?? 'unknown',
+          networkInterfaceId: route.NetworkInterfaceId,
+          instanceId: route.InstanceId,
+          state: route.State,
+        }
+      : undefined,
+  };
+}
+
+const LIVE_STATES = ['pending', 'running', 'shutting-down', 'stopping', 'stopped'];
+
+/** The stack's NAT instances that are not terminated, sorted by AZ then launch time. */
+export async function readNats(ec2: Ec2, stack: string, deps: PollDeps): Promise<NatState[]> {
+  const instances: Instance[] = [];
+  let token: string | undefined;
+  do {
+    const out = await retrying(
+      'DescribeInstances',
+      () =>
+        ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [...stackFilters(stack), { Name: 'instance-state-name', Values: LIVE_STATES }],
+            NextToken: token,
+          }),
+        ),
+      deps,
+    );
+    for (const r of out.Reservations ?? []) instances.push(...(r.Instances ?? []));
+    token = out.NextToken;
+  } while (token);
+  return instances
+    .filter((i): i is Instance & { InstanceId: string } => typeof i.InstanceId === 'string' && i.InstanceId !== '')
+    .map((i) => natState(i))
+    .sort((a, b) => a.az.localeCompare(b.az) || (a.launchTime ?? '').localeCompare(b.launchTime ?? '') || a.instanceId.localeCompare(b.instanceId));
+}
+
+function natState(i: Instance & { InstanceId: string }): NatState {
+  const enis = [...(i.NetworkInterfaces ?? [])].sort((a, b) => (a.Attachment?.DeviceIndex ?? 99) - (b.Attachment?.DeviceIndex ?? 99));
+  const ids = enis.flatMap((e) => (e.NetworkInterfaceId ? [e.NetworkInterfaceId] : []));
+  const primary = enis.find((e) => e.Attachment?.DeviceIndex === 0)?.NetworkInterfaceId;
+  return {
+    instanceId: i.InstanceId,
+    az: tagValue(i.Tags, TAG.az)?.trim() || i.Placement?.AvailabilityZone || '(unknown)',
+    state: i.State?.Name ?? 'unknown',
+    networkInterfaceId: primary,
+    networkInterfaceIds: ids,
+    privateIp: i.PrivateIpAddress,
+    publicIp: i.PublicIpAddress,
+    sourceDestCheck: i.SourceDestCheck,
+    launchTime: i.LaunchTime ? new Date(i.LaunchTime).toISOString() : undefined,
+  };
+}
+
+/** Adds each NAT's Auto Scaling group, health and lifecycle state (DescribeAutoScalingInstances, 50 ids a call). */
+export async function readAutoScaling(asg: AutoScaling, nats: NatState[], deps: PollDeps): Promise<void> {
+  const byId = new Map(nats.map((n) => [n.instanceId, n]));
+  const ids = [...byId.keys()];
+  for (let i = 0; i < ids.length; i += 50) {
+    const chunk = ids.slice(i, i + 50);
+    let token: string | undefined;
+    do {
+      const out = await retrying(
+        'DescribeAutoScalingInstances',
+        () => asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: chunk, NextToken: token })),
+        deps,
+      );
+      for (const row of out.AutoScalingInstances ?? []) {
+        const nat = row.InstanceId ? byId.get(row.InstanceId) : undefined;
+        if (nat) nat.autoScaling = { group: row.AutoScalingGroupName ?? '', health: row.HealthStatus ?? 'unknown', lifecycle: row.LifecycleState ?? 'unknown' };
+      }
+      token = out.NextToken;
+    } while (token);
+  }
+}
+
+/** The stack's Elastic IPs, sorted by AZ. */
+export async function readEips(ec2: Ec2, stack: string, deps: PollDeps): Promise<EipState[]> {
+  const out = await retrying('DescribeAddresses', () => ec2.send(new DescribeAddressesCommand({ Filters: stackFilters(stack) })), deps);
+  return (out.Addresses ?? [])
+    .filter((a) => typeof a.AllocationId === 'string')
+    .map((a) => ({
+      allocationId: a.AllocationId!,
+      publicIp: a.PublicIp,
+      az: tagValue(a.Tags, TAG.az)?.trim() || undefined,
+      instanceId: a.InstanceId || undefined,
+      networkInterfaceId: a.NetworkInterfaceId || undefined,
+    }))
+    .sort((a, b) => (a.az ?? '').localeCompare(b.az ?? '') || a.allocationId.localeCompare(b.allocationId));
+}
+
+/** The NAT a route target names (network interface or instance id), if it is one of the stack's. */
+export function natFor(nats: readonly NatState[], route: TableState['route']): NatState | undefined {
+  if (!route) return undefined;
+  if (route.networkInterfaceId) return nats.find((n) => n.networkInterfaceIds.includes(route.networkInterfaceId!));
+  if (route.instanceId) return nats.find((n) => n.instanceId === route.instanceId);
+  return undefined;
+}
+
+/** Throws when the stack has no private route table to act on. */
+export function requireTables(tables: readonly TableState[], stack: string, region: string, stackStatus: string): void {
+  if (tables.length > 0) return;
+  throw new OperationError(
+    `Stack ${stack} in ${region} (${stackStatus}) has no private route tables tagged ${TAG.stack}=${stack} and ${TAG.network}=${NETWORK_PRIVATE}. ` +
+      `If the stack is still being created, wait for it (hanat deploy shows its progress); otherwise its route tables were deleted or untagged outside hanat.`,
+  );
+}

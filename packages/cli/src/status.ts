@@ -1,0 +1,145 @@
+/**
+ * `hanat status`: which NAT serves which AZ. Describe calls only (observe.ts);
+ * a verdict per private route table and per AZ. The action returns the result;
+ * the program prints it and exits 1 when an AZ's traffic does not flow
+ * (statusFailure), so `hanat status --json | jq` works either way.
+ */
+import { TAG } from '@hanat/core';
+import type { ActionDeps } from './deps.js';
+import { OperationError } from './errors.js';
+import {
+  checkStackTarget,
+  findHanatStack,
+  natFor,
+  readAutoScaling,
+  readEips,
+  readNats,
+  readTables,
+  requireTables,
+  type EipState,
+  type NatState,
+  type StackTargetOptions,
+  type TableState,
+} from './observe.js';
+
+export type StatusOptions = StackTargetOptions;
+
+/**
+ * - `ok`: the AZ's own running NAT serves it, route active.
+ * - `takeover`: another AZ's running NAT serves it (an agent moved it).
+ * - `pinned`: `hanat:override` pins it to another AZ (a manual failover).
+ * - `blackhole`: the route's target is gone or stopped; EC2 drops the traffic.
+ * - `no-route`: no 0.0.0.0/0 route at all.
+ * - `stale`: the route is active but its target is not a running NAT of the stack.
+ */
+export type Verdict = 'ok' | 'takeover' | 'pinned' | 'blackhole' | 'no-route' | 'stale';
+
+/** Verdicts under which the AZ's private subnets reach the internet. */
+export const FLOWING: ReadonlySet<Verdict> = new Set<Verdict>(['ok', 'takeover', 'pinned']);
+
+/** Worst first: the AZ's verdict is the worst of its tables'. */
+const SEVERITY: Verdict[] = ['blackhole', 'no-route', 'stale', 'pinned', 'takeover', 'ok'];
+
+export interface TableVerdict extends TableState {
+  verdict: Verdict;
+  /** The running NAT the route sends traffic to, when it is one of the stack's. */
+  servedBy: { instanceId: string; az: string } | undefined;
+  /** One line for people: why this verdict. */
+  detail: string;
+}
+
+export interface AzStatus {
+  az: string;
+  verdict: Verdict;
+  routeTables: TableVerdict[];
+}
+
+export interface StatusResult {
+  stack: string;
+  region: string;
+  stackStatus: string;
+  azs: AzStatus[];
+  nats: NatState[];
+  eips: EipState[];
+  /** AZs whose traffic does not flow (blackhole, no-route, stale). */
+  degraded: string[];
+}
+
+function sinceText(table: TableState, instanceId: string): string {
+  return table.owner?.instanceId === instanceId && table.owner.since ? ` since ${table.owner.since}` : '';
+}
+
+/** The verdict of one private route table, given the stack's NATs. */
+export function judgeTable(table: TableState, nats: readonly NatState[]): TableVerdict {
+  const pin = table.override && table.override !== table.az ? table.override : undefined;
+  const pinNote = pin ? `; pinned to ${pin} (${TAG.override})` : '';
+  const route = table.route;
+  if (!route) return { ...table, verdict: 'no-route', servedBy: undefined, detail: `no 0.0.0.0/0 route${pinNote}` };
+  const nat = natFor(nats, route);
+  if (route.state === 'blackhole') {
+    const what = nat ? `${nat.az}'s NAT ${nat.instanceId} (${nat.state})` : 'a target that no longer exists';
+    return { ...table, verdict: 'blackhole', servedBy: undefined, detail: `route to ${route.target} is a blackhole: ${what}${pinNote}` };
+  }
+  if (!nat || nat.state !== 'running') {
+    const why = nat ? `${nat.az}'s NAT ${nat.instanceId}, which is ${nat.state}` : 'not a NAT instance of this stack';
+    return { ...table, verdict: 'stale', servedBy: undefined, detail: `route to ${route.target}: ${why}${pinNote}` };
+  }
+  const servedBy = { instanceId: nat.instanceId, az: nat.az };
+  const cannotForward = nat.sourceDestCheck === true ? `; warning: ${nat.instanceId} has source/dest check on, so it cannot forward` : '';
+  if (pin) {
+    const where = nat.az === pin ? `served by ${nat.az}'s NAT ${nat.instanceId}${sinceText(table, nat.instanceId)}` : `still served by ${nat.az}'s NAT ${nat.instanceId}, not yet by ${pin}'s`;
+    return { ...table, verdict: 'pinned', servedBy, detail: `pinned to ${pin} by hanat failover: ${where}${cannotForward}` };
+  }
+  if (nat.az === table.az) return { ...table, verdict: 'ok', servedBy, detail: `served by its own NAT ${nat.instanceId}${cannotForward}` };
+  return { ...table, verdict: 'takeover', servedBy, detail: `taken over by ${nat.az}'s NAT ${nat.instanceId}${sinceText(table, nat.instanceId)}${cannotForward}` };
+}
+
+function worst(verdicts: readonly Verdict[]): Verdict {
+  return SEVERITY.find((v) => verdicts.includes(v)) ?? 'ok';
+}
+
+/** Verdicts per AZ, sorted by AZ. */
+export function judge(tables: readonly TableState[], nats: readonly NatState[]): AzStatus[] {
+  const byAz = new Map<string, TableVerdict[]>();
+  for (const t of tables) {
+    const list = byAz.get(t.az) ?? [];
+    list.push(judgeTable(t, nats));
+    byAz.set(t.az, list);
+  }
+  return [...byAz.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([az, routeTables]) => ({ az, verdict: worst(routeTables.map((t) => t.verdict)), routeTables }));
+}
+
+export async function status(opts: StatusOptions, deps: ActionDeps): Promise<StatusResult> {
+  const { name, regionOpt } = checkStackTarget(opts, deps.env);
+  const clients = deps.aws({ region: regionOpt, profile: opts.profile, debug: opts.debug });
+  try {
+    const { region, stack } = await findHanatStack(clients, { ...opts, name, regionOpt }, deps, 'status');
+    const stackStatus = stack.StackStatus ?? 'UNKNOWN';
+    const tables = await readTables(clients.ec2, name, deps);
+    requireTables(tables, name, region, stackStatus);
+    const nats = await readNats(clients.ec2, name, deps);
+    await readAutoScaling(clients.autoScaling, nats, deps);
+    const eips = await readEips(clients.ec2, name, deps);
+    const azs = judge(tables, nats);
+    const degraded = azs.filter((a) => !FLOWING.has(a.verdict)).map((a) => a.az);
+    return { stack: name, region, stackStatus, azs, nats, eips, degraded };
+  } finally {
+    clients.destroy();
+  }
+}
+
+/** The exit-1 error for a degraded stack, naming each AZ whose traffic does not flow; undefined when all flow. */
+export function statusFailure(result: StatusResult): OperationError | undefined {
+  if (result.degraded.length === 0) return undefined;
+  const lines = result.azs
+    .filter((a) => !FLOWING.has(a.verdict))
+    .flatMap((a) => a.routeTables.filter((t) => !FLOWING.has(t.verdict)).map((t) => `  ${a.az} ${t.verdict}: ${t.routeTableId} ${t.detail}`));
+  const n = result.degraded.length;
+  return new OperationError(
+    `${n} ${n === 1 ? 'AZ' : 'AZs'} of stack ${result.stack} cannot reach the internet: ${result.degraded.join(', ')}\n${lines.join('\n')}\n` +
+      `An AZ's NAT claims its route again once it runs (Auto Scaling replaces a dead one). Meanwhile move the traffic by hand: ` +
+      `hanat failover --name ${result.stack} --region ${result.region} --az ${result.degraded[0]} (to the next AZ with a running NAT).`,
+  );
+}

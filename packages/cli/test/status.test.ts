@@ -1,0 +1,214 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { names } from './support/calls.js';
+import { FakeNatWorld } from './support/fake-nat.js';
+import { asgMock, cfnMock, ec2Mock, harness, smallTemplate, zonesOf, type Harness } from './support/harness.js';
+
+const AZS = zonesOf('eu-west-1', 3);
+const [A, B, C] = AZS as [string, string, string];
+const STATUS = ['status', '--name', 'prod', '--region', 'eu-west-1'];
+
+let h: Harness;
+let w: FakeNatWorld;
+beforeEach(() => {
+  h = harness();
+  h.cfn.seedStack({ name: 'prod', status: 'UPDATE_COMPLETE', tags: [{ Key: 'hanat:stack', Value: 'prod' }] });
+  w = FakeNatWorld.healthy('prod', AZS);
+  w.install(ec2Mock, asgMock);
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+/** The table row of an AZ in the human output. */
+function row(stdout: string, az: string): string {
+  return stdout.split('\n').find((l) => l.startsWith(`${az} `) && l.includes('rtb-'))!;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed JSON document, asserted field by field
+async function json(): Promise<{ code: number; doc: any; stderr: string }> {
+  const r = await h.hanat(...STATUS, '--json');
+  return { code: r.code, doc: JSON.parse(r.stdout), stderr: r.stderr };
+}
+
+describe('hanat status', () => {
+  it('says ok for every AZ served by its own NAT, lists the NATs, and exits 0 with Describe calls only', async () => {
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^Stack prod in eu-west-1 \(UPDATE_COMPLETE\)\n/);
+    expect(r.stdout).toMatch(/^AZ +VERDICT +ROUTE TABLE +DEFAULT ROUTE +SERVED BY +DETAIL$/m);
+    for (const az of AZS) {
+      expect(row(r.stdout, az)).toMatch(new RegExp(`^${az} +ok +${w.table(az).id} +${w.nat(az).eni} \\(active\\) +${w.nat(az).instanceId} \\(${az}\\) +served by its own NAT`));
+    }
+    expect(r.stdout).toContain('\nNAT instances\n');
+    expect(r.stdout).toMatch(new RegExp(`^${A} +${w.nat(A).instanceId} +running +HEALTHY +InService +${w.nat(A).eni} +10\\.20\\.0\\.\\d+ +203\\.0\\.113\\.10 +off +2026-01-10T08:00:01\\.000Z$`, 'm'));
+    expect(r.stdout).toContain('\nElastic IPs\n');
+    expect(r.stdout).toMatch(new RegExp(`^${B} +203\\.0\\.113\\.11 +eipalloc-\\w+ +${w.nat(B).instanceId}$`, 'm'));
+    expect(names(cfnMock)).toEqual(['DescribeStacks']);
+    expect(names(ec2Mock)).toEqual(['DescribeRouteTables', 'DescribeInstances', 'DescribeAddresses']);
+    expect(names(asgMock)).toEqual(['DescribeAutoScalingInstances']);
+    expect(ec2Mock.calls().every((c) => /^Describe/.test((c.args[0] as object).constructor.name))).toBe(true);
+  });
+
+  it('scopes every lookup to the stack by its tags', async () => {
+    await h.hanat(...STATUS);
+    const inputs = ec2Mock.calls().map((c) => (c.args[0] as { input: { Filters?: unknown } }).input.Filters);
+    expect(inputs[0]).toEqual([
+      { Name: 'tag:hanat:stack', Values: ['prod'] },
+      { Name: 'tag:network', Values: ['private'] },
+    ]);
+    expect(inputs[1]).toContainEqual({ Name: 'tag:hanat:stack', Values: ['prod'] });
+    expect(inputs[1]).toContainEqual({ Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped'] });
+    expect(inputs[2]).toEqual([{ Name: 'tag:hanat:stack', Values: ['prod'] }]);
+    const asgInput = (asgMock.calls()[0]!.args[0] as { input: { InstanceIds: string[] } }).input;
+    expect(asgInput.InstanceIds.sort()).toEqual(w.nats.map((n) => n.instanceId).sort());
+  });
+
+  it('flags a takeover with the NAT that serves the AZ and since when, and still exits 0', async () => {
+    w.nat(A).state = 'stopped';
+    w.table(A).route = { eni: w.nat(B).eni };
+    w.table(A).tags.set('hanat:owner', w.nat(B).instanceId);
+    w.table(A).tags.set('hanat:owner-since', '2026-01-15T11:58:00.000Z');
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(0);
+    expect(row(r.stdout, A)).toMatch(new RegExp(`^${A} +TAKEOVER +.*taken over by ${B}'s NAT ${w.nat(B).instanceId} since 2026-01-15T11:58:00\\.000Z$`));
+    expect(r.stdout).toMatch(new RegExp(`^${A} +${w.nat(A).instanceId} +stopped `, 'm'));
+    const { doc } = await json();
+    expect(doc.azs[0]).toMatchObject({ az: A, verdict: 'takeover', routeTables: [{ servedBy: { instanceId: w.nat(B).instanceId, az: B }, owner: { instanceId: w.nat(B).instanceId, since: '2026-01-15T11:58:00.000Z' } }] });
+  });
+
+  it('reports a pinned AZ with where it is pinned, exit 0', async () => {
+    w.table(A).route = { eni: w.nat(C).eni };
+    w.table(A).tags.set('hanat:override', C);
+    w.table(A).tags.set('hanat:owner', w.nat(C).instanceId);
+    w.table(A).tags.set('hanat:owner-since', '2026-01-15T11:00:00.000Z');
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(0);
+    expect(row(r.stdout, A)).toMatch(new RegExp(`^${A} +PINNED +.*pinned to ${C} by hanat failover: served by ${C}'s NAT ${w.nat(C).instanceId} since 2026-01-15T11:00:00\\.000Z$`));
+    const { doc } = await json();
+    expect(doc.azs[0]).toMatchObject({ verdict: 'pinned', routeTables: [{ override: C }] });
+  });
+
+  it('says when a pinned AZ is not yet served by the AZ it is pinned to', async () => {
+    w.table(A).tags.set('hanat:override', B);
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(0);
+    expect(row(r.stdout, A)).toContain(`pinned to ${B} by hanat failover: still served by ${A}'s NAT ${w.nat(A).instanceId}, not yet by ${B}'s`);
+  });
+
+  it('exits 1 on a blackhole and names the AZ on stderr, with the table still on stdout', async () => {
+    w.nat(B).state = 'stopped';
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(1);
+    expect(row(r.stdout, B)).toMatch(new RegExp(`^${B} +BLACKHOLE +${w.table(B).id} +${w.nat(B).eni} \\(blackhole\\) +- +route to ${w.nat(B).eni} is a blackhole: ${B}'s NAT ${w.nat(B).instanceId} \\(stopped\\)$`));
+    expect(r.stderr).toContain(`error: 1 AZ of stack prod cannot reach the internet: ${B}\n  ${B} blackhole: ${w.table(B).id} route to ${w.nat(B).eni} is a blackhole`);
+    expect(r.stderr).toContain(`hanat failover --name prod --region eu-west-1 --az ${B}`);
+  });
+
+  it('exits 1 when an AZ has no default route', async () => {
+    w.table(C).route = undefined;
+    const { code, doc, stderr } = await json();
+    expect(code).toBe(1);
+    expect(doc.azs[2]).toMatchObject({ az: C, verdict: 'no-route', routeTables: [{ route: null, servedBy: null, detail: 'no 0.0.0.0/0 route' }] });
+    expect(doc).toMatchObject({ healthy: false, degraded: [C] });
+    expect(stderr).toContain(`${C} no-route: ${w.table(C).id} no 0.0.0.0/0 route`);
+  });
+
+  it('calls a route stale when its target is not a running NAT of the stack, and exits 1', async () => {
+    w.table(A).route = { eni: 'eni-0fffffffffffffff0' };
+    w.nat(B).state = 'pending';
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(1);
+    expect(row(r.stdout, A)).toMatch(/STALE .*route to eni-0fffffffffffffff0: not a NAT instance of this stack$/);
+    expect(row(r.stdout, B)).toMatch(new RegExp(`STALE .*route to ${w.nat(B).eni}: ${B}'s NAT ${w.nat(B).instanceId}, which is pending$`));
+    expect(r.stderr).toContain(`error: 2 AZs of stack prod cannot reach the internet: ${A}, ${B}\n`);
+  });
+
+  it('warns about a serving NAT whose source/dest check is on', async () => {
+    w.nat(A).sourceDestCheck = true;
+    const r = await h.hanat(...STATUS);
+    expect(row(r.stdout, A)).toContain(`warning: ${w.nat(A).instanceId} has source/dest check on, so it cannot forward`);
+    expect(r.stdout).toMatch(new RegExp(`^${A} +${w.nat(A).instanceId} .* ON \\(cannot forward\\) `, 'm'));
+  });
+
+  it('prints one JSON document with every AZ, NAT and Elastic IP', async () => {
+    const { code, doc } = await json();
+    expect(code).toBe(0);
+    expect(Object.keys(doc)).toEqual(['stack', 'region', 'stackStatus', 'healthy', 'degraded', 'azs', 'nats', 'eips']);
+    expect(doc).toMatchObject({ stack: 'prod', region: 'eu-west-1', stackStatus: 'UPDATE_COMPLETE', healthy: true, degraded: [] });
+    expect(doc.azs.map((a: { az: string; verdict: string }) => [a.az, a.verdict])).toEqual(AZS.map((az) => [az, 'ok']));
+    expect(doc.azs[1].routeTables[0]).toEqual({
+      routeTableId: w.table(B).id,
+      verdict: 'ok',
+      detail: `served by its own NAT ${w.nat(B).instanceId}`,
+      route: { target: w.nat(B).eni, networkInterfaceId: w.nat(B).eni, instanceId: null, state: 'active' },
+      servedBy: { instanceId: w.nat(B).instanceId, az: B },
+      override: null,
+      owner: { instanceId: w.nat(B).instanceId, since: '2026-01-10T08:01:00.000Z' },
+    });
+    expect(doc.nats[0]).toEqual({
+      instanceId: w.nat(A).instanceId,
+      az: A,
+      state: 'running',
+      networkInterfaceId: w.nat(A).eni,
+      privateIp: w.nat(A).privateIp,
+      publicIp: '203.0.113.10',
+      sourceDestCheck: false,
+      launchTime: '2026-01-10T08:00:01.000Z',
+      autoScaling: { group: 'prod-Az1NatGroup', health: 'HEALTHY', lifecycle: 'InService' },
+    });
+    expect(doc.eips[2]).toEqual({ allocationId: w.eips[2]!.allocationId, publicIp: '203.0.113.12', az: C, instanceId: w.nat(C).instanceId, networkInterfaceId: w.nat(C).eni });
+  });
+
+  it('retries throttled Describe calls instead of failing', async () => {
+    w.throttle('DescribeRouteTables', 2);
+    w.throttle('DescribeInstances', 1);
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(0);
+    expect(names(ec2Mock).filter((n) => n === 'DescribeRouteTables')).toHaveLength(3);
+    expect(h.clock.sleeps).toHaveLength(3);
+  });
+
+  it('refuses a stack that does not exist with exit 2, before reading any route', async () => {
+    const r = await h.hanat('status', '--name', 'nosuch', '--region', 'eu-west-1');
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('error: Stack nosuch does not exist in eu-west-1. hanat status works on a stack made by hanat deploy: check --name and --region');
+    expect(names(ec2Mock)).toEqual([]);
+  });
+
+  it('refuses a stack that hanat did not create with exit 2', async () => {
+    h.cfn.seedStack({ name: 'payments', status: 'CREATE_COMPLETE', tags: [] });
+    const r = await h.hanat('status', '--name', 'payments', '--region', 'eu-west-1');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: Stack payments in eu-west-1 was not created by hanat');
+    expect(names(ec2Mock)).toEqual([]);
+  });
+
+  it("reads a stack made from hanat's template outside hanat (Metadata.hanat, no stack tag)", async () => {
+    h.cfn.seedStack({ name: 'console', status: 'CREATE_COMPLETE', tags: [], templateBody: smallTemplate().replace('{', '{"Metadata":{"hanat":{"azs":3}},') });
+    const console = FakeNatWorld.healthy('console', AZS);
+    ec2Mock.reset();
+    console.install(ec2Mock, asgMock);
+    const r = await h.hanat('status', '--name', 'console', '--region', 'eu-west-1');
+    expect(r.code).toBe(0);
+    expect(names(cfnMock)).toEqual(['DescribeStacks', 'GetTemplate']);
+  });
+
+  it('checks --name and --region locally as deploy does', async () => {
+    const bad = await h.hanat('status', '--name', 'prod_vpc', '--region', 'eu-west-1');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--name "prod_vpc": a stack name may contain only letters, digits and hyphens');
+    const region = await h.hanat('status', '--name', 'prod', '--region', 'Ireland');
+    expect(region.code).toBe(2);
+    expect(region.stderr).toContain('--region "Ireland"');
+    expect(names(cfnMock)).toEqual([]);
+  });
+
+  it('exits 1 when the stack has no private route tables to report on', async () => {
+    w.tables.length = 0;
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('error: Stack prod in eu-west-1 (UPDATE_COMPLETE) has no private route tables tagged hanat:stack=prod and network=private.');
+  });
+});
