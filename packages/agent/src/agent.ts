@@ -62,7 +62,7 @@ interface Task {
 /** What the routes reconciler decided for one table. */
 export type RouteDecision =
   | { kind: 'keep'; fixOwnerTag: boolean }
-  | { kind: 'claim'; reason: 'missing' | 'blackhole' | 'elsewhere' | 'boot' | 'unpinned'; route?: RouteLike | undefined }
+  | { kind: 'claim'; reason: 'missing' | 'blackhole' | 'elsewhere' | 'boot' | 'unpinned' | 'owner-elsewhere'; route?: RouteLike | undefined }
   | { kind: 'yield'; owner: string };
 
 /**
@@ -381,7 +381,14 @@ export class Agent {
     const results = await Promise.allSettled(
       mine.map(async (t) => {
         const id = t.RouteTableId!;
-        const decision = decideRoute(t, this.id, this.lastClaimAt.get(id), unpinned.has(id) ? 'unpinned' : 'boot');
+        let decision = decideRoute(t, this.id, this.lastClaimAt.get(id), unpinned.has(id) ? 'unpinned' : 'boot');
+        if (decision.kind === 'yield') {
+          // Yielding is for a newer NAT of this AZ (a replacement). A newer owner that is not
+          // a live NAT here claimed the table from elsewhere: a manual failover pinned and
+          // unpinned between two of our checks, or a NAT that is gone. The table is ours.
+          const ownerAz = await this.api.liveInstanceAz(decision.owner);
+          if (ownerAz !== this.config.az) decision = { kind: 'claim', reason: 'owner-elsewhere', route: defaultRoute(t) };
+        }
         if (decision.kind === 'keep') {
           if (!this.lastClaimAt.has(id)) this.lastClaimAt.set(id, this.clock.now());
           if (decision.fixOwnerTag) tagNow.push(id);

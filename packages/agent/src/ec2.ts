@@ -8,6 +8,7 @@ import {
   CreateTagsCommand,
   DescribeAddressesCommand,
   DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   ModifyInstanceAttributeCommand,
   type Address,
@@ -70,6 +71,23 @@ async function call<T>(action: string, resource: string, fn: () => Promise<T>): 
 
 export class Ec2Api {
   constructor(private readonly ec2: Ec2) {}
+
+  /**
+   * The AZ of an instance that is pending or running; undefined when it is stopping,
+   * gone, or unknown to EC2. Used only when a route's newer owner must be placed.
+   */
+  async liveInstanceAz(instanceId: string): Promise<string | undefined> {
+    try {
+      const res = await call('DescribeInstances', instanceId, () => this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })));
+      const instance = (res.Reservations ?? []).flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
+      const state = instance?.State?.Name;
+      return state === 'pending' || state === 'running' ? instance?.Placement?.AvailabilityZone : undefined;
+    } catch (err) {
+      const code = awsErrorName(err instanceof AwsCallError ? err.cause : err);
+      if (code === 'InvalidInstanceID.NotFound' || code === 'InvalidInstanceID.Malformed') return undefined;
+      throw err;
+    }
+  }
 
   /** The instance's source/dest check, undefined if EC2 did not say. */
   async sourceDestCheck(instanceId: string): Promise<boolean | undefined> {

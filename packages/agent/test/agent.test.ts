@@ -4,6 +4,7 @@ import {
   CreateTagsCommand,
   DescribeAddressesCommand,
   DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   EC2Client,
   ModifyInstanceAttributeCommand,
@@ -418,6 +419,32 @@ describe('the loop', () => {
     expect(logs.lines.filter((l) => l.event === 'route.claimed').map((l) => l.reason)).toEqual(['boot', 'unpinned']);
     expect(logs.events()).not.toContain('route.yielded');
     expect(inputs<{ NetworkInterfaceId: string }>(ReplaceRouteCommand).at(-1)?.NetworkInterfaceId).toBe(ME.eniId);
+  });
+
+  // hanat failover pinned the table to us-east-1b and hanat failover --restore unpinned it
+  // before this agent's next route check: it never saw the pin, only a newer owner.
+  it.each([
+    ['a NAT of another AZ (a failover undone between two checks)', { az: 'us-east-1b', state: 'running' }, 'owner-elsewhere'],
+    ['a NAT that is gone', { az: 'us-east-1a', state: 'terminated' }, 'owner-elsewhere'],
+    ['a newer NAT of this AZ (a replacement)', { az: 'us-east-1a', state: 'running' }, undefined],
+  ] as const)('takes its table back from a newer owner only when that owner is not a live NAT of its AZ: %s', async (_, owner, reclaim) => {
+    startAgent();
+    await clock.idle();
+    const peer = { route: 'other' as const, owner: 'i-0fffffffffffffff1', ownerSince: new Date(clock.now() + 1_000).toISOString() };
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', peer)] });
+    ec2Mock.on(DescribeInstancesCommand).resolves({
+      Reservations: [{ Instances: [{ InstanceId: peer.owner, State: { Name: owner.state }, Placement: { AvailabilityZone: owner.az } }] }],
+    });
+    await clock.advance(CONFIG.routeIntervalMs);
+    expect(inputs<{ InstanceIds: string[] }>(DescribeInstancesCommand)).toEqual([{ InstanceIds: [peer.owner] }]);
+    const reasons = logs.lines.filter((l) => l.event === 'route.claimed').map((l) => l.reason);
+    if (reclaim) {
+      expect(reasons).toEqual(['boot', reclaim]);
+      expect(inputs<{ NetworkInterfaceId: string }>(ReplaceRouteCommand).at(-1)?.NetworkInterfaceId).toBe(ME.eniId);
+    } else {
+      expect(reasons).toEqual(['boot']);
+      expect(logs.lines.find((l) => l.event === 'route.yielded')).toMatchObject({ routeTableId: 'rtb-0aaaaaaaaaaaaaaa1', owner: peer.owner });
+    }
   });
 
   it('re-disables source/dest check when someone turns it back on', async () => {

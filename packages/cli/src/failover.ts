@@ -271,14 +271,6 @@ async function restore(
     `${az} stays pinned to ${pins}.`,
   );
   const ids = pinned.map((t) => t.routeTableId);
-  // A's agent takes a table back after a removed pin only if it saw the pin; it looks once a route check.
-  const fresh = pinned.filter((t) => t.owner?.since !== undefined && deps.clock.now() - Date.parse(t.owner.since) < AGENT_ROUTE_CHECK_S * 1000);
-  if (fresh.length && own.length) {
-    deps.reporter.warn(
-      `${fresh.map((t) => t.routeTableId).join(', ')} moved less than ${AGENT_ROUTE_CHECK_S} s ago: if ${az}'s agent has not seen the pin yet, ` +
-        `it leaves the route with the newer claim until it restarts. If ${status} still shows ${az} as TAKEOVER in a minute, restart ${az}'s agent.`,
-    );
-  }
   await retrying('DeleteTags', () => ec2.send(new DeleteTagsCommand({ Resources: ids, Tags: [{ Key: TAG.override }] })), deps);
   const notes = own.length
     ? [
