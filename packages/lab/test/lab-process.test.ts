@@ -48,6 +48,14 @@ describe.runIf(requireRoot('hanat-lab process', ['ip', 'nft', 'iptables', 'ps'])
       child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
     });
 
+  it.each([[[]], [['--detach']]])('`up %j --agent-route-interval 3` (under the agent\'s minimum) exits 2 naming the value and starts nothing', async (extra) => {
+    const stateDir = join(dir, `state-interval-${extra.length}`);
+    const exit = await labProcess(stateDir, ['up', ...extra, '--latency', 'zero', '--agent-route-interval', '3', '--run-dir', join(dir, 'runs-interval')]);
+    expect({ code: exit.code, stdout: exit.stdout }, exit.stderr).toEqual({ code: 2, stdout: '' });
+    expect(exit.stderr).toContain('--agent-route-interval must be an integer >= 5, got "3"');
+    expect(readRunStates(stateDir)).toEqual([]);
+  });
+
   it.each(['SIGHUP', 'SIGINT', 'SIGTERM'] as const)('a foreground `up` stopped by %s tears down its namespaces and processes and exits 0', async (sig) => {
     const stateDir = join(dir, `state-${sig}`);
     let prefix: string | undefined;

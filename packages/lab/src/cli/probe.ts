@@ -2,7 +2,8 @@
  * `hanat-lab probe`: what the private hosts' probers see: the public address that answers
  * (and so which NAT, in which AZ, carries the traffic) and every outage window.
  * `--check` turns it into an assertion: every private host reaches the internet through
- * its own AZ's NAT (exit 1 otherwise); `--wait` keeps checking until that holds.
+ * its own AZ's NAT (exit 1 otherwise), or with `--via <az>` through that AZ's NAT (after a
+ * manual failover); `--wait` keeps checking until that holds.
  */
 import type { Command } from 'commander';
 import { AdminRequestError, adminRequest } from '../dataplane/admin.js';
@@ -47,8 +48,15 @@ export function hostRoutes(status: LabStatus, az?: string): HostRoute[] {
 export interface ProbeOptions {
   lab?: string;
   az?: string;
+  /** Expect the hosts to leave through this AZ's NAT instead of their own. */
+  via?: string;
   check?: boolean;
   wait?: string;
+}
+
+/** Both protocols reach the internet through a NAT of `az`, answered by its public address. */
+function leavesVia(r: HostRoute, az: string): boolean {
+  return r.tcp?.ok === true && r.udp?.ok === true && r.nat?.az === az && r.udp.answer === r.nat.publicIp;
 }
 
 export async function probeAction(opts: ProbeOptions, deps: LabCommandDeps): Promise<HostRoute[]> {
@@ -58,12 +66,14 @@ export async function probeAction(opts: ProbeOptions, deps: LabCommandDeps): Pro
   const admin = await labCall(() => Promise.resolve(findLab(stateDirOf(deps), opts.lab).admin));
   for (;;) {
     const routes = hostRoutes(await labCall(() => adminRequest<LabStatus>(admin, 'GET', '/status')), opts.az);
-    const ok = routes.length > 0 && routes.every((r) => r.ownAz);
+    const ok = routes.length > 0 && routes.every((r) => (opts.via === undefined ? r.ownAz : leavesVia(r, opts.via)));
     if (!(opts.check || waitS > 0) || ok) return routes;
     if (Date.now() >= deadline) {
       if (!opts.check) return routes;
-      const bad = routes.filter((r) => !r.ownAz).map((r) => `${r.az} ${r.ip}`);
-      throw new LabOperationError(routes.length === 0 ? 'no private hosts yet (is a stack deployed?)' : `not every private host reaches the internet through its own AZ's NAT: ${bad.join(', ')}`);
+      const via = opts.via;
+      const bad = routes.filter((r) => (via === undefined ? !r.ownAz : !leavesVia(r, via))).map((r) => `${r.az} ${r.ip}`);
+      const through = via === undefined ? "its own AZ's NAT" : `${via}'s NAT`;
+      throw new LabOperationError(routes.length === 0 ? 'no private hosts yet (is a stack deployed?)' : `not every private host reaches the internet through ${through}: ${bad.join(', ')}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -85,6 +95,7 @@ export function registerProbe(program: Command, deps: LabCommandDeps): void {
     .option('--lab <prefix>', 'which lab, when several run')
     .option('--az <az>', 'only the private hosts of this AZ')
     .option('--check', "exit 1 unless every private host reaches the internet through its own AZ's NAT")
+    .option('--via <az>', "with --check or --wait: through this AZ's NAT instead (a manual failover)")
     .option('--wait <s>', 'keep checking until that holds, for up to this many seconds')
     .option('--json', 'print JSON (probe state, outage windows and answer changes)')
     .action(async (opts: ProbeOptions & { json?: boolean }) => {

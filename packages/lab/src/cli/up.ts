@@ -30,6 +30,8 @@ export interface UpOptions extends LatencyOptions {
   agent?: string;
   runDir?: string;
   probeInterval: string;
+  /** HANAT_ROUTE_INTERVAL for every agent (seconds); unset: the agent's default (30 s). */
+  agentRouteInterval?: string;
   detach?: boolean;
   prefix?: string;
 }
@@ -47,6 +49,15 @@ function intOption(name: string, value: string, min: number): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) throw new LabUsageError(`--${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/** The agent's own lower bound for HANAT_ROUTE_INTERVAL (packages/agent config.ts). */
+const AGENT_MIN_ROUTE_INTERVAL_S = 5;
+
+/** The agents' extra environment: only what `up` was asked to set. */
+function agentEnvOf(opts: UpOptions): Record<string, string> {
+  if (opts.agentRouteInterval === undefined) return {};
+  return { HANAT_ROUTE_INTERVAL: String(intOption('agent-route-interval', opts.agentRouteInterval, AGENT_MIN_ROUTE_INTERVAL_S)) };
 }
 
 function checkRoot(): void {
@@ -67,6 +78,7 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
     region: opts.region,
     log: (m) => deps.stderr(`emulator: ${m}\n`),
   };
+  const agentEnv = agentEnvOf(opts);
   mkdirSync(runDir, { recursive: true });
 
   let stopRequested: () => void = () => {};
@@ -91,6 +103,7 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
         stateDir: stateDirOf(deps),
         workerCommand: [process.execPath, process.argv[1]!, '_worker'],
         agentCommand: [process.execPath, agent, 'run'],
+        agentEnv,
         probe: { intervalMs: intOption('probe-interval', opts.probeInterval, 10), timeoutMs: 1_000 },
       },
     });
@@ -107,13 +120,16 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
 /** Starts `up` again as a detached process and waits until it has published its state. */
 export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise<{ prefix: string; apiEndpoint: string; region: string; log: string }> {
   checkRoot();
-  parseOpLatency(opts.opLatency); // a bad value fails here, not in the detached child's log
+  // A bad value fails here, not in the detached child's log.
+  parseOpLatency(opts.opLatency);
+  agentEnvOf(opts);
   const prefix = newPrefix();
   const runDir = resolve(opts.runDir ?? join(process.cwd(), '.lab'));
   mkdirSync(join(runDir, prefix), { recursive: true });
   const log = join(runDir, prefix, 'lab.log');
   const args = [process.argv[1]!, 'up', '--prefix', prefix, ...latencyArgs(opts), '--boot-delay', opts.bootDelay, '--port', opts.port, '--region', opts.region, '--probe-interval', opts.probeInterval, '--run-dir', runDir];
   if (opts.agent) args.push('--agent', resolve(opts.agent));
+  if (opts.agentRouteInterval !== undefined) args.push('--agent-route-interval', opts.agentRouteInterval);
   const fd = openSync(log, 'a');
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...deps.env } });
   closeSync(fd);
@@ -149,6 +165,7 @@ export function registerUp(program: Command, deps: LabCommandDeps): void {
     .option('--agent <path>', 'the agent bundle (default: packages/agent/dist/hanat-agent.cjs)')
     .option('--run-dir <dir>', 'logs and agent logs go to <dir>/<lab prefix> (default ./.lab)')
     .option('--probe-interval <ms>', 'how often private hosts probe the internet', '100')
+    .option('--agent-route-interval <s>', "every agent's route table check period (HANAT_ROUTE_INTERVAL, at least 5; default: the agent's 30)")
     .option('--detach', 'run in the background; stop it with `hanat-lab down`')
     .addOption(new Option('--prefix <hlxxxx>', 'the run prefix (set by --detach)').hideHelp())
     .addHelpText(
