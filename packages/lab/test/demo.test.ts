@@ -2,7 +2,8 @@
  * `pnpm demo` end to end: `bash scripts/demo.sh` with its setup step skipped, zero API latency
  * and a short boot delay. Unlike e2e.test.ts, which drives `Lab` in-process, this runs the
  * command path that the demo and the benchmarks depend on, through the built bundles:
- * `hanat-lab up --detach`, `hanat deploy`, `hanat-lab probe --check --wait`, `status`,
+ * `hanat-lab up --detach --agent-route-interval`, `hanat deploy`, `hanat status`,
+ * `hanat-lab probe --check --wait [--via]`, `status`, `hanat failover` and `--restore`,
  * `fault kill --wait --json`, `hanat destroy` and `hanat-lab down`.
  *
  * Other lab tests may run at the same time (vitest runs files in parallel): the demo gets a
@@ -21,7 +22,10 @@ import { cleanupRun, readRunStates } from '../src/dataplane/state.js';
 import { NOTHING_LEFT, REPO, alive, leftovers, requireBundles, runPids } from './bundle-helpers.js';
 
 const BOOT_DELAY_MS = 1_500;
-/** The demo takes ~15 s alone with these settings; leave room for a loaded machine. */
+/**
+ * The demo takes ~20 s alone with these settings (the restore step waits for one agent
+ * route check, 5 s at most); leave room for a loaded machine.
+ */
 const DEMO_DEADLINE_MS = 90_000;
 
 interface DemoRun {
@@ -135,6 +139,51 @@ describe.runIf(requireRoot('lab demo e2e', ['ip', 'nft', 'iptables', 'bash', 'ps
     // One NAT, with its own public address, per AZ.
     expect(new Set(routes.map((r) => r.nat)).size).toBe(deployedAzs.length);
     expect(new Set(routes.map((r) => r.publicIp)).size).toBe(deployedAzs.length);
+  });
+
+  /** The probe lines (`  <az> <ip> → <public ip> = NAT <id> in <az> (…)`) of `lines`. */
+  const probeLines = (lines: string[]) =>
+    lines.flatMap((l) => {
+      const m = /^ {2}(\S+)\s+(\d+\.\d+\.\d+\.\d+)\s+→ (\S+) = NAT (i-[0-9a-f]+) in (\S+) \((own AZ|ANOTHER AZ)\)$/.exec(l);
+      return m ? [{ az: m[1]!, ip: m[2]!, publicIp: m[3]!, nat: m[4]!, natAz: m[5]!, own: m[6] === 'own AZ' }] : [];
+    });
+  /** The verdict of each AZ in a `hanat status` table among `lines`: AZ → [verdict, detail]. */
+  const verdicts = (lines: string[], azs: string[]) =>
+    Object.fromEntries(
+      azs.map((az) => {
+        const row = lines.find((l) => l.startsWith(`${az} `) && /rtb-[0-9a-f]+/.test(l));
+        expect(row, `no hanat status row for ${az}; ${tail()}`).toBeDefined();
+        return [az, row!.split(/\s+/)[1]!];
+      }),
+    );
+
+  it("shows hanat status after deploy, every AZ ok", () => {
+    const azs = probeLines(step("Which NAT carries each private host's traffic")).map((r) => r.az);
+    const lines = step('hanat status: the verdict per AZ');
+    expect(lines[0]).toMatch(/^Stack hanat-demo in \S+ \(CREATE_COMPLETE\)$/);
+    expect(Object.values(verdicts(lines, [...new Set(azs)]))).toEqual([...new Set(azs)].map(() => 'ok'));
+  });
+
+  it("fails the second AZ over to the third by hand: its hosts are answered by the third AZ's Elastic IP and hanat status says PINNED, then by their own again after --restore", () => {
+    const before = probeLines(step("Which NAT carries each private host's traffic"));
+    const azs = [...new Set(before.map((r) => r.az))].sort();
+    const [second, third] = [azs[1]!, azs[2] ?? azs[0]!];
+    const own = (az: string) => before.find((r) => r.az === az)!;
+    const hostsOf = (az: string) => before.filter((r) => r.az === az).map((r) => r.ip);
+
+    const moved = step(`Manual failover: moving ${second}'s traffic to ${third}'s NAT`);
+    const movedHosts = probeLines(moved);
+    expect(movedHosts.map((r) => r.ip), tail()).toEqual(hostsOf(second));
+    for (const r of movedHosts) expect(r).toMatchObject({ az: second, publicIp: own(third).publicIp, nat: own(third).nat, natAz: third, own: false });
+    const pinned = verdicts(moved, azs);
+    expect(pinned).toEqual(Object.fromEntries(azs.map((az) => [az, az === second ? 'PINNED' : 'ok'])));
+    expect(moved.find((l) => l.startsWith(`${second} `) && l.includes('PINNED'))).toContain(`pinned to ${third} by hanat failover: served by ${third}'s NAT ${own(third).nat}`);
+
+    const restored = step(`Restoring ${second} (hanat failover --restore)`);
+    const back = probeLines(restored);
+    expect(back.map((r) => r.ip), tail()).toEqual(hostsOf(second));
+    for (const r of back) expect(r).toMatchObject({ az: second, publicIp: own(second).publicIp, nat: own(second).nat, natAz: second, own: true });
+    expect(verdicts(restored, azs)).toEqual(Object.fromEntries(azs.map((az) => [az, 'ok'])));
   });
 
   it("kills the first AZ's NAT and ends with the measured outage in seconds", () => {
