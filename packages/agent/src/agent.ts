@@ -19,7 +19,7 @@
  */
 import type { Logger } from 'pino';
 import type { RouteTable } from '@aws-sdk/client-ec2';
-import { DEFAULT_ROUTE_CIDR, TAG, defaultRoute, ownerTags, routeOwner, servingAz, tagValue, type Ec2, type RouteLike } from '@hanat/core';
+import { DEFAULT_ROUTE_CIDR, TAG, defaultRoute, ownerTags, routeOwner, routeTarget, servingAz, tagValue, type Ec2, type RouteLike } from '@hanat/core';
 import { backoff, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { AwsCallError, Ec2Api, classify } from './ec2.js';
@@ -94,8 +94,7 @@ export function decideRoute(
 }
 
 function describeTarget(r: RouteLike | undefined): string | undefined {
-  if (!r) return undefined;
-  return r.NetworkInterfaceId ?? r.InstanceId ?? r.NatGatewayId ?? r.GatewayId ?? 'unknown';
+  return r ? routeTarget(r) : undefined;
 }
 
 export class Agent {
@@ -109,6 +108,8 @@ export class Agent {
   private cidrsDue: number;
   /** Per table: when we last claimed it or first saw it pointing at us. */
   private readonly lastClaimAt = new Map<string, number>();
+  /** Per table: the AZ of the newer owner last looked up, valid for that claim until `until`. */
+  private readonly ownerAzCache = new Map<string, { owner: string; since: number | undefined; az: string | undefined; until: number }>();
   /** Tables of our AZ that a `hanat:override` currently pins to another AZ, with that AZ. */
   private readonly pinnedAway = new Map<string, string>();
   /** Once-only notices, keyed by what they are about. */
@@ -386,8 +387,8 @@ export class Agent {
           // Yielding is for a newer NAT of this AZ (a replacement). A newer owner that is not
           // a live NAT here claimed the table from elsewhere: a manual failover pinned and
           // unpinned between two of our checks, or a NAT that is gone. The table is ours.
-          const ownerAz = await this.api.liveInstanceAz(decision.owner);
-          if (ownerAz !== this.config.az) decision = { kind: 'claim', reason: 'owner-elsewhere', route: defaultRoute(t) };
+          const owner = await this.newerOwner(id, decision.owner, routeOwner(t.Tags)?.since);
+          if (owner !== 'unknown' && owner.az !== this.config.az) decision = { kind: 'claim', reason: 'owner-elsewhere', route: defaultRoute(t) };
         }
         if (decision.kind === 'keep') {
           if (!this.lastClaimAt.has(id)) this.lastClaimAt.set(id, this.clock.now());
@@ -433,6 +434,31 @@ export class Agent {
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     this.logs.routes.debug({ event: 'routes.checked', tables: mine.length, durationMs: this.clock.now() - t0 }, 'routes checked');
+  }
+
+  /**
+   * Where the newer owner of a table serves, looked up once per owner claim and
+   * recheck interval (a second NAT left in the AZ must not cost a call every route
+   * check). 'unknown' when EC2 could not say: the route then stays with that owner
+   * for this check, and the other tables are still served.
+   */
+  private async newerOwner(tableId: string, owner: string, since: number | undefined): Promise<{ az: string | undefined } | 'unknown'> {
+    const now = this.clock.now();
+    const cached = this.ownerAzCache.get(tableId);
+    if (cached && cached.owner === owner && cached.since === since && now < cached.until) return { az: cached.az };
+    try {
+      const az = await this.api.liveInstanceAz(owner);
+      this.ownerAzCache.set(tableId, { owner, since, az, until: now + this.config.recheckIntervalMs });
+      return { az };
+    } catch (err) {
+      this.once(`owner-unknown:${tableId}:${owner}`, () =>
+        this.logs.routes.warn(
+          { event: 'route.owner_unknown', routeTableId: tableId, owner, err },
+          `could not look up ${owner}, the newer owner of ${tableId} (${errorMessage(err)}); leaving the route with it for now`,
+        ),
+      );
+      return 'unknown';
+    }
   }
 
   private once(key: string, fn: () => void): void {

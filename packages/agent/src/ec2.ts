@@ -73,15 +73,17 @@ export class Ec2Api {
   constructor(private readonly ec2: Ec2) {}
 
   /**
-   * The AZ of an instance that is pending or running; undefined when it is stopping,
-   * gone, or unknown to EC2. Used only when a route's newer owner must be placed.
+   * The AZ a pending or running instance serves: its `hanat:az` tag, as this agent's own
+   * AZ may come from that tag, else its placement. Undefined when it is stopping, gone,
+   * or unknown to EC2. Used only when a route's newer owner must be placed.
    */
   async liveInstanceAz(instanceId: string): Promise<string | undefined> {
     try {
       const res = await call('DescribeInstances', instanceId, () => this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })));
       const instance = (res.Reservations ?? []).flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
       const state = instance?.State?.Name;
-      return state === 'pending' || state === 'running' ? instance?.Placement?.AvailabilityZone : undefined;
+      if (state !== 'pending' && state !== 'running') return undefined;
+      return instance?.Tags?.find((t) => t.Key === TAG.az)?.Value || instance?.Placement?.AvailabilityZone;
     } catch (err) {
       const code = awsErrorName(err instanceof AwsCallError ? err.cause : err);
       if (code === 'InvalidInstanceID.NotFound' || code === 'InvalidInstanceID.Malformed') return undefined;

@@ -447,6 +447,51 @@ describe('the loop', () => {
     }
   });
 
+  it("places the newer owner by its hanat:az tag before its placement, as its own AZ may come from that tag", async () => {
+    startAgent();
+    await clock.idle();
+    const peer = { route: 'other' as const, owner: 'i-0fffffffffffffff1', ownerSince: new Date(clock.now() + 1_000).toISOString() };
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', peer)] });
+    ec2Mock.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        { Instances: [{ InstanceId: peer.owner, State: { Name: 'running' }, Placement: { AvailabilityZone: 'us-east-1b' }, Tags: [{ Key: 'hanat:az', Value: 'us-east-1a' }] }] },
+      ],
+    });
+    await clock.advance(CONFIG.routeIntervalMs);
+    expect(logs.lines.filter((l) => l.event === 'route.claimed').map((l) => l.reason)).toEqual(['boot']);
+    expect(logs.events()).toContain('route.yielded');
+  });
+
+  it('looks a newer owner up once per claim, not at every route check', async () => {
+    startAgent();
+    await clock.idle();
+    const peer = { route: 'other' as const, owner: 'i-0fffffffffffffff1', ownerSince: new Date(clock.now() + 1_000).toISOString() };
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', peer)] });
+    ec2Mock.on(DescribeInstancesCommand).resolves({
+      Reservations: [{ Instances: [{ InstanceId: peer.owner, State: { Name: 'running' }, Placement: { AvailabilityZone: 'us-east-1a' } }] }],
+    });
+    for (let i = 0; i < 4; i++) await clock.advance(CONFIG.routeIntervalMs);
+    expect(ec2Mock.commandCalls(DescribeInstancesCommand)).toHaveLength(1);
+    expect(logs.lines.filter((l) => l.event === 'route.claimed').map((l) => l.reason)).toEqual(['boot']);
+  });
+
+  it('leaves the route with a newer owner it cannot look up, and goes on serving its other tables', async () => {
+    startAgent();
+    await clock.idle();
+    const peer = { route: 'other' as const, owner: 'i-0fffffffffffffff1', ownerSince: new Date(clock.now() + 1_000).toISOString() };
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({
+      RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1', peer), table('rtb-0aaaaaaaaaaaaaaa3', { az: 'us-east-1c', override: 'us-east-1a', route: 'blackhole' })],
+    });
+    ec2Mock.on(DescribeInstancesCommand).rejects(awsError('UnauthorizedOperation', 403));
+    await clock.advance(CONFIG.routeIntervalMs);
+    expect(logs.lines.find((l) => l.event === 'route.owner_unknown')).toMatchObject({ routeTableId: 'rtb-0aaaaaaaaaaaaaaa1', owner: peer.owner });
+    expect(logs.events()).not.toContain('aws.denied');
+    expect(logs.lines.filter((l) => l.event === 'route.claimed').map((l) => [l.routeTableId, l.reason])).toEqual([
+      ['rtb-0aaaaaaaaaaaaaaa1', 'boot'],
+      ['rtb-0aaaaaaaaaaaaaaa3', 'blackhole'],
+    ]);
+  });
+
   it('re-disables source/dest check when someone turns it back on', async () => {
     startAgent();
     await clock.idle();
