@@ -18,7 +18,35 @@ export interface RouteLike {
   InstanceId?: string | undefined;
   GatewayId?: string | undefined;
   NatGatewayId?: string | undefined;
+  TransitGatewayId?: string | undefined;
+  VpcPeeringConnectionId?: string | undefined;
+  EgressOnlyInternetGatewayId?: string | undefined;
+  LocalGatewayId?: string | undefined;
+  CarrierGatewayId?: string | undefined;
+  CoreNetworkArn?: string | undefined;
   State?: string | undefined;
+}
+
+/**
+ * What a route points at, by its id: a network interface, instance, NAT gateway,
+ * gateway (internet, virtual private), transit gateway, peering connection,
+ * egress-only gateway, local or carrier gateway, or Cloud WAN core network.
+ * `unknown` only for a target EC2 added after this list.
+ */
+export function routeTarget(r: RouteLike): string {
+  return (
+    r.NetworkInterfaceId ??
+    r.InstanceId ??
+    r.NatGatewayId ??
+    r.GatewayId ??
+    r.TransitGatewayId ??
+    r.VpcPeeringConnectionId ??
+    r.EgressOnlyInternetGatewayId ??
+    r.LocalGatewayId ??
+    r.CarrierGatewayId ??
+    r.CoreNetworkArn ??
+    'unknown'
+  );
 }
 
 /**
@@ -69,13 +97,19 @@ function nonEmpty(v: string | undefined): string | undefined {
 /**
  * The AZ that takes over `az`'s routes when `az` has no NAT to serve them: the
  * next AZ after it in alphabetical order, wrapping around, among `candidates`
- * (the AZs whose NAT is running). `az` itself never qualifies, and need not be
- * among the candidates. Undefined when no other AZ qualifies.
+ * (the stack's AZs) that `qualifies` accepts. `az` itself never qualifies, and
+ * need not be among the candidates. Undefined when no other AZ qualifies.
+ *
+ * An AZ qualifies when its NAT can serve another AZ's traffic: it runs, Auto
+ * Scaling has it HEALTHY and InService (or does not know it), its source/dest
+ * check is off, and the AZ's own tables are not pinned away (`hanat:override`
+ * to another AZ: its NAT is out of service by hand). The caller knows those
+ * facts and says so in `qualifies`; without it, every candidate qualifies.
  *
  * Every caller must use this one rule (`hanat failover` without `--to` today,
  * the agents' takeover later), so that two survivors never pick different AZs.
  */
-export function successorAz(az: string, candidates: Iterable<string>): string | undefined {
-  const others = [...new Set(candidates)].filter((c) => c !== az).sort();
+export function successorAz(az: string, candidates: Iterable<string>, qualifies: (candidate: string) => boolean = () => true): string | undefined {
+  const others = [...new Set(candidates)].filter((c) => c !== az && qualifies(c)).sort();
   return others.find((c) => c > az) ?? others[0];
 }

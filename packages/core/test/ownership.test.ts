@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultRoute, isPrivateTable, ownerTags, routeOwner, servingAz } from '../src/index.js';
+import { defaultRoute, isPrivateTable, ownerTags, routeOwner, routeTarget, servingAz } from '../src/index.js';
 
 const tags = (o: Record<string, string>) => Object.entries(o).map(([Key, Value]) => ({ Key, Value }));
 
@@ -32,5 +32,20 @@ describe('route ownership', () => {
     expect(routeOwner(written)).toEqual({ instanceId: 'i-0123456789abcdef0', since: at.getTime() });
     expect(routeOwner(tags({ 'hanat:owner': 'i-1', 'hanat:owner-since': 'yesterday' }))).toEqual({ instanceId: 'i-1', since: undefined });
     expect(routeOwner(tags({}))).toBeUndefined();
+  });
+});
+
+describe('routeTarget', () => {
+  it('names every kind of target a default route can have by its id', () => {
+    expect(routeTarget({ NetworkInterfaceId: 'eni-1', InstanceId: 'i-1' })).toBe('eni-1');
+    expect(routeTarget({ GatewayId: 'igw-1' })).toBe('igw-1');
+    expect(routeTarget({ NatGatewayId: 'nat-1' })).toBe('nat-1');
+    expect(routeTarget({ TransitGatewayId: 'tgw-0123' })).toBe('tgw-0123');
+    expect(routeTarget({ VpcPeeringConnectionId: 'pcx-0123' })).toBe('pcx-0123');
+    expect(routeTarget({ EgressOnlyInternetGatewayId: 'eigw-0123' })).toBe('eigw-0123');
+    expect(routeTarget({ LocalGatewayId: 'lgw-0123' })).toBe('lgw-0123');
+    expect(routeTarget({ CarrierGatewayId: 'cagw-0123' })).toBe('cagw-0123');
+    expect(routeTarget({ CoreNetworkArn: 'arn:aws:networkmanager::1:core-network/cn-1' })).toBe('arn:aws:networkmanager::1:core-network/cn-1');
+    expect(routeTarget({})).toBe('unknown');
   });
 });

@@ -27,4 +27,11 @@ describe('successorAz', () => {
     expect(successorAz('eu-west-1a', ['eu-west-1a'])).toBeUndefined();
     expect(successorAz('eu-west-1a', [])).toBeUndefined();
   });
+
+  it('skips the AZs the predicate rejects, still in alphabetical order and wrapping', () => {
+    const pinnedAway = new Set(['eu-west-1b']);
+    expect(successorAz('eu-west-1a', all, (z) => !pinnedAway.has(z))).toBe('eu-west-1c');
+    expect(successorAz('eu-west-1c', all, (z) => z !== 'eu-west-1a')).toBe('eu-west-1b');
+    expect(successorAz('eu-west-1a', all, () => false)).toBeUndefined();
+  });
 });
