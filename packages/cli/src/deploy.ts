@@ -34,7 +34,7 @@ import {
   type Ownership,
 } from './cfn.js';
 import type { ActionDeps } from './deps.js';
-import { HanatError, InterruptedError, OperationError, UsageError } from './errors.js';
+import { HanatError, InterruptedError, OperationError, UsageError, isAbort } from './errors.js';
 import { DEFAULT_INSTANCE_TYPE, DEFAULT_TEMPLATE_OPTIONS, PARAM, templateBody, type TemplateOptions } from './template/render.js';
 import {
   checkAmi,
@@ -173,10 +173,6 @@ function changeSetName(now: number): string {
 function outputsOf(stack: Stack | undefined): Record<string, string> {
   const pairs = (stack?.Outputs ?? []).map((o) => [o.OutputKey ?? '', o.OutputValue ?? ''] as const);
   return Object.fromEntries(pairs.sort(([a], [b]) => a.localeCompare(b)));
-}
-
-function isAbort(err: unknown, signal: AbortSignal): boolean {
-  return signal.aborted || (err instanceof Error && err.name === 'AbortError');
 }
 
 function summarise(changes: readonly ResourceChange[]): string {

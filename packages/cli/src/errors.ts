@@ -42,3 +42,8 @@ export class InterruptedError extends HanatError {
 export class InternalError extends HanatError {
   override readonly exitCode: number = EXIT.internal;
 }
+
+/** True when `err` is Ctrl-C: the signal fired, or a wait it cut short rejected with an AbortError. */
+export function isAbort(err: unknown, signal: AbortSignal): boolean {
+  return signal.aborted || (err instanceof Error && err.name === 'AbortError');
+}

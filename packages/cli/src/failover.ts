@@ -16,8 +16,21 @@ import { CreateTagsCommand, DeleteTagsCommand } from '@aws-sdk/client-ec2';
 import { TAG, ownerTags, pointDefaultRoute, successorAz, type RouteWrite } from '@hanat/core';
 import { retrying } from './cfn.js';
 import type { ActionDeps } from './deps.js';
-import { InterruptedError, OperationError, UsageError } from './errors.js';
-import { checkStackTarget, findHanatStack, readNats, readTables, requireTables, type NatState, type StackTargetOptions, type TableState } from './observe.js';
+import { HanatError, InterruptedError, OperationError, UsageError, isAbort } from './errors.js';
+import {
+  checkStackTarget,
+  findHanatStack,
+  isLeaving,
+  readAutoScaling,
+  readNats,
+  readTables,
+  requireTables,
+  unfitness,
+  untaggedWarning,
+  type NatState,
+  type StackTargetOptions,
+  type TableState,
+} from './observe.js';
 
 export interface FailoverOptions extends StackTargetOptions {
   az: string;
@@ -87,14 +100,36 @@ function found(nats: readonly NatState[], az: string): string {
 }
 
 /**
- * B's NAT: its running instance. With two (a replacement in progress) the one
- * B's own table routes to, else the newest, which is the one the agents let win.
+ * B's NAT: its running instance. With two (a replacement in progress) one that
+ * can serve (observe.ts unfitness: HEALTHY, InService, source/dest check off)
+ * before one that cannot; among those, the one B's own table routes to, else
+ * the newest, which is the one the agents let win.
  */
 function natOf(nats: readonly NatState[], tables: readonly TableState[], az: string): NatState | undefined {
   const candidates = running(nats, az);
   if (candidates.length <= 1) return candidates[0];
+  const fit = candidates.filter((n) => unfitness(n) === undefined);
+  const pool = fit.length ? fit : candidates;
   const own = tables.filter((t) => t.az === az && t.route?.state !== 'blackhole').map((t) => t.route?.networkInterfaceId);
-  return candidates.find((n) => own.includes(n.networkInterfaceId)) ?? candidates[candidates.length - 1];
+  return pool.find((n) => own.includes(n.networkInterfaceId)) ?? pool[pool.length - 1];
+}
+
+/** The AZ that `az`'s own tables are pinned to by a failover, if any: its NAT is out of service by hand. */
+function pinnedAway(tables: readonly TableState[], az: string): string | undefined {
+  return tables.find((t) => t.az === az && t.override !== undefined && t.override !== az)?.override;
+}
+
+/**
+ * Why AZ `z` cannot take over another AZ's traffic, or undefined when it can
+ * (the successor rule, core successorAz): its own tables are not pinned away,
+ * and its NAT runs and can serve (observe.ts unfitness).
+ */
+function whyNot(z: string, nats: readonly NatState[], tables: readonly TableState[], tail: string): string | undefined {
+  const pin = pinnedAway(tables, z);
+  if (pin) return `its own tables are pinned to ${pin} (undo with hanat failover ${tail} --az ${z} --restore)`;
+  const nat = natOf(nats, tables, z);
+  if (!nat) return `no running NAT (found: ${found(nats, z)})`;
+  return unfitness(nat);
 }
 
 async function confirmOrRefuse(opts: FailoverOptions, deps: ActionDeps, question: string, refusal: string, untouched: string): Promise<void> {
@@ -117,8 +152,10 @@ export async function failover(opts: FailoverOptions, deps: ActionDeps): Promise
   const clients = deps.aws({ region: regionOpt, profile: opts.profile, debug: opts.debug });
   try {
     const { region, stack } = await findHanatStack(clients, { ...opts, name, regionOpt }, deps, 'failover');
-    const tables = await readTables(clients.ec2, name, deps);
-    requireTables(tables, name, region, stack.StackStatus ?? 'UNKNOWN');
+    const read = await readTables(clients.ec2, name, deps);
+    if (read.untagged.length) deps.reporter.warn(untaggedWarning(read.untagged, name, region));
+    requireTables(read, name, region, stack.StackStatus ?? 'UNKNOWN');
+    const tables = read.tables;
     const stackAzs = [...new Set(tables.map((t) => t.az))].sort();
     if (!stackAzs.includes(az)) {
       throw new UsageError(`--az ${az} is not an Availability Zone of stack ${name} in ${region}: its AZs are ${stackAzs.join(', ')}.`);
@@ -133,35 +170,58 @@ export async function failover(opts: FailoverOptions, deps: ActionDeps): Promise
 
     if (opts.restore) return await restore(opts, deps, clients.ec2, { ...base, mine, nats, tail });
 
-    const withNat = stackAzs.filter((z) => z !== az && running(nats, z).length > 0);
-    const target = to ?? successorAz(az, withNat);
+    await readAutoScaling(clients.autoScaling, nats, deps);
+    const others = stackAzs.filter((z) => z !== az);
+    const reasons = new Map(others.map((z) => [z, whyNot(z, nats, tables, tail)]));
+    const fit = others.filter((z) => reasons.get(z) === undefined);
+    const target = to ?? successorAz(az, stackAzs, (z) => reasons.get(z) === undefined);
     if (target === undefined) {
+      throw new OperationError(
+        `No AZ can take over ${az}: no other AZ of stack ${name} has a NAT that can serve it (${others.map((z) => `${z}: ${reasons.get(z)}`).join('; ')}). ` +
+          `Nothing was changed. Wait until Auto Scaling has replaced them or their agents have started (hanat status --name ${name} shows the NATs), then run this again.`,
+      );
+    }
+    const alternatives = fit.filter((z) => z !== target);
+    const orAnother = alternatives.length ? `, or pass --to with another AZ: ${alternatives.join(', ')}.` : '.';
+    // Without --to the successor passed every check below; they guard an explicit --to.
+    const pin = pinnedAway(tables, target);
+    if (pin) {
       throw new UsageError(
-        `No AZ can take over ${az}: no other AZ of stack ${name} has a running NAT (${stackAzs
-          .filter((z) => z !== az)
-          .map((z) => `${z}: ${found(nats, z)}`)
-          .join('; ')}). Nothing was changed. Wait until Auto Scaling has replaced them (hanat status --name ${name} shows the NATs), then run this again.`,
+        `${target}'s own route tables are pinned to ${pin} (${TAG.override}: a failover moved them), so its NAT is out of service by hand and would not serve ${az} for long. ` +
+          `Nothing was changed. Restore ${target} first: hanat failover ${tail} --az ${target} --restore${orAnother}`,
       );
     }
     const nat = natOf(nats, tables, target);
     if (!nat) {
-      const others = withNat.filter((z) => z !== target);
       throw new UsageError(
         `${target} has no running NAT to take over ${az} (found: ${found(nats, target)}). Nothing was changed. ` +
           `Wait until its Auto Scaling group has replaced it (hanat status --name ${name} shows the NATs)` +
-          (others.length ? `, or pass --to with an AZ whose NAT runs: ${others.join(', ')}.` : '.'),
+          (alternatives.length ? `, or pass --to with an AZ whose NAT runs: ${alternatives.join(', ')}.` : '.'),
+      );
+    }
+    if (isLeaving(nat)) {
+      throw new UsageError(
+        `${target}'s NAT ${nat.instanceId} is ${nat.autoScaling!.health} and ${nat.autoScaling!.lifecycle} in its Auto Scaling group ${nat.autoScaling!.group}: the group is replacing it, ` +
+          `and the traffic of ${az} would go down with it. Nothing was changed. Wait until the replacement runs (hanat status --name ${name} shows the NATs)${orAnother}`,
       );
     }
     if (nat.sourceDestCheck === true) {
       throw new UsageError(
         `${target}'s NAT ${nat.instanceId} has source/dest check on, so it would drop the traffic of ${az}: its agent turns the check off when it starts, ` +
           `before it claims any route, so it is still starting or its agent is not running. Nothing was changed. ` +
-          `Wait and look again with hanat status --name ${name}` +
-          (withNat.filter((z) => z !== target).length ? `, or pass --to with another AZ: ${withNat.filter((z) => z !== target).join(', ')}.` : '.'),
+          `Wait and look again with hanat status --name ${name}${orAnother}`,
       );
     }
     const eni = nat.networkInterfaceId;
-    if (!eni) throw new OperationError(`${target}'s NAT ${nat.instanceId} has no primary network interface in DescribeInstances; routes must target one. Nothing was changed.`);
+    if (!eni) {
+      throw new OperationError(
+        `${target}'s NAT ${nat.instanceId} has no primary network interface (device index 0) in DescribeInstances; routes must target one. Nothing was changed. ` +
+          `Check the instance: aws ec2 describe-instances --region ${region} --instance-ids ${nat.instanceId} --query 'Reservations[].Instances[].NetworkInterfaces' ` +
+          `(an interface detached by hand, or an instance still being set up)${orAnother}`,
+      );
+    }
+    const passedOver = to === undefined ? others.filter((z) => reasons.get(z) !== undefined).map((z) => `${z} (${reasons.get(z)})`) : [];
+    const passedNote = passedOver.length ? [`Passed over: ${passedOver.join('; ')}.`] : [];
 
     const plan = mine.map((t) => ({
       table: t,
@@ -186,7 +246,7 @@ export async function failover(opts: FailoverOptions, deps: ActionDeps): Promise
       return result(
         false,
         plan.map((p) => ({ routeTableId: p.table.routeTableId, pin: 'kept', pinnedTo: target, route: 'unchanged', previousTarget: p.table.route?.target ?? null, owner: 'unchanged' })),
-        [undoNote],
+        [...passedNote, undoNote],
       );
     }
 
@@ -203,18 +263,45 @@ export async function failover(opts: FailoverOptions, deps: ActionDeps): Promise
 
     const ec2 = clients.ec2;
     const unpinned = plan.filter((p) => !p.pin).map((p) => p.table.routeTableId);
-    if (unpinned.length) {
-      await retrying('CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: unpinned, Tags: [{ Key: TAG.override, Value: target }] })), deps);
-    }
     const written = new Map<string, RouteWrite>();
-    for (const p of plan.filter((x) => !x.route)) {
-      const id = p.table.routeTableId;
-      written.set(id, await pointDefaultRoute(ec2, id, eni, p.table.route !== undefined, (action, call) => retrying(action, call, deps)));
-    }
     const owners = plan.filter((p) => !p.route || !p.owner).map((p) => p.table.routeTableId);
-    if (owners.length) {
-      const tags = ownerTags(nat.instanceId, new Date(deps.clock.now()));
-      await retrying('CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: owners, Tags: tags })), deps);
+    // What is written so far, for a failure or Ctrl-C part-way.
+    let pinned = unpinned.length === 0;
+    const routed = new Set(plan.filter((p) => p.route).map((p) => p.table.routeTableId));
+    const leftState = (): string => {
+      const stuck = mine.filter((t) => !routed.has(t.routeTableId));
+      return stuck.length
+        ? `${az} is already pinned to ${target} (${TAG.override}), but its route ${stuck
+            .map((t) => `in ${t.routeTableId} still points at ${t.route ? t.route.target : 'nothing (no 0.0.0.0/0 route)'}`)
+            .join(', ')}, not at ${target}'s NAT ${eni}.`
+        : `${az} is pinned to ${target} and its route points at ${target}'s NAT ${eni}, but the ${TAG.owner} tags were not written.`;
+    };
+    const goOn =
+      `Run the same command again to finish: hanat failover ${tail} --az ${az} --to ${target} --yes; ` +
+      `or undo it: hanat failover ${tail} --az ${az} --restore (${az}'s own NAT then takes its routes back).`;
+    try {
+      if (unpinned.length) {
+        await retrying('CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: unpinned, Tags: [{ Key: TAG.override, Value: target }] })), deps);
+        pinned = true;
+      }
+      for (const p of plan.filter((x) => !x.route)) {
+        const id = p.table.routeTableId;
+        written.set(id, await pointDefaultRoute(ec2, id, eni, p.table.route !== undefined, (action, call) => retrying(action, call, deps)));
+        routed.add(id);
+      }
+      if (owners.length) {
+        const tags = ownerTags(nat.instanceId, new Date(deps.clock.now()));
+        await retrying('CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: owners, Tags: tags })), deps);
+      }
+    } catch (err) {
+      if (!pinned) {
+        // Step 1 did not happen: nothing was written.
+        if (isAbort(err, deps.signal)) throw new InterruptedError(`Interrupted before any change: the route tables of ${az} are unchanged.`, { cause: err });
+        throw err;
+      }
+      if (isAbort(err, deps.signal)) throw new InterruptedError(`Stopped part-way: ${leftState()} ${goOn}`, { cause: err });
+      if (err instanceof HanatError) throw new OperationError(`${err.message}\nThe failover stopped part-way: ${leftState()} ${goOn}`, { cause: err });
+      throw err;
     }
     const ownNat = running(nats, az);
     return result(
@@ -230,9 +317,15 @@ export async function failover(opts: FailoverOptions, deps: ActionDeps): Promise
       [
         `The pin stays until you remove it: no agent moves these routes while it is there` +
           (ownNat.length ? ` (${az}'s own NAT ${ownNat.map((n) => n.instanceId).join(', ')} keeps running but serves nothing).` : '.'),
+        ...passedNote,
         undoNote,
       ],
     );
+  } catch (err) {
+    if (!(err instanceof HanatError) && isAbort(err, deps.signal)) {
+      throw new InterruptedError(`Interrupted before any change: the route tables of ${az} are unchanged.`, { cause: err });
+    }
+    throw err;
   } finally {
     clients.destroy();
   }
@@ -271,7 +364,14 @@ async function restore(
     `${az} stays pinned to ${pins}.`,
   );
   const ids = pinned.map((t) => t.routeTableId);
-  await retrying('DeleteTags', () => ec2.send(new DeleteTagsCommand({ Resources: ids, Tags: [{ Key: TAG.override }] })), deps);
+  try {
+    await retrying('DeleteTags', () => ec2.send(new DeleteTagsCommand({ Resources: ids, Tags: [{ Key: TAG.override }] })), deps);
+  } catch (err) {
+    if (!(err instanceof HanatError) && isAbort(err, deps.signal)) {
+      throw new InterruptedError(`Interrupted: the pin was not removed, ${az} stays pinned to ${pins}. Run the same command again to remove it.`, { cause: err });
+    }
+    throw err;
+  }
   const notes = own.length
     ? [
         `The route stays where it is until ${az}'s NAT ${own.map((n) => n.instanceId).join(', ')} takes it back at its next route check ` +

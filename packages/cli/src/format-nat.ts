@@ -3,6 +3,7 @@
  * people (takeovers, pins and broken routes in capitals, so they stand out
  * without colour), and the `--json` documents (absent values are null).
  */
+import { TAG } from '@hanat/core';
 import type { FailoverResult } from './failover.js';
 import type { EipState, NatState } from './observe.js';
 import type { StatusResult, TableVerdict, Verdict } from './status.js';
@@ -56,6 +57,7 @@ export function statusTable(r: StatusResult): string {
     ),
   ];
   const parts = [`Stack ${r.stack} in ${r.region} (${r.stackStatus})\n`, columns(azRows)];
+  if (r.untagged.length) parts.push(`Private route tables without ${TAG.az} (in no AZ): ${r.untagged.join(', ')}\n`);
   parts.push('\nNAT instances\n', r.nats.length ? columns(natRows(r.nats)) : '  none (not terminated)\n');
   if (r.eips.length) parts.push('\nElastic IPs\n', columns(eipRows(r.eips)));
   return parts.join('');
@@ -85,6 +87,7 @@ export function statusJson(r: StatusResult): string {
     stackStatus: r.stackStatus,
     healthy: r.degraded.length === 0,
     degraded: r.degraded,
+    untaggedRouteTables: r.untagged,
     azs: r.azs.map((a) => ({
       az: a.az,
       verdict: a.verdict,

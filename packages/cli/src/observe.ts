@@ -8,7 +8,7 @@
 import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
 import type { Stack } from '@aws-sdk/client-cloudformation';
 import { DescribeAddressesCommand, DescribeInstancesCommand, DescribeRouteTablesCommand, type Instance, type RouteTable } from '@aws-sdk/client-ec2';
-import { NETWORK_PRIVATE, TAG, defaultRoute, routeOwner, stackFilters, tagValue, type AutoScaling, type Ec2 } from '@hanat/core';
+import { NETWORK_PRIVATE, TAG, defaultRoute, routeOwner, routeTarget, stackFilters, tagValue, type AutoScaling, type Ec2 } from '@hanat/core';
 import { checkTarget, localRegion, type ProfileFrom, type RegionFrom } from './aws.js';
 import { describeStack, ownershipOf, retrying } from './cfn.js';
 import type { ActionDeps, AwsClients } from './deps.js';
@@ -38,7 +38,7 @@ export interface TableState {
   /** The 0.0.0.0/0 route; undefined when there is none. */
   route:
     | {
-        /** What it points at: a network interface, else an instance, gateway or NAT gateway id. */
+        /** What it points at, by id: a network interface, else an instance, NAT gateway, gateway, transit gateway, peering connection… (core routeTarget). */
         target: string;
         networkInterfaceId: string | undefined;
         instanceId: string | undefined;
@@ -60,7 +60,7 @@ export interface NatState {
   publicIp: string | undefined;
   sourceDestCheck: boolean | undefined;
   launchTime: string | undefined;
-  /** From Auto Scaling (status only); undefined when the group does not know the instance. */
+  /** From Auto Scaling (readAutoScaling); undefined when no group knows the instance. */
   autoScaling?: { group: string; health: string; lifecycle: string } | undefined;
 }
 
@@ -117,8 +117,15 @@ export function checkStackTarget(opts: StackTargetOptions, env: Readonly<Record<
   return { name: checkStackName(opts.name), regionOpt: localRegion(opts, env) };
 }
 
-/** Every private route table of the stack, sorted by AZ then id. */
-export async function readTables(ec2: Ec2, stack: string, deps: PollDeps): Promise<TableState[]> {
+/** The stack's private route tables: those with `hanat:az`, sorted by AZ then id, and the ids of those without. */
+export interface PrivateTables {
+  tables: TableState[];
+  /** Tables tagged `network=private` but without `hanat:az`: no AZ's NAT serves them by default, no agent claims them. */
+  untagged: string[];
+}
+
+/** Every private route table of the stack (one DescribeRouteTables, paged). */
+export async function readTables(ec2: Ec2, stack: string, deps: PollDeps): Promise<PrivateTables> {
   const tables: RouteTable[] = [];
   let token: string | undefined;
   do {
@@ -130,24 +137,44 @@ export async function readTables(ec2: Ec2, stack: string, deps: PollDeps): Promi
     tables.push(...(out.RouteTables ?? []));
     token = out.NextToken;
   } while (token);
-  return tables
-    .filter((t): t is RouteTable & { RouteTableId: string } => typeof t.RouteTableId === 'string' && t.RouteTableId !== '')
-    .map((t) => tableState(t))
-    .sort((a, b) => a.az.localeCompare(b.az) || a.routeTableId.localeCompare(b.routeTableId));
+  const withId = tables.filter((t): t is RouteTable & { RouteTableId: string } => typeof t.RouteTableId === 'string' && t.RouteTableId !== '');
+  const azOf = (t: RouteTable) => tagValue(t.Tags, TAG.az)?.trim() || undefined;
+  return {
+    tables: withId
+      .flatMap((t) => {
+        const az = azOf(t);
+        return az ? [tableState(t, az)] : [];
+      })
+      .sort((a, b) => a.az.localeCompare(b.az) || a.routeTableId.localeCompare(b.routeTableId)),
+    untagged: withId
+      .filter((t) => !azOf(t))
+      .map((t) => t.RouteTableId)
+      .sort(),
+  };
 }
 
-function tableState(t: RouteTable & { RouteTableId: string }): TableState {
+/** The stderr warning for private route tables without `hanat:az`, naming them and the tag to add. */
+export function untaggedWarning(untagged: readonly string[], stack: string, region: string): string {
+  const ids = untagged.join(', ');
+  return (
+    `${untagged.length === 1 ? 'Private route table' : 'Private route tables'} ${ids} of stack ${stack} ${untagged.length === 1 ? 'has' : 'have'} no ${TAG.az} tag, ` +
+    `so no agent claims ${untagged.length === 1 ? 'it' : 'them'} and hanat leaves ${untagged.length === 1 ? 'it' : 'them'} out. ` +
+    `Tag each with the AZ of its subnets: aws ec2 create-tags --region ${region} --resources ${untagged[0]} --tags Key=${TAG.az},Value=<AZ>`
+  );
+}
+
+function tableState(t: RouteTable & { RouteTableId: string }, az: string): TableState {
   const route = defaultRoute(t);
   const owner = routeOwner(t.Tags);
   const override = tagValue(t.Tags, TAG.override)?.trim();
   return {
     routeTableId: t.RouteTableId,
-    az: tagValue(t.Tags, TAG.az)?.trim() || '(no hanat:az tag)',
+    az,
     override: override || undefined,
     owner: owner ? { instanceId: owner.instanceId, since: owner.since === undefined ? undefined : new Date(owner.since).toISOString() } : undefined,
     route: route
       ? {
-          target: route.NetworkInterfaceId ?? route.InstanceId ?? route.NatGatewayId ?? route.GatewayId ?? 'unknown',
+          target: routeTarget(route),
           networkInterfaceId: route.NetworkInterfaceId,
           instanceId: route.InstanceId,
           state: route.State,
@@ -246,10 +273,36 @@ export function natFor(nats: readonly NatState[], route: TableState['route']): N
 }
 
 /** Throws when the stack has no private route table to act on. */
-export function requireTables(tables: readonly TableState[], stack: string, region: string, stackStatus: string): void {
+export function requireTables({ tables, untagged }: PrivateTables, stack: string, region: string, stackStatus: string): void {
   if (tables.length > 0) return;
+  if (untagged.length > 0) {
+    throw new OperationError(
+      `Stack ${stack} in ${region} (${stackStatus}) has private route tables, but none tagged ${TAG.az}: ${untagged.join(', ')}. ` +
+        `Tag each with the AZ of its subnets (aws ec2 create-tags --region ${region} --resources <id> --tags Key=${TAG.az},Value=<AZ>), then run this again.`,
+    );
+  }
   throw new OperationError(
     `Stack ${stack} in ${region} (${stackStatus}) has no private route tables tagged ${TAG.stack}=${stack} and ${TAG.network}=${NETWORK_PRIVATE}. ` +
       `If the stack is still being created, wait for it (hanat deploy shows its progress); otherwise its route tables were deleted or untagged outside hanat.`,
   );
+}
+
+/** Auto Scaling is about to take the NAT away: marked UNHEALTHY, or terminating. */
+export function isLeaving(nat: NatState): boolean {
+  return nat.autoScaling !== undefined && (nat.autoScaling.health.toUpperCase() === 'UNHEALTHY' || /^Terminat/i.test(nat.autoScaling.lifecycle));
+}
+
+/**
+ * Why a running NAT cannot serve another AZ's traffic, or undefined when it can:
+ * Auto Scaling has it HEALTHY and InService (or no group knows it: a NAT
+ * detached from its group still forwards, and nothing will take it away),
+ * its source/dest check is off, and routes can target its primary interface.
+ */
+export function unfitness(nat: NatState): string | undefined {
+  const asg = nat.autoScaling;
+  if (asg && asg.health.toUpperCase() !== 'HEALTHY') return `${nat.instanceId} is ${asg.health} in Auto Scaling (${asg.lifecycle}): its group replaces it`;
+  if (asg && asg.lifecycle !== 'InService') return `${nat.instanceId} is ${asg.lifecycle} in Auto Scaling, not InService`;
+  if (nat.sourceDestCheck === true) return `${nat.instanceId} has source/dest check on, so it cannot forward`;
+  if (!nat.networkInterfaceId) return `${nat.instanceId} has no primary network interface`;
+  return undefined;
 }

@@ -43,17 +43,21 @@ Exit codes:
        status: every AZ's traffic flows; failover found nothing to do)
   1    the operation failed: the deploy or destroy failed (failed resources and
        their reasons are printed), AWS refused a call, the stack is busy or
-       needs "hanat destroy" first, the prompt was answered "no", or status
-       found an AZ whose traffic does not flow (blackhole, no-route, stale)
+       needs "hanat destroy" first, the prompt was answered "no", status
+       found an AZ whose traffic does not flow (blackhole, no-route, stale,
+       cannot-forward), failover found no AZ whose NAT can take over or
+       stopped part-way (the message says what was written and how to go on)
   2    bad usage or input: a bad flag value, a key pair or AMI that does not
        exist in the region, an AMI that does not fit the instance type, more
        --azs than the region has or an instance type one of them does not
        offer, no region, a profile that does not exist, rejected credentials,
        no --yes without a terminal, a stack that does not exist (status,
        failover) or that hanat did not create, an AZ the stack does not have,
-       a failover target without a running NAT that can forward
+       a failover --to whose NAT does not run, cannot forward or is being
+       replaced, or whose own tables are pinned away
   70   internal error: a bug in hanat (please report it)
-  130  interrupted (Ctrl-C): hanat stops watching, the stack operation goes on`;
+  130  interrupted (Ctrl-C): hanat stops watching, the stack operation goes on;
+       a failover interrupted part-way says what it wrote and how to go on`;
 
 const EXAMPLES = `
 Examples:
@@ -187,16 +191,20 @@ to CloudFormation; see docs/cli.md for how to watch it again.`,
       'after',
       `
 Reads only (Describe calls). One row per AZ's private route table, with a verdict:
-  ok         the AZ's own running NAT serves it
-  TAKEOVER   another AZ's running NAT serves it (since hanat:owner-since)
-  PINNED     hanat failover pinned it to another AZ (hanat:override)
-  BLACKHOLE  its route points at a NAT that is gone or stopped
-  NO-ROUTE   it has no 0.0.0.0/0 route
-  STALE      its route points at something that is not a running NAT of the stack
+  ok              the AZ's own running NAT serves it
+  TAKEOVER        another AZ's running NAT serves it (since hanat:owner-since)
+  PINNED          hanat failover pinned it to another AZ (hanat:override)
+  BLACKHOLE       its route points at a NAT that is gone or stopped
+  NO-ROUTE        it has no 0.0.0.0/0 route
+  STALE           its route points at something that is not a running NAT of the stack
+  CANNOT-FORWARD  its route points at a running NAT whose source/dest check is on,
+                  so EC2 drops what it would forward (its agent is not running)
 Then the NAT instances (state, Auto Scaling health, interface, addresses,
 source/dest check) and the Elastic IPs.
 Exit 0 when every AZ's traffic flows (ok, TAKEOVER, PINNED); exit 1 when any AZ
-is BLACKHOLE, NO-ROUTE or STALE (stderr names them; stdout still has the table).
+is BLACKHOLE, NO-ROUTE, STALE or CANNOT-FORWARD (stderr names them and what to
+do; stdout still has the table). A private route table without hanat:az is in
+no AZ: stderr warns and names it.
 
 Examples:
   $ hanat status --name prod-vpc --region eu-west-1
@@ -215,7 +223,9 @@ Examples:
     .description("move an AZ's internet traffic to another AZ's NAT by hand, or undo that with --restore")
     .requiredOption('--name <stack>', 'CloudFormation stack name')
     .requiredOption('--az <az>', 'the AZ whose private routes move (or, with --restore, return)')
-    .addOption(new Option('--to <az>', 'the AZ whose NAT takes them (default: the next AZ, alphabetically and wrapping around, with a running NAT)').conflicts('restore'))
+    .addOption(
+      new Option('--to <az>', 'the AZ whose NAT takes them (default: the next AZ, alphabetically and wrapping around, whose NAT can serve it)').conflicts('restore'),
+    )
     .option('--restore', "remove the pin: the AZ's own NAT takes its routes back at its next route check")
     .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
     .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config or ~/.aws/credentials').env('AWS_PROFILE'))
@@ -229,8 +239,13 @@ then points their 0.0.0.0/0 at that AZ's NAT, then records it (hanat:owner,
 hanat:owner-since). The agents leave a pinned table alone, so it stays until
 --restore; this works when every agent is dead. Moving traffic breaks the
 connections open through the old NAT (new public address, no connection state).
-Refused, before any change, when the target AZ's NAT is not running or still has
-source/dest check on. Running it again changes nothing and says so.
+Without --to, the target is the next AZ (alphabetically, wrapping around) whose
+NAT runs, is HEALTHY and InService in Auto Scaling (or in no group), has
+source/dest check off, and whose own tables are not pinned away. A --to AZ is
+refused, before any change, when its NAT is not running, has source/dest check
+on or is UNHEALTHY/Terminating, or its own tables are pinned away (restore it
+first). Running it again changes nothing and says so; a failover that stopped
+part-way says what it wrote, and running it again finishes it.
 --restore only removes the pin: the AZ's own NAT takes the routes back at its
 next route check (within 30 s), after its own checks; hanat status shows when.
 

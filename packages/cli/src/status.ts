@@ -6,7 +6,7 @@
  */
 import { TAG } from '@hanat/core';
 import type { ActionDeps } from './deps.js';
-import { OperationError } from './errors.js';
+import { HanatError, InterruptedError, OperationError, isAbort } from './errors.js';
 import {
   checkStackTarget,
   findHanatStack,
@@ -16,6 +16,7 @@ import {
   readNats,
   readTables,
   requireTables,
+  untaggedWarning,
   type EipState,
   type NatState,
   type StackTargetOptions,
@@ -31,14 +32,16 @@ export type StatusOptions = StackTargetOptions;
  * - `blackhole`: the route's target is gone or stopped; EC2 drops the traffic.
  * - `no-route`: no 0.0.0.0/0 route at all.
  * - `stale`: the route is active but its target is not a running NAT of the stack.
+ * - `cannot-forward`: the route is active and its target is a running NAT of the
+ *   stack, but that NAT has source/dest check on, so EC2 drops what it would forward.
  */
-export type Verdict = 'ok' | 'takeover' | 'pinned' | 'blackhole' | 'no-route' | 'stale';
+export type Verdict = 'ok' | 'takeover' | 'pinned' | 'blackhole' | 'no-route' | 'stale' | 'cannot-forward';
 
 /** Verdicts under which the AZ's private subnets reach the internet. */
 export const FLOWING: ReadonlySet<Verdict> = new Set<Verdict>(['ok', 'takeover', 'pinned']);
 
 /** Worst first: the AZ's verdict is the worst of its tables'. */
-const SEVERITY: Verdict[] = ['blackhole', 'no-route', 'stale', 'pinned', 'takeover', 'ok'];
+const SEVERITY: Verdict[] = ['blackhole', 'no-route', 'stale', 'cannot-forward', 'pinned', 'takeover', 'ok'];
 
 export interface TableVerdict extends TableState {
   verdict: Verdict;
@@ -61,8 +64,10 @@ export interface StatusResult {
   azs: AzStatus[];
   nats: NatState[];
   eips: EipState[];
-  /** AZs whose traffic does not flow (blackhole, no-route, stale). */
+  /** AZs whose traffic does not flow (blackhole, no-route, stale, cannot-forward). */
   degraded: string[];
+  /** Private route tables without `hanat:az`: in no AZ, claimed by no agent (a warning on stderr). */
+  untagged: string[];
 }
 
 function sinceText(table: TableState, instanceId: string): string {
@@ -85,13 +90,21 @@ export function judgeTable(table: TableState, nats: readonly NatState[]): TableV
     return { ...table, verdict: 'stale', servedBy: undefined, detail: `route to ${route.target}: ${why}${pinNote}` };
   }
   const servedBy = { instanceId: nat.instanceId, az: nat.az };
-  const cannotForward = nat.sourceDestCheck === true ? `; warning: ${nat.instanceId} has source/dest check on, so it cannot forward` : '';
+  const whose = nat.az === table.az ? `its own NAT ${nat.instanceId}` : `${nat.az}'s NAT ${nat.instanceId}`;
+  if (nat.sourceDestCheck === true) {
+    return {
+      ...table,
+      verdict: 'cannot-forward',
+      servedBy,
+      detail: `route to ${whose}, which has source/dest check on, so EC2 drops the traffic it would forward${pinNote}`,
+    };
+  }
   if (pin) {
     const where = nat.az === pin ? `served by ${nat.az}'s NAT ${nat.instanceId}${sinceText(table, nat.instanceId)}` : `still served by ${nat.az}'s NAT ${nat.instanceId}, not yet by ${pin}'s`;
-    return { ...table, verdict: 'pinned', servedBy, detail: `pinned to ${pin} by hanat failover: ${where}${cannotForward}` };
+    return { ...table, verdict: 'pinned', servedBy, detail: `pinned to ${pin} by hanat failover: ${where}` };
   }
-  if (nat.az === table.az) return { ...table, verdict: 'ok', servedBy, detail: `served by its own NAT ${nat.instanceId}${cannotForward}` };
-  return { ...table, verdict: 'takeover', servedBy, detail: `taken over by ${nat.az}'s NAT ${nat.instanceId}${sinceText(table, nat.instanceId)}${cannotForward}` };
+  if (nat.az === table.az) return { ...table, verdict: 'ok', servedBy, detail: `served by its own NAT ${nat.instanceId}` };
+  return { ...table, verdict: 'takeover', servedBy, detail: `taken over by ${nat.az}'s NAT ${nat.instanceId}${sinceText(table, nat.instanceId)}` };
 }
 
 function worst(verdicts: readonly Verdict[]): Verdict {
@@ -117,14 +130,18 @@ export async function status(opts: StatusOptions, deps: ActionDeps): Promise<Sta
   try {
     const { region, stack } = await findHanatStack(clients, { ...opts, name, regionOpt }, deps, 'status');
     const stackStatus = stack.StackStatus ?? 'UNKNOWN';
-    const tables = await readTables(clients.ec2, name, deps);
-    requireTables(tables, name, region, stackStatus);
+    const read = await readTables(clients.ec2, name, deps);
+    if (read.untagged.length) deps.reporter.warn(untaggedWarning(read.untagged, name, region));
+    requireTables(read, name, region, stackStatus);
     const nats = await readNats(clients.ec2, name, deps);
     await readAutoScaling(clients.autoScaling, nats, deps);
     const eips = await readEips(clients.ec2, name, deps);
-    const azs = judge(tables, nats);
+    const azs = judge(read.tables, nats);
     const degraded = azs.filter((a) => !FLOWING.has(a.verdict)).map((a) => a.az);
-    return { stack: name, region, stackStatus, azs, nats, eips, degraded };
+    return { stack: name, region, stackStatus, azs, nats, eips, degraded, untagged: read.untagged };
+  } catch (err) {
+    if (!(err instanceof HanatError) && isAbort(err, deps.signal)) throw new InterruptedError('Interrupted: hanat status only reads, so nothing was changed.', { cause: err });
+    throw err;
   } finally {
     clients.destroy();
   }
@@ -139,7 +156,31 @@ export function statusFailure(result: StatusResult): OperationError | undefined 
   const n = result.degraded.length;
   return new OperationError(
     `${n} ${n === 1 ? 'AZ' : 'AZs'} of stack ${result.stack} cannot reach the internet: ${result.degraded.join(', ')}\n${lines.join('\n')}\n` +
-      `An AZ's NAT claims its route again once it runs (Auto Scaling replaces a dead one). Meanwhile move the traffic by hand: ` +
-      `hanat failover --name ${result.stack} --region ${result.region} --az ${result.degraded[0]} (to the next AZ with a running NAT).`,
+      result.azs
+        .filter((a) => !FLOWING.has(a.verdict))
+        .map((a) => advice(a, result))
+        .join('\n'),
+  );
+}
+
+/** What to do about one AZ whose traffic does not flow. */
+function advice(a: AzStatus, r: StatusResult): string {
+  const cmd = `hanat failover --name ${r.stack} --region ${r.region} --az ${a.az}`;
+  const broken = a.routeTables.filter((t) => !FLOWING.has(t.verdict));
+  const ownNat = r.nats.find((n) => n.az === a.az && n.state === 'running' && n.sourceDestCheck !== true);
+  const pin = broken.find((t) => t.override !== undefined && t.override !== a.az)?.override;
+  if (pin && ownNat) {
+    return `${a.az}: pinned to ${pin}, whose NAT does not serve it, while its own NAT ${ownNat.instanceId} runs. Remove the pin and it takes its routes back: ${cmd} --restore`;
+  }
+  const deaf = broken.find((t) => t.verdict === 'cannot-forward')?.servedBy;
+  if (deaf) {
+    return (
+      `${a.az}: NAT ${deaf.instanceId} has source/dest check on; its agent turns the check off when it starts, so the agent is still starting or not running. ` +
+      `Check the agent on ${deaf.instanceId} (systemctl status hanat-agent; journalctl -u hanat-agent), or move the traffic to another AZ: ${cmd}`
+    );
+  }
+  return (
+    `${a.az}: its NAT claims the route again once it runs (Auto Scaling replaces a dead one). Meanwhile move the traffic by hand: ` +
+    `${cmd} (to the next AZ whose NAT can serve it).`
   );
 }

@@ -1,7 +1,7 @@
 import { DescribeRouteTablesCommand } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { inputsOf, names, sent } from './support/calls.js';
-import { FakeNatWorld } from './support/fake-nat.js';
+import { FakeNatWorld, ec2Error } from './support/fake-nat.js';
 import { asgMock, cfnMock, ec2Mock, harness, zonesOf, type Harness } from './support/harness.js';
 
 const AZS = zonesOf('eu-west-1', 3);
@@ -39,7 +39,8 @@ describe('hanat failover', () => {
     expect(w.table(A).tags.get('hanat:override')).toBe(C);
     // Only A's table moved.
     expect(w.table(B).route).toEqual({ eni: w.nat(B).eni });
-    expect(names(asgMock)).toEqual([]);
+    // Auto Scaling is only read (health and lifecycle of the NATs), never changed.
+    expect(names(asgMock)).toEqual(['DescribeAutoScalingInstances']);
     expect(r.stdout).toContain(`AZ ${A} now sends 0.0.0.0/0 through ${C}'s NAT ${w.nat(C).instanceId} (${w.nat(C).eni}), pinned with hanat:override=${C}.`);
     expect(r.stdout).toMatch(new RegExp(`^${table} +set +replaced +written$`, 'm'));
     expect(r.stdout).toContain(`Undo with: hanat failover --name prod --region eu-west-1 --az ${A} --restore`);
@@ -169,12 +170,95 @@ describe('hanat failover', () => {
     expect(writes()).toEqual([]);
   });
 
-  it('refuses when no other AZ has a running NAT', async () => {
+  it('fails with exit 1 (not bad input) when no other AZ has a NAT that can serve, saying why for each', async () => {
     w.nat(B).state = 'stopped';
     w.nats.splice(w.nats.indexOf(w.nat(C)), 1);
     const r = await h.hanat(...BASE, '--az', A, '--yes');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `error: No AZ can take over ${A}: no other AZ of stack prod has a NAT that can serve it (${B}: no running NAT (found: ${w.nat(B).instanceId} (stopped)); ${C}: no running NAT (found: no NAT instance)). Nothing was changed. Wait until`,
+    );
+    expect(writes()).toEqual([]);
+  });
+
+  it('without --to, skips an AZ whose own tables are pinned away', async () => {
+    expect((await h.hanat(...BASE, '--az', B, '--to', C, '--yes')).code).toBe(0);
+    const r = await h.hanat(...BASE, '--az', A, '--yes', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(w.table(A).tags.get('hanat:override')).toBe(C);
+    expect(w.table(A).route).toEqual({ eni: w.nat(C).eni });
+    expect(JSON.parse(r.stdout).notes).toContain(`Passed over: ${B} (its own tables are pinned to ${C} (undo with hanat failover --name prod --region eu-west-1 --az ${B} --restore)).`);
+  });
+
+  it('without --to, skips a NAT that Auto Scaling marks UNHEALTHY or Terminating', async () => {
+    w.nat(B).health = 'UNHEALTHY';
+    expect((await h.hanat(...BASE, '--az', A, '--yes')).code).toBe(0);
+    expect(w.table(A).route).toEqual({ eni: w.nat(C).eni });
+    w.nat(A).lifecycle = 'Terminating:Wait';
+    expect((await h.hanat(...BASE, '--az', C, '--yes')).code).toBe(1);
+    expect(w.table(C).route).toEqual({ eni: w.nat(C).eni });
+  });
+
+  it('without --to, takes a running NAT that no Auto Scaling group knows', async () => {
+    w.nat(B).detached = true;
+    const r = await h.hanat(...BASE, '--az', A, '--yes');
+    expect(r.code, r.stderr).toBe(0);
+    expect(w.table(A).route).toEqual({ eni: w.nat(B).eni });
+  });
+
+  it('without --to, skips a NAT whose source/dest check is on and takes the next AZ', async () => {
+    w.nat(B).sourceDestCheck = true;
+    const r = await h.hanat(...BASE, '--az', A, '--yes');
+    expect(r.code, r.stderr).toBe(0);
+    expect(w.table(A).route).toEqual({ eni: w.nat(C).eni });
+    expect(r.stdout).toContain(`Passed over: ${B} (${w.nat(B).instanceId} has source/dest check on, so it cannot forward).`);
+  });
+
+  it('refuses --to an AZ whose own tables are pinned away, saying to restore it first', async () => {
+    expect((await h.hanat(...BASE, '--az', B, '--to', C, '--yes')).code).toBe(0);
+    ec2Mock.resetHistory();
+    const r = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`error: No AZ can take over ${A}: no other AZ of stack prod has a running NAT (${B}: ${w.nat(B).instanceId} (stopped); ${C}: no NAT instance). Nothing was changed.`);
+    expect(r.stderr).toContain(`error: ${B}'s own route tables are pinned to ${C} (hanat:override: a failover moved them)`);
+    expect(r.stderr).toContain(`Nothing was changed. Restore ${B} first: hanat failover --name prod --region eu-west-1 --az ${B} --restore, or pass --to with another AZ: ${C}.`);
+    expect(writes()).toEqual([]);
+  });
+
+  it('refuses --to an AZ whose NAT Auto Scaling marks UNHEALTHY or Terminating', async () => {
+    w.nat(B).health = 'UNHEALTHY';
+    const r = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: ${B}'s NAT ${w.nat(B).instanceId} is UNHEALTHY and InService in its Auto Scaling group prod-Az2NatGroup: the group is replacing it`);
+    expect(r.stderr).toContain(`or pass --to with another AZ: ${C}.`);
+    w.nat(B).health = 'HEALTHY';
+    w.nat(B).lifecycle = 'Terminating';
+    const t = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
+    expect(t.code).toBe(2);
+    expect(t.stderr).toContain(`is HEALTHY and Terminating in its Auto Scaling group`);
+    expect(writes()).toEqual([]);
+  });
+
+  it('says what to check when the target NAT has no primary network interface', async () => {
+    w.nat(C).eni = '';
+    const r = await h.hanat(...BASE, '--az', A, '--to', C, '--yes');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`error: ${C}'s NAT ${w.nat(C).instanceId} has no primary network interface (device index 0) in DescribeInstances; routes must target one. Nothing was changed. `);
+    expect(r.stderr).toContain(`Check the instance: aws ec2 describe-instances --region eu-west-1 --instance-ids ${w.nat(C).instanceId}`);
+    expect(r.stderr).toContain(`or pass --to with another AZ: ${B}.`);
+    expect(writes()).toEqual([]);
+  });
+
+  it('keeps an untagged private table out of the AZs, and warns about it', async () => {
+    const stray = w.addTable(A);
+    stray.tags.delete('hanat:az');
+    const r = await h.hanat(...BASE, '--az', 'eu-west-1d', '--yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`warning: Private route table ${stray.id} of stack prod has no hanat:az tag`);
+    expect(r.stderr).toContain(`its AZs are ${AZS.join(', ')}.\n`);
+    const moved = await h.hanat(...BASE, '--az', C, '--yes');
+    expect(moved.code).toBe(0);
+    expect(w.table(C).tags.get('hanat:override')).toBe(A);
+    expect(stray.tags.has('hanat:override')).toBe(false);
   });
 
   it('refuses a target NAT whose source/dest check is on: it cannot forward', async () => {
@@ -194,6 +278,81 @@ describe('hanat failover', () => {
     w.table(A).tags.delete('hanat:override');
     expect((await h.hanat(...BASE, '--az', A, '--to', B, '--yes')).code).toBe(0);
     expect(w.table(A).route).toEqual({ eni: newer.eni });
+  });
+
+  it('with two running NATs in the target AZ, prefers one that can forward over the one its table routes to', async () => {
+    const deaf = w.addNat(B, { sourceDestCheck: true, launchTime: new Date(Date.UTC(2026, 0, 15, 11)) });
+    w.table(B).route = { eni: deaf.eni };
+    const r = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
+    expect(r.code, r.stderr).toBe(0);
+    expect(w.table(A).route).toEqual({ eni: w.nat(B).eni });
+    const sick = w.addNat(C, { health: 'UNHEALTHY', launchTime: new Date(Date.UTC(2026, 0, 15, 11)) });
+    expect((await h.hanat(...BASE, '--az', B, '--to', C, '--yes')).code).toBe(0);
+    expect(w.table(B).route).toEqual({ eni: w.nat(C).eni });
+    expect(w.table(B).route).not.toEqual({ eni: sick.eni });
+  });
+
+  it('says what it wrote and how to go on when ReplaceRoute keeps failing after the pin', async () => {
+    w.throttle('ReplaceRoute', 10);
+    const r = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `error: ReplaceRoute kept failing (RequestLimitExceeded) after 10 attempts; try again in a few minutes.\n` +
+        `The failover stopped part-way: ${A} is already pinned to ${B} (hanat:override), but its route in ${w.table(A).id} still points at ${w.nat(A).eni}, not at ${B}'s NAT ${w.nat(B).eni}. ` +
+        `Run the same command again to finish: hanat failover --name prod --region eu-west-1 --az ${A} --to ${B} --yes; ` +
+        `or undo it: hanat failover --name prod --region eu-west-1 --az ${A} --restore (${A}'s own NAT then takes its routes back).\n`,
+    );
+    expect(w.table(A).tags.get('hanat:override')).toBe(B);
+    // As it says: running it again finishes it.
+    const again = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
+    expect(again.code).toBe(0);
+    expect(w.table(A).route).toEqual({ eni: w.nat(B).eni });
+  });
+
+  it('says what it wrote when AWS denies ReplaceRoute after the pin, and only the error when it denies the pin itself', async () => {
+    w.fail('ReplaceRoute', ec2Error('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403));
+    const denied = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain('error: AWS denied ReplaceRoute');
+    expect(denied.stderr).toContain(`The failover stopped part-way: ${A} is already pinned to ${B} (hanat:override), but its route in ${w.table(A).id} still points at ${w.nat(A).eni}`);
+    expect(denied.stderr).toContain(`--az ${A} --restore`);
+
+    w.heal('ReplaceRoute');
+    w.fail('CreateTags', ec2Error('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403));
+    const owner = await h.hanat(...BASE, '--az', A, '--to', C, '--yes');
+    expect(owner.code).toBe(1);
+    expect(owner.stderr).toContain('error: AWS denied CreateTags');
+    // The pin was refused here, so nothing changed, and the error says no more than that.
+    expect(owner.stderr).not.toContain('stopped part-way');
+  });
+
+  it('says what it wrote when the owner tags fail after the route moved', async () => {
+    w.fail('CreateTags', ec2Error('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403), 1);
+    const r = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`The failover stopped part-way: ${A} is pinned to ${B} and its route points at ${B}'s NAT ${w.nat(B).eni}, but the hanat:owner tags were not written.`);
+    expect(w.table(A).route).toEqual({ eni: w.nat(B).eni });
+  });
+
+  it('maps Ctrl-C during a retry pause after the pin to exit 130, saying what was written and how to go on', async () => {
+    w.throttle('ReplaceRoute', 1);
+    h.clock.onSleep = () => h.interrupt.abort();
+    const r = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
+    expect(r.code).toBe(130);
+    expect(r.stderr).toBe(
+      `interrupted: Stopped part-way: ${A} is already pinned to ${B} (hanat:override), but its route in ${w.table(A).id} still points at ${w.nat(A).eni}, not at ${B}'s NAT ${w.nat(B).eni}. ` +
+        `Run the same command again to finish: hanat failover --name prod --region eu-west-1 --az ${A} --to ${B} --yes; ` +
+        `or undo it: hanat failover --name prod --region eu-west-1 --az ${A} --restore (${A}'s own NAT then takes its routes back).\n`,
+    );
+  });
+
+  it('maps Ctrl-C during a retry pause before any write to exit 130, saying nothing changed', async () => {
+    w.throttle('DescribeInstances', 1);
+    h.clock.onSleep = () => h.interrupt.abort();
+    const r = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
+    expect(r.code).toBe(130);
+    expect(r.stderr).toBe(`interrupted: Interrupted before any change: the route tables of ${A} are unchanged.\n`);
+    expect(writes()).toEqual([]);
   });
 
   it('works on a stack whose agents are all dead: nothing but EC2 calls', async () => {
@@ -280,6 +439,14 @@ describe('hanat failover --restore', () => {
     expect(r.code).toBe(0);
     expect(writes()).toEqual([]);
     expect(r.stdout).toContain(`Nothing to do: AZ ${A}'s private route table(s) carry no hanat:override pin.`);
+  });
+
+  it('maps Ctrl-C during a retry pause of DeleteTags to exit 130, saying the pin stays', async () => {
+    w.throttle('DeleteTags', 1);
+    h.clock.onSleep = () => h.interrupt.abort();
+    const r = await h.hanat(...BASE, '--az', A, '--restore', '--yes');
+    expect(r.code).toBe(130);
+    expect(r.stderr).toBe(`interrupted: Interrupted: the pin was not removed, ${A} stays pinned to ${B}. Run the same command again to remove it.\n`);
   });
 
   it('refuses without --yes when there is no terminal', async () => {

@@ -124,18 +124,87 @@ describe('hanat status', () => {
     expect(r.stderr).toContain(`error: 2 AZs of stack prod cannot reach the internet: ${A}, ${B}\n`);
   });
 
-  it('warns about a serving NAT whose source/dest check is on', async () => {
+  it('calls an AZ served by a NAT whose source/dest check is on CANNOT-FORWARD, exits 1, and says to check its agent or fail over', async () => {
     w.nat(A).sourceDestCheck = true;
     const r = await h.hanat(...STATUS);
-    expect(row(r.stdout, A)).toContain(`warning: ${w.nat(A).instanceId} has source/dest check on, so it cannot forward`);
+    expect(r.code).toBe(1);
+    expect(row(r.stdout, A)).toMatch(
+      new RegExp(`^${A} +CANNOT-FORWARD +${w.table(A).id} .*route to its own NAT ${w.nat(A).instanceId}, which has source/dest check on, so EC2 drops the traffic it would forward$`),
+    );
     expect(r.stdout).toMatch(new RegExp(`^${A} +${w.nat(A).instanceId} .* ON \\(cannot forward\\) `, 'm'));
+    expect(r.stderr).toContain(`error: 1 AZ of stack prod cannot reach the internet: ${A}\n  ${A} cannot-forward: ${w.table(A).id} route to its own NAT`);
+    expect(r.stderr).toContain(`${A}: NAT ${w.nat(A).instanceId} has source/dest check on; its agent turns the check off when it starts`);
+    expect(r.stderr).toContain(`Check the agent on ${w.nat(A).instanceId} (systemctl status hanat-agent; journalctl -u hanat-agent), or move the traffic to another AZ: hanat failover --name prod --region eu-west-1 --az ${A}`);
+    const { code, doc } = await json();
+    expect(code).toBe(1);
+    expect(doc).toMatchObject({ healthy: false, degraded: [A] });
+    expect(doc.azs[0]).toMatchObject({ az: A, verdict: 'cannot-forward', routeTables: [{ verdict: 'cannot-forward', servedBy: { instanceId: w.nat(A).instanceId, az: A } }] });
+  });
+
+  it('also calls a takeover by a NAT with source/dest check on CANNOT-FORWARD', async () => {
+    w.nat(A).state = 'stopped';
+    w.table(A).route = { eni: w.nat(B).eni };
+    w.nat(B).sourceDestCheck = true;
+    const { code, doc } = await json();
+    expect(code).toBe(1);
+    expect(doc.azs.map((a: { verdict: string }) => a.verdict)).toEqual(['cannot-forward', 'cannot-forward', 'ok']);
+    expect(doc.azs[0].routeTables[0].detail).toBe(`route to ${B}'s NAT ${w.nat(B).instanceId}, which has source/dest check on, so EC2 drops the traffic it would forward`);
+  });
+
+  it("suggests --restore, not another failover, for an AZ pinned to a dead NAT while its own NAT runs", async () => {
+    w.table(A).tags.set('hanat:override', B);
+    w.table(A).route = { eni: w.nat(B).eni };
+    w.nat(B).state = 'stopped';
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `${A}: pinned to ${B}, whose NAT does not serve it, while its own NAT ${w.nat(A).instanceId} runs. Remove the pin and it takes its routes back: ` +
+        `hanat failover --name prod --region eu-west-1 --az ${A} --restore\n`,
+    );
+    // B itself (not pinned, own NAT dead) still gets the failover advice.
+    expect(r.stderr).toContain(`${B}: its NAT claims the route again once it runs`);
+    expect(r.stderr).toContain(`hanat failover --name prod --region eu-west-1 --az ${B} (to the next AZ whose NAT can serve it).`);
+  });
+
+  it('reports a private table without hanat:az apart from the AZs, with a warning naming the table and the tag', async () => {
+    const stray = w.addTable(A);
+    stray.tags.delete('hanat:az');
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      `warning: Private route table ${stray.id} of stack prod has no hanat:az tag, so no agent claims it and hanat leaves it out. ` +
+        `Tag each with the AZ of its subnets: aws ec2 create-tags --region eu-west-1 --resources ${stray.id} --tags Key=hanat:az,Value=<AZ>\n`,
+    );
+    expect(r.stdout).not.toContain('(no hanat:az tag)');
+    expect(r.stdout).toContain(`Private route tables without hanat:az (in no AZ): ${stray.id}\n`);
+    const { doc } = await json();
+    expect(doc.azs.map((a: { az: string }) => a.az)).toEqual(AZS);
+    expect(doc.untaggedRouteTables).toEqual([stray.id]);
+  });
+
+  it('names a default route to a transit gateway or peering connection by its id, not "unknown"', async () => {
+    w.table(A).route = { other: 'tgw-0123456789abcdef0' };
+    w.table(B).route = { other: 'pcx-0123456789abcdef0' };
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(1);
+    expect(row(r.stdout, A)).toMatch(/STALE .*tgw-0123456789abcdef0 \(active\) .*route to tgw-0123456789abcdef0: not a NAT instance of this stack$/);
+    expect(row(r.stdout, B)).toContain('route to pcx-0123456789abcdef0: not a NAT instance of this stack');
+    expect(r.stdout).not.toContain('unknown');
+  });
+
+  it('maps Ctrl-C during a retry pause to exit 130, not an internal error', async () => {
+    w.throttle('DescribeInstances', 1);
+    h.clock.onSleep = () => h.interrupt.abort();
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(130);
+    expect(r.stderr).toBe('interrupted: Interrupted: hanat status only reads, so nothing was changed.\n');
   });
 
   it('prints one JSON document with every AZ, NAT and Elastic IP', async () => {
     const { code, doc } = await json();
     expect(code).toBe(0);
-    expect(Object.keys(doc)).toEqual(['stack', 'region', 'stackStatus', 'healthy', 'degraded', 'azs', 'nats', 'eips']);
-    expect(doc).toMatchObject({ stack: 'prod', region: 'eu-west-1', stackStatus: 'UPDATE_COMPLETE', healthy: true, degraded: [] });
+    expect(Object.keys(doc)).toEqual(['stack', 'region', 'stackStatus', 'healthy', 'degraded', 'untaggedRouteTables', 'azs', 'nats', 'eips']);
+    expect(doc).toMatchObject({ stack: 'prod', region: 'eu-west-1', stackStatus: 'UPDATE_COMPLETE', healthy: true, degraded: [], untaggedRouteTables: [] });
     expect(doc.azs.map((a: { az: string; verdict: string }) => [a.az, a.verdict])).toEqual(AZS.map((az) => [az, 'ok']));
     expect(doc.azs[1].routeTables[0]).toEqual({
       routeTableId: w.table(B).id,

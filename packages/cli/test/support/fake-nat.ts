@@ -49,12 +49,14 @@ export interface FakeNat {
   health: 'HEALTHY' | 'UNHEALTHY';
   lifecycle: string;
   group: string;
+  /** True: no Auto Scaling group knows the instance (DescribeAutoScalingInstances leaves it out). */
+  detached?: boolean;
 }
 
 export interface FakeTable {
   id: string;
   tags: Map<string, string>;
-  /** The default route: a network interface, or another target id (igw-, nat-); none when undefined. */
+  /** The default route: a network interface, or another target id (igw-, tgw-, pcx-, eigw-), in the field EC2 uses for it; none when undefined. */
   route: { eni?: string; other?: string; forceState?: 'active' | 'blackhole' } | undefined;
 }
 
@@ -64,11 +66,20 @@ export function ec2Error(name: string, message: string, status = 400): EC2Servic
 
 const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
 
+/** The field of EC2's Route that holds a non-interface target, by the id's prefix. */
+function otherTarget(id: string): Record<string, string> {
+  if (id.startsWith('tgw-')) return { TransitGatewayId: id };
+  if (id.startsWith('pcx-')) return { VpcPeeringConnectionId: id };
+  if (id.startsWith('eigw-')) return { EgressOnlyInternetGatewayId: id };
+  return { GatewayId: id };
+}
+
 export class FakeNatWorld {
   readonly nats: FakeNat[] = [];
   readonly tables: FakeTable[] = [];
   readonly eips: { allocationId: string; publicIp: string; az: string; eni?: string }[] = [];
   private readonly throttled = new Map<string, number>();
+  private readonly failing = new Map<string, { pass: number; err: Error }>();
   private seq = 0;
 
   constructor(
@@ -139,7 +150,19 @@ export class FakeNatWorld {
     this.throttled.set(command, times);
   }
 
+  /** After `pass` more calls of `command` succeed, every later one fails with `err` (e.g. AccessDenied). */
+  fail(command: string, err: Error, pass = 0): void {
+    this.failing.set(command, { pass, err });
+  }
+
+  /** Undoes `fail`. */
+  heal(command: string): void {
+    this.failing.delete(command);
+  }
+
   private gate(command: string): void {
+    const failing = this.failing.get(command);
+    if (failing && failing.pass-- <= 0) throw failing.err;
     const left = this.throttled.get(command) ?? 0;
     if (left > 0) {
       this.throttled.set(command, left - 1);
@@ -177,7 +200,7 @@ export class FakeNatWorld {
             Routes: [
               { DestinationCidrBlock: '10.20.0.0/16', GatewayId: 'local', State: 'active', Origin: 'CreateRouteTable' },
               ...(t.route
-                ? [{ DestinationCidrBlock: '0.0.0.0/0', ...(t.route.eni ? { NetworkInterfaceId: t.route.eni } : { GatewayId: t.route.other }), State: this.routeState(t.route), Origin: 'CreateRoute' }]
+                ? [{ DestinationCidrBlock: '0.0.0.0/0', ...(t.route.eni ? { NetworkInterfaceId: t.route.eni } : otherTarget(t.route.other ?? '')), State: this.routeState(t.route), Origin: 'CreateRoute' }]
                 : []),
             ],
           })),
@@ -200,7 +223,7 @@ export class FakeNatWorld {
               PublicIpAddress: n.publicIp,
               SourceDestCheck: n.sourceDestCheck,
               LaunchTime: n.launchTime,
-              NetworkInterfaces: [{ NetworkInterfaceId: n.eni, Attachment: { DeviceIndex: 0 } }],
+              NetworkInterfaces: n.eni ? [{ NetworkInterfaceId: n.eni, Attachment: { DeviceIndex: 0 } }] : [],
               Tags: [
                 { Key: 'hanat:stack', Value: this.stack },
                 { Key: 'hanat:az', Value: n.az },
@@ -259,7 +282,7 @@ export class FakeNatWorld {
       this.gate('DescribeAutoScalingInstances');
       return {
         AutoScalingInstances: this.nats
-          .filter((n) => input.InstanceIds?.includes(n.instanceId) ?? true)
+          .filter((n) => !n.detached && (input.InstanceIds?.includes(n.instanceId) ?? true))
           .map((n) => ({
             InstanceId: n.instanceId,
             AutoScalingGroupName: n.group,
