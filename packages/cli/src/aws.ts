@@ -67,6 +67,18 @@ export const NO_REGION_MESSAGE =
 export type RegionFrom = '--region' | 'AWS_REGION';
 export type ProfileFrom = '--profile' | 'AWS_PROFILE';
 
+/** The options every command that works on one stack shares. */
+export interface StackTargetOptions {
+  name: string;
+  region?: string | undefined;
+  /** Where `region` came from, for messages: the flag (default) or AWS_REGION. */
+  regionFrom?: RegionFrom | undefined;
+  profile?: string | undefined;
+  /** Where `profile` came from, for messages: the flag (default) or AWS_PROFILE. */
+  profileFrom?: ProfileFrom | undefined;
+  debug?: boolean | undefined;
+}
+
 /**
  * The region given without reading any file: --region (or AWS_REGION, which
  * commander reads into it), else AWS_DEFAULT_REGION as the AWS CLI does.

@@ -131,8 +131,8 @@ export async function ownershipOf(cfn: CloudFormation, stack: Stack, deps: PollD
 }
 
 /** Appended to the refusal of a stack without the tag when its template could not be read. */
-export function templateUnreadable(command: 'deploy' | 'destroy'): string {
-  const act = command === 'deploy' ? 'update' : 'delete';
+export function templateUnreadable(command: 'deploy' | 'destroy' | 'status' | 'failover'): string {
+  const act = { deploy: 'update', destroy: 'delete', status: 'read', failover: 'read' }[command];
   return (
     ` hanat could not check whether the stack was made from hanat's template outside hanat: AWS denied cloudformation:GetTemplate. ` +
     `Allow cloudformation:GetTemplate to let hanat ${command} ${act} such a stack.`

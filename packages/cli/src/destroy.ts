@@ -7,22 +7,14 @@
  */
 import { DeleteStackCommand } from '@aws-sdk/client-cloudformation';
 import { TAG } from '@hanat/core';
-import { awsFailure, checkTarget, localRegion, type ProfileFrom, type RegionFrom } from './aws.js';
+import { awsFailure, checkTarget, localRegion, type StackTargetOptions } from './aws.js';
 import { describeStack, failedResources, formatFailures, isInProgress, ownershipOf, StackEventStream, templateUnreadable, waitForStack } from './cfn.js';
 import type { ActionDeps } from './deps.js';
 import { HanatError, InterruptedError, OperationError, UsageError } from './errors.js';
 import { checkStackName } from './validate.js';
 
-export interface DestroyOptions {
-  name: string;
-  region?: string | undefined;
-  /** Where `region` came from, for messages: the flag (default) or AWS_REGION. */
-  regionFrom?: RegionFrom | undefined;
-  profile?: string | undefined;
-  /** Where `profile` came from, for messages: the flag (default) or AWS_PROFILE. */
-  profileFrom?: ProfileFrom | undefined;
+export interface DestroyOptions extends StackTargetOptions {
   yes?: boolean | undefined;
-  debug?: boolean | undefined;
 }
 
 export interface DestroyResult {

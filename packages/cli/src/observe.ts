@@ -9,23 +9,13 @@ import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scalin
 import type { Stack } from '@aws-sdk/client-cloudformation';
 import { DescribeAddressesCommand, DescribeInstancesCommand, DescribeRouteTablesCommand, type Instance, type RouteTable } from '@aws-sdk/client-ec2';
 import { NETWORK_PRIVATE, TAG, defaultRoute, routeOwner, routeTarget, stackFilters, tagValue, type AutoScaling, type Ec2 } from '@hanat/core';
-import { checkTarget, localRegion, type ProfileFrom, type RegionFrom } from './aws.js';
-import { describeStack, ownershipOf, retrying } from './cfn.js';
+import { checkTarget, localRegion, type StackTargetOptions } from './aws.js';
+import { describeStack, ownershipOf, retrying, templateUnreadable } from './cfn.js';
 import type { ActionDeps, AwsClients } from './deps.js';
 import { OperationError, UsageError } from './errors.js';
 import { checkStackName } from './validate.js';
 
 type PollDeps = Pick<ActionDeps, 'clock' | 'signal' | 'pollIntervalMs' | 'reporter'>;
-
-/** The options every stack-reading command shares. */
-export interface StackTargetOptions {
-  name: string;
-  region?: string | undefined;
-  regionFrom?: RegionFrom | undefined;
-  profile?: string | undefined;
-  profileFrom?: ProfileFrom | undefined;
-  debug?: boolean | undefined;
-}
 
 /** A private route table as status and failover see it. */
 export interface TableState {
@@ -104,9 +94,7 @@ export async function findHanatStack(
   if (owner === 'foreign' || owner === 'unreadable') {
     throw new UsageError(
       `Stack ${opts.name} in ${region} was not created by hanat (it has no ${TAG.stack} tag and was not made from hanat's template), so it has no hanat NATs to ${command === 'status' ? 'report on' : 'move'}. Check --name.` +
-        (owner === 'unreadable'
-          ? ` hanat could not check whether it was made from hanat's template outside hanat: AWS denied cloudformation:GetTemplate. Allow cloudformation:GetTemplate to let hanat ${command} read such a stack.`
-          : ''),
+        (owner === 'unreadable' ? templateUnreadable(command) : ''),
     );
   }
   return { region, stack };

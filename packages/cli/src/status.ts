@@ -5,6 +5,7 @@
  * (statusFailure), so `hanat status --json | jq` works either way.
  */
 import { TAG } from '@hanat/core';
+import type { StackTargetOptions } from './aws.js';
 import type { ActionDeps } from './deps.js';
 import { HanatError, InterruptedError, OperationError, isAbort } from './errors.js';
 import {
@@ -19,7 +20,6 @@ import {
   untaggedWarning,
   type EipState,
   type NatState,
-  type StackTargetOptions,
   type TableState,
 } from './observe.js';
 
