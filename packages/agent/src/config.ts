@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
-import { TAG } from '@hanat/core';
+import { DEFAULT_ROUTE_INTERVAL_S, TAG } from '@hanat/core';
 import { UsageError } from './errors.js';
 import type { Identity } from './identity.js';
 import { parseImdsEndpoint } from './imds.js';
@@ -57,7 +57,7 @@ export const SETTINGS: Record<string, Setting> = {
   az: { flag: 'az', env: 'HANAT_AZ', help: `AZ whose route tables to claim (default: the tag ${TAG.az}, else the instance's AZ)` },
   logLevel: { flag: 'log-level', env: 'HANAT_LOG_LEVEL', help: 'trace|debug|info|warn|error|fatal|silent (default info)' },
   interval: { flag: 'interval', env: 'HANAT_INTERVAL', help: 'seconds between kernel checks (default 5)' },
-  routeInterval: { flag: 'route-interval', env: 'HANAT_ROUTE_INTERVAL', help: 'seconds between route table checks (default 30)' },
+  routeInterval: { flag: 'route-interval', env: 'HANAT_ROUTE_INTERVAL', help: `seconds between route table checks (default ${DEFAULT_ROUTE_INTERVAL_S})` },
   recheckInterval: { flag: 'recheck-interval', env: 'HANAT_RECHECK_INTERVAL', help: 'seconds between source/dest check and EIP checks (default 300)' },
   maxFailures: { flag: 'max-failures', env: 'HANAT_MAX_FAILURES', help: 'identical consecutive local failures (nft, sysctl) before exiting 1 (default 5)' },
   conntrackMax: { flag: 'conntrack-max', env: 'HANAT_CONNTRACK_MAX', help: 'conntrack table size (default: from memory)' },
@@ -132,7 +132,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       az: az ? validAz(az.value, az.from) : undefined,
       logLevel: (logLevel?.value as LevelWithSilent | undefined) ?? 'info',
       intervalMs: seconds(raw('interval'), 5, 1, 3600),
-      routeIntervalMs: seconds(raw('routeInterval'), 30, 5, 3600),
+      routeIntervalMs: seconds(raw('routeInterval'), DEFAULT_ROUTE_INTERVAL_S, 5, 3600),
       recheckIntervalMs: seconds(raw('recheckInterval'), 300, 30, 86_400),
       maxFailures: integer(raw('maxFailures'), 5, 1, 1000),
       conntrackMax: conntrackMax ? integer(conntrackMax, 0, 1024, 1 << 26) : undefined,

@@ -14,7 +14,7 @@ import {
   type Address,
   type RouteTable,
 } from '@aws-sdk/client-ec2';
-import { NETWORK_PRIVATE, TAG, awsErrorName, isRetryableAwsError, pointDefaultRoute, stackFilters, type Ec2, type RouteWrite } from '@hanat/core';
+import { NETWORK_PRIVATE, TAG, awsErrorName, isRetryableAwsError, pointDefaultRoute, stackFilters, tagValue, type Ec2, type RouteWrite } from '@hanat/core';
 import { errorMessage } from './errors.js';
 
 /** An AWS call that failed, with what it tried to do to what. */
@@ -83,7 +83,7 @@ export class Ec2Api {
       const instance = (res.Reservations ?? []).flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
       const state = instance?.State?.Name;
       if (state !== 'pending' && state !== 'running') return undefined;
-      return instance?.Tags?.find((t) => t.Key === TAG.az)?.Value || instance?.Placement?.AvailabilityZone;
+      return tagValue(instance?.Tags, TAG.az) || instance?.Placement?.AvailabilityZone;
     } catch (err) {
       const code = awsErrorName(err instanceof AwsCallError ? err.cause : err);
       if (code === 'InvalidInstanceID.NotFound' || code === 'InvalidInstanceID.Malformed') return undefined;

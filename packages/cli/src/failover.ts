@@ -13,7 +13,8 @@
  * routes back at its next route check, after its own checks.
  */
 import { CreateTagsCommand, DeleteTagsCommand } from '@aws-sdk/client-ec2';
-import { TAG, ownerTags, pointDefaultRoute, successorAz, type RouteWrite } from '@hanat/core';
+import { DEFAULT_ROUTE_INTERVAL_S, TAG, ownerTags, pointDefaultRoute, successorAz, type RouteWrite } from '@hanat/core';
+import type { StackTargetOptions } from './aws.js';
 import { retrying } from './cfn.js';
 import type { ActionDeps } from './deps.js';
 import { HanatError, InterruptedError, OperationError, UsageError, isAbort } from './errors.js';
@@ -28,7 +29,6 @@ import {
   unfitness,
   untaggedWarning,
   type NatState,
-  type StackTargetOptions,
   type TableState,
 } from './observe.js';
 
@@ -75,8 +75,6 @@ export const NOT_INTERACTIVE_FAILOVER_MESSAGE =
 export const NOT_INTERACTIVE_RESTORE_MESSAGE =
   'Refusing to remove the failover pin without confirmation: no terminal to ask on. Pass --yes to restore without a prompt.';
 
-/** The route check interval of today's agent (packages/agent config `routeIntervalMs`). */
-const AGENT_ROUTE_CHECK_S = 30;
 
 function checkAzFlag(value: string, flag: '--az' | '--to'): string {
   const az = value.trim();
@@ -241,7 +239,7 @@ export async function failover(opts: FailoverOptions, deps: ActionDeps): Promise
       notes,
       undo,
     });
-    const undoNote = `Undo with: ${undo} (${az}'s own NAT then takes its routes back within ${AGENT_ROUTE_CHECK_S} s).`;
+    const undoNote = `Undo with: ${undo} (${az}'s own NAT then takes its routes back within ${DEFAULT_ROUTE_INTERVAL_S} s).`;
     if (plan.every((p) => p.pin && p.route && p.owner)) {
       return result(
         false,
@@ -375,7 +373,7 @@ async function restore(
   const notes = own.length
     ? [
         `The route stays where it is until ${az}'s NAT ${own.map((n) => n.instanceId).join(', ')} takes it back at its next route check ` +
-          `(within ${AGENT_ROUTE_CHECK_S} s), after its own checks. ${status} shows when: ${az} turns from TAKEOVER to ok.`,
+          `(within ${DEFAULT_ROUTE_INTERVAL_S} s), after its own checks. ${status} shows when: ${az} turns from TAKEOVER to ok.`,
       ]
     : [
         `${az} has no running NAT (found: ${found(nats, az)}): the route stays on ${pins}'s NAT until ${az}'s NAT is replaced and claims it. ${status} shows when.`,

@@ -12,6 +12,13 @@ import type { Ec2 } from './aws.js';
 export type RouteWrite = 'replaced' | 'created';
 
 /**
+ * How often, by default, an agent checks its route tables: the longest a table
+ * waits for its AZ's NAT after `hanat failover --restore`. The agent's
+ * `--route-interval` defaults to it; the CLI quotes it.
+ */
+export const DEFAULT_ROUTE_INTERVAL_S = 30;
+
+/**
  * Runs one call of `pointDefaultRoute`; the caller can wrap it (name the call in
  * its errors, retry throttling). Identity by default.
  */
