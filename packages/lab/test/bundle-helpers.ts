@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execCommand } from '../src/dataplane/exec.js';
 import { namespacePids } from '../src/dataplane/processes.js';
-import { runNamespaces } from '../src/dataplane/state.js';
+import { pidAlive, runNamespaces } from '../src/dataplane/state.js';
 
 export const REPO = join(import.meta.dirname, '../../..');
 export const LAB_BIN = join(REPO, 'packages/lab/bin/hanat-lab.mjs');
@@ -22,14 +22,6 @@ export function requireBundles(...names: ('lab' | 'cli' | 'agent')[]): void {
   if (missing.length) throw new Error(`missing ${missing.join(', ')}: run \`pnpm build\` first (\`pnpm test\` does)`);
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The pids now inside the run's namespaces. */
 export async function runPids(prefix: string): Promise<number[]> {
@@ -52,14 +44,14 @@ export interface Leftovers {
 /** What of run `prefix` is still there, waiting up to `graceMs` for killed processes to be reaped. */
 export async function leftovers(prefix: string, pids: Iterable<number>, graceMs = 5_000): Promise<Leftovers> {
   const known = [...pids];
-  for (const deadline = Date.now() + graceMs; known.some(alive) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+  for (const deadline = Date.now() + graceMs; known.some(pidAlive) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
   const namespaces = (await execCommand(['ip', 'netns', 'list']))
     .split('\n')
     .map((l) => l.split(' ')[0] ?? '')
     .filter((ns) => ns.startsWith(`${prefix}-`));
   const links = (JSON.parse(await execCommand(['ip', '-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.startsWith(prefix));
   const processes = (await execCommand(['ps', '-eo', 'pid=,args='])).split('\n').filter((l) => l.includes(prefix));
-  return { namespaces, links, processes, pids: known.filter(alive) };
+  return { namespaces, links, processes, pids: known.filter(pidAlive) };
 }
 
 export const NOTHING_LEFT: Leftovers = { namespaces: [], links: [], processes: [], pids: [] };

@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../../../test-support/root.js';
 import { execCommand } from '../src/dataplane/exec.js';
-import { cleanupRun, readRunStates } from '../src/dataplane/state.js';
-import { NOTHING_LEFT, REPO, alive, leftovers, requireBundles, runPids } from './bundle-helpers.js';
+import { cleanupRun, pidAlive, readRunStates } from '../src/dataplane/state.js';
+import { NOTHING_LEFT, REPO, leftovers, requireBundles, runPids } from './bundle-helpers.js';
 
 const BOOT_DELAY_MS = 1_500;
 /**
@@ -96,10 +96,10 @@ describe.runIf(requireRoot('lab demo e2e', ['ip', 'nft', 'iptables', 'bash', 'ps
   afterAll(async () => {
     // Only after a failure is anything left: stop the demo, its lab's owner, then remove the run.
     if (demo?.pid !== undefined && demo.exitCode === null && demo.signalCode === null) process.kill(-demo.pid, 'SIGKILL');
-    if (ownerPid !== undefined && alive(ownerPid)) {
+    if (ownerPid !== undefined && pidAlive(ownerPid)) {
       process.kill(ownerPid, 'SIGTERM');
-      for (const deadline = Date.now() + 20_000; alive(ownerPid) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
-      if (alive(ownerPid)) process.kill(ownerPid, 'SIGKILL');
+      for (const deadline = Date.now() + 20_000; pidAlive(ownerPid) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+      if (pidAlive(ownerPid)) process.kill(ownerPid, 'SIGKILL');
     }
     if (prefix && stateDir) await cleanupRun(execCommand, stateDir, prefix);
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../../../test-support/root.js';
 import { execCommand } from '../src/dataplane/exec.js';
 import { newPrefix } from '../src/dataplane/names.js';
-import { cleanupRun, readRunStates, runNamespaces, writeRunState } from '../src/dataplane/state.js';
-import { LAB_BIN, NOTHING_LEFT, alive, leftovers, requireBundles, runPids } from './bundle-helpers.js';
+import { cleanupRun, pidAlive, readRunStates, runNamespaces, writeRunState } from '../src/dataplane/state.js';
+import { LAB_BIN, NOTHING_LEFT, leftovers, requireBundles, runPids } from './bundle-helpers.js';
 
 interface Exit {
   code: number | null;
@@ -83,12 +83,12 @@ describe.runIf(requireRoot('hanat-lab process', ['ip', 'nft', 'iptables', 'ps'])
       expect(await leftovers(prefix!, [...pids, ownerPid!])).toEqual(NOTHING_LEFT);
       expect(readRunStates(stateDir)).toEqual([]);
     } finally {
-      if (ownerPid !== undefined && alive(ownerPid)) process.kill(ownerPid, 'SIGKILL');
+      if (ownerPid !== undefined && pidAlive(ownerPid)) process.kill(ownerPid, 'SIGKILL');
       if (prefix) await cleanupRun(execCommand, stateDir, prefix);
     }
   }, 60_000);
 
-  it("`cleanup --lab` removes that crashed run only, and refuses while the run's owner is alive", async () => {
+  it("`cleanup --lab` removes that crashed run only, and refuses while the run's owner is pidAlive", async () => {
     const stateDir = join(dir, 'state-cleanup');
     // Two prefixes no lab uses (labs of other tests may run meanwhile); only what this test creates is removed.
     const inUse = new Set((await runNamespaces(execCommand)).map((ns) => ns.slice(0, 6)));
@@ -105,7 +105,7 @@ describe.runIf(requireRoot('hanat-lab process', ['ip', 'nft', 'iptables', 'ps'])
         await execCommand(['ip', 'netns', 'add', `${p}-router`]);
         created.push(p);
       }
-      // While its owner (here: this test's process) is alive, the run is not cleaned up.
+      // While its owner (here: this test's process) is pidAlive, the run is not cleaned up.
       writeRunState(stateDir, { prefix: mine, pid: process.pid, startedAt: new Date().toISOString(), runDir: dir });
       const refused = await labProcess(stateDir, ['cleanup', '--lab', mine]);
       expect(refused.code).toBe(2);
