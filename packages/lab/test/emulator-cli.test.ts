@@ -10,36 +10,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateStackCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DeleteParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../cli/src/run.js';
-import { awsFactory } from '../../cli/src/aws.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_TEMPLATE_OPTIONS, templateBody } from '../../cli/src/template/index.js';
 import { buildProgram } from '../src/cli/program.js';
 import { envExports } from '../src/dataplane/cli-support.js';
 import { LAB_IMAGES, type LatencyProfile } from '../src/emulator/index.js';
+import { hanatCli, keepSdkEnv, pointSdkAt } from './emulator/cli.js';
 import { credentials, rejection, startLab, type Harness } from './emulator/helpers.js';
 
-const saved: Record<string, string | undefined> = {};
-const AWS_ENV = ['AWS_ENDPOINT_URL', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_PROFILE', 'AWS_DEFAULT_REGION'];
-
-beforeAll(() => {
-  for (const k of AWS_ENV) saved[k] = process.env[k];
-});
-afterAll(() => {
-  for (const k of AWS_ENV) {
-    if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  }
-});
-
-function pointSdkAt(url: string) {
-  process.env.AWS_ENDPOINT_URL = url;
-  process.env.AWS_ACCESS_KEY_ID = credentials.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = credentials.secretAccessKey;
-  process.env.AWS_REGION = 'us-east-1';
-  delete process.env.AWS_SESSION_TOKEN;
-  delete process.env.AWS_PROFILE;
-}
+keepSdkEnv();
 
 interface Lines {
   text: string;
@@ -48,24 +27,12 @@ interface Lines {
 }
 
 async function hanat(h: Harness, argv: string[]): Promise<{ code: number; stdout: string; stderr: Lines }> {
-  let stdout = '';
-  const stderr: Lines = { text: '', writes: [] };
-  const code = await run(argv, {
-    aws: awsFactory(() => {}),
-    stdout: (s) => (stdout += s),
-    stderr: (s) => {
-      stderr.text += s;
-      stderr.writes.push({ text: s, stackStatus: h.emu.world.cloudformation.findStack('lab')?.status });
-    },
-    stdinIsTTY: false,
-    stderrIsTTY: false,
-    env: { ...process.env, NO_COLOR: '1' },
-    confirm: () => Promise.resolve(true),
-    clock: { now: () => Date.now(), sleep: (ms, signal) => sleep(ms, undefined, { signal }) },
-    signal: new AbortController().signal,
-    pollIntervalMs: 25,
+  const writes: Lines['writes'] = [];
+  const r = await hanatCli(argv, {
+    confirm: true,
+    onStderr: (s) => writes.push({ text: s, stackStatus: h.emu.world.cloudformation.findStack('lab')?.status }),
   });
-  return { code, stdout, stderr };
+  return { code: r.code, stdout: r.stdout, stderr: { text: r.stderr, writes } };
 }
 
 /** Resources take a little time, so progress is visible while the stack is in progress. */

@@ -6,7 +6,6 @@
  * test does what each agent would do at start-up with SDK calls: source/dest
  * check off, the AZ's default route to its NAT, the owner tags.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateRouteCommand,
   CreateTagsCommand,
@@ -15,40 +14,12 @@ import {
   ModifyInstanceAttributeCommand,
   type Instance,
 } from '@aws-sdk/client-ec2';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { awsFactory } from '../../cli/src/aws.js';
-import { run } from '../../cli/src/run.js';
-import { credentials, eventually, startLab, type Harness } from './emulator/helpers.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { hanatCli, keepSdkEnv, pointSdkAt } from './emulator/cli.js';
+import { eventually, startLab, type Harness } from './emulator/helpers.js';
 
-const AWS_ENV = ['AWS_ENDPOINT_URL', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_PROFILE', 'AWS_DEFAULT_REGION'];
-const saved: Record<string, string | undefined> = {};
-beforeAll(() => {
-  for (const k of AWS_ENV) saved[k] = process.env[k];
-});
-afterAll(() => {
-  for (const k of AWS_ENV) {
-    if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  }
-});
-
-async function hanat(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(argv, {
-    aws: awsFactory(() => {}),
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    stdinIsTTY: false,
-    stderrIsTTY: false,
-    env: { ...process.env, NO_COLOR: '1' },
-    confirm: () => Promise.resolve(false),
-    clock: { now: () => Date.now(), sleep: (ms, signal) => sleep(ms, undefined, { signal }) },
-    signal: new AbortController().signal,
-    pollIntervalMs: 25,
-  });
-  return { code, stdout, stderr };
-}
+keepSdkEnv();
+const hanat = (argv: string[]) => hanatCli(argv);
 
 const tag = (i: { Tags?: { Key?: string; Value?: string }[] }, key: string) => i.Tags?.find((t) => t.Key === key)?.Value;
 
@@ -60,12 +31,7 @@ describe('hanat status and failover against the emulator', () => {
 
   it('fails an AZ over to another, reports it pinned, and restores it', { timeout: 60_000 }, async () => {
     h = await startLab({ latency: 'zero', bootDelayMs: 10 });
-    process.env.AWS_ENDPOINT_URL = h.url;
-    process.env.AWS_ACCESS_KEY_ID = credentials.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = credentials.secretAccessKey;
-    process.env.AWS_REGION = 'us-east-1';
-    delete process.env.AWS_SESSION_TOKEN;
-    delete process.env.AWS_PROFILE;
+    pointSdkAt(h.url);
 
     const deployed = await hanat(['deploy', '--name', 'lab', '--cidr-prefix', '10.0', '--yes']);
     expect(deployed.code, deployed.stderr).toBe(0);
