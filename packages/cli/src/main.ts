@@ -31,20 +31,30 @@ const clock: Clock = {
   sleep: (ms, signal) => sleep(ms, undefined, { signal }),
 };
 
+/**
+ * Asks on the terminal. Settles exactly once: with the answer typed, or `false`
+ * on Ctrl-D (readline closes) or Ctrl-C (readline's own SIGINT, since it holds the
+ * terminal in raw mode; it also aborts `interrupt`, so the action exits 130).
+ * The answer is settled before the interface is closed, because closing it
+ * emits 'close', which must not turn a "y" into a "no".
+ */
 function confirm(question: string, signal: AbortSignal): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   return new Promise<boolean>((resolve) => {
-    const done = (answer: boolean) => {
-      rl.close();
+    let settled = false;
+    const settle = (answer: boolean) => {
+      if (settled) return;
+      settled = true;
       resolve(answer);
+      rl.close();
     };
     rl.on('SIGINT', () => {
       interrupt.abort();
-      done(false);
+      settle(false);
     });
-    rl.on('close', () => resolve(false));
-    signal.addEventListener('abort', () => done(false), { once: true });
-    rl.question(`${question} [y/N] `, (a) => done(/^y(es)?$/i.test(a.trim())));
+    rl.on('close', () => settle(false));
+    signal.addEventListener('abort', () => settle(false), { once: true });
+    rl.question(`${question} [y/N] `, (a) => settle(/^y(es)?$/i.test(a.trim())));
   });
 }
 
