@@ -42,7 +42,7 @@ export function requirePty(): void {
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export function spawnPty(argv: readonly string[], opts: { env: NodeJS.ProcessEnv; cwd?: string }): PtySession {
-  const child = spawn('script', ['-q', '-f', '-e', '-c', argv.map(quote).join(' '), '/dev/null'], {
+  const child = spawn('script', ['-q', '-f', '-e', '-c', `exec ${argv.map(quote).join(' ')}`, '/dev/null'], {
     env: { TERM: 'xterm', ...opts.env },
     cwd: opts.cwd,
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -9,6 +9,7 @@
  * "y". It needs no root, and it never skips: a machine without `script`
  * (util-linux) fails it.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import {
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KEY, requirePty, spawnPty, type PtyExit, type PtySession } from '../../../test-support/pty.js';
 import { REPO, requireBundles } from './bundle-helpers.js';
+import type { LatencyProfile } from '../src/emulator/index.js';
 import { credentials, eventually, startLab, type Harness } from './emulator/helpers.js';
 
 const CLI = join(REPO, 'packages/cli/bin/hanat.mjs');
@@ -32,19 +34,20 @@ const PROMPT = '[y/N]';
 let h: Harness;
 const sessions: PtySession[] = [];
 
-/** `hanat <argv>` on a terminal of its own, pointed at the emulator as `eval "$(hanat-lab up --detach)"` would. */
+/** The shell of someone who ran `eval "$(hanat-lab up --detach)"`, with no AWS config of their own. */
+const labEnv = (): NodeJS.ProcessEnv => ({
+  PATH: process.env.PATH,
+  HOME: mkdtempSync(join(tmpdir(), 'hanat-pty-home-')),
+  AWS_ENDPOINT_URL: h.url,
+  AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+  AWS_REGION: 'us-east-1',
+  NO_COLOR: '1',
+});
+
+/** `hanat <argv>` on a terminal of its own, pointed at the emulator. */
 function hanatOnPty(argv: string[]): PtySession {
-  const s = spawnPty(['node', CLI, ...argv], {
-    env: {
-      PATH: process.env.PATH,
-      HOME: mkdtempSync(join(tmpdir(), 'hanat-pty-home-')),
-      AWS_ENDPOINT_URL: h.url,
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      AWS_REGION: 'us-east-1',
-      NO_COLOR: '1',
-    },
-  });
+  const s = spawnPty(['node', CLI, ...argv], { env: labEnv() });
   sessions.push(s);
   return s;
 }
@@ -178,5 +181,42 @@ describe('hanat prompts at a real terminal (the built binary on a pseudo-termina
     expect(destroyed.code, destroyed.screen).toBe(0);
     expect(destroyed.screen).not.toContain('Not destroyed');
     expect(stack('tty')).toBeUndefined();
+  });
+});
+
+describe('hanat at a real terminal, outside the prompt', () => {
+  // Each resource takes 1.5 s, so a deploy is still running when Ctrl-C arrives.
+  const slow: LatencyProfile = { name: 'test', api: () => 0, resource: () => 1500, changeSet: () => 20, instanceShutdown: () => 10, healthCheck: () => 0, launchRetry: () => 1000 };
+  beforeAll(async () => {
+    requireBundles('cli');
+    requirePty();
+    h = await startLab({ latency: slow, bootDelayMs: 10 });
+  });
+  afterEach(() => {
+    for (const s of sessions.splice(0)) s.kill();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('Ctrl-C while a deploy runs stops watching with exit 130 and says how to follow it; the stack goes on to CREATE_COMPLETE', { timeout: 90_000 }, async () => {
+    const s = hanatOnPty(['deploy', '--name', 'watched', '--cidr-prefix', '10.8', '--azs', '2', '--yes']);
+    await s.waitFor('following stack events', 30_000);
+    await s.waitFor(/CREATE_IN_PROGRESS\s+AWS::EC2::VPC\b/, 30_000);
+    expect(stack('watched')?.status).toBe('CREATE_IN_PROGRESS');
+    s.type(KEY.ctrlC);
+    const r = await s.exited;
+    expect(r.code, r.screen).toBe(130);
+    expect(r.screen).toContain('interrupted: Stopped watching; the creation of stack watched goes on in CloudFormation.');
+    expect(r.screen).toContain('aws cloudformation wait stack-create-complete --stack-name watched --region us-east-1');
+    expect(stack('watched')?.status).toBe('CREATE_IN_PROGRESS');
+    await eventually(() => (stack('watched')?.status === 'CREATE_COMPLETE' ? true : undefined), 60_000, 'the stack to finish without hanat');
+  });
+
+  it('without a terminal and without --yes, the built binary refuses to deploy with exit 2 and creates nothing', { timeout: 30_000 }, () => {
+    const r = spawnSync('node', [CLI, 'deploy', '--name', 'piped', '--cidr-prefix', '10.7', '--azs', '2'], { env: labEnv(), input: 'y\n', encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toContain('error: Refusing to deploy without confirmation: no terminal to ask on. Pass --yes');
+    expect(stack('piped')).toBeUndefined();
   });
 });
