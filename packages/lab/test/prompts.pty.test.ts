@@ -219,4 +219,28 @@ describe('hanat at a real terminal, outside the prompt', () => {
     expect(r.stderr).toContain('error: Refusing to deploy without confirmation: no terminal to ask on. Pass --yes');
     expect(stack('piped')).toBeUndefined();
   });
+
+  it('colours its errors on a terminal, and not with NO_COLOR or when stderr is a pipe', { timeout: 30_000 }, async () => {
+    const bad = ['deploy', '--name', '9lives', '--cidr-prefix', '10.0', '--yes'];
+    const coloured = spawnPty(['node', CLI, ...bad], { env: { ...labEnv(), NO_COLOR: undefined } });
+    sessions.push(coloured);
+    const c = await coloured.exited;
+    expect(c.code).toBe(2);
+    expect(c.screen).toContain('\x1b[31merror:\x1b[0m --name "9lives"');
+
+    const plain = await answerless(['node', CLI, ...bad], labEnv());
+    expect(plain.code).toBe(2);
+    expect(plain.screen).toContain('error: --name "9lives"');
+    expect(plain.screen).not.toContain('\x1b[');
+
+    const piped = spawnSync('node', [CLI, ...bad], { env: { ...labEnv(), NO_COLOR: undefined }, encoding: 'utf8' });
+    expect(piped.status).toBe(2);
+    expect(piped.stderr).toMatch(/^error: --name "9lives"/);
+  });
 });
+
+async function answerless(argv: string[], env: NodeJS.ProcessEnv): Promise<PtyExit> {
+  const s = spawnPty(argv, { env });
+  sessions.push(s);
+  return s.exited;
+}
