@@ -3,7 +3,7 @@
  * check, and the translation of SDK errors into the CLI's error taxonomy.
  */
 import { formatWithOptions } from 'node:util';
-import { autoScalingClient, awsErrorName, cloudFormationClient, ec2Client, ssmClient, type SdkLogger } from '@hanat/core';
+import { autoScalingClient, awsErrorName, cloudFormationClient, ec2Client, endpointOf, ssmClient, unreachableCode, type SdkLogger } from '@hanat/core';
 import type { AwsClients, AwsFactory, AwsTarget } from './deps.js';
 import { OperationError, UsageError } from './errors.js';
 import { readSharedConfig, type SharedConfig } from './profiles.js';
@@ -29,7 +29,7 @@ export function awsFactory(debugLog: (line: string) => void, env: Readonly<Recor
           error: (...c: unknown[]) => debugLog(`aws-sdk error: ${logText(c)}`),
         }
       : undefined;
-    const opts = { region: target.region, profile: target.profile, component: 'cli', logger };
+    const opts = { region: target.region, profile: target.profile, component: 'cli', logger, env };
     const cloudFormation = cloudFormationClient(opts);
     const ec2 = ec2Client(opts);
     const ssm = ssmClient(opts);
@@ -129,7 +129,7 @@ export async function checkTarget(
 const CREDENTIALS = new Set(['CredentialsProviderError', 'ExpiredToken', 'ExpiredTokenException', 'InvalidClientTokenId', 'UnrecognizedClientException', 'SignatureDoesNotMatch', 'AuthFailure', 'InvalidSignatureException', 'TokenProviderError']);
 const DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'UnauthorizedAccess']);
 export const CHECK_NETWORK = 'Check the network, or AWS_ENDPOINT_URL if you set it.';
-const NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ECONNRESET', 'ETIMEDOUT', 'EAI_AGAIN', 'EHOSTUNREACH']);
+const NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ECONNRESET', 'ETIMEDOUT', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /** True for errors that came from AWS or the SDK, as opposed to bugs in hanat. */
 export function isAwsError(err: unknown): boolean {
@@ -154,6 +154,53 @@ export function networkErrorCode(err: unknown): string | undefined {
   return typeof code === 'string' && NETWORK.has(code) ? code : undefined;
 }
 
+/** Where a failed call went, for messages: the URL, else the address Node could not connect to. */
+function whereTo(err: unknown): string | undefined {
+  const endpoint = endpointOf(err);
+  if (endpoint) return endpoint.url;
+  const e = err as { address?: unknown; port?: unknown; hostname?: unknown } | undefined;
+  if (typeof e?.address === 'string') return typeof e.port === 'number' ? `${e.address}:${e.port}` : e.address;
+  return typeof e?.hostname === 'string' ? e.hostname : undefined;
+}
+
+/**
+ * The message for a call whose endpoint cannot be reached at all (core's
+ * unreachableCode): it names the endpoint and the setting it came from, and
+ * what to do. Nothing is retried first: retrying a refused connection only
+ * delays this.
+ */
+export function unreachableMessage(err: unknown, what: string, code: string): string {
+  const endpoint = endpointOf(err);
+  const where = endpoint?.setting ?? whereTo(err);
+  const why = where
+    ? ({
+        ECONNREFUSED: `nothing listens at ${where}`,
+        ENOTFOUND: `the host name of ${where} does not resolve`,
+        EHOSTUNREACH: `there is no route to the host of ${where}`,
+        ENETUNREACH: `there is no route to the network of ${where}`,
+      }[code] ?? `${where} cannot be reached`)
+    : ({
+        ECONNREFUSED: 'the connection was refused',
+        ENOTFOUND: 'the host name does not resolve',
+        EHOSTUNREACH: 'there is no route to the host',
+        ENETUNREACH: 'there is no route to the network',
+      }[code] ?? 'the endpoint cannot be reached');
+  const head = `Could not reach AWS for ${what}: ${why} (${code}).`;
+  if (endpoint?.setting) {
+    const name = endpoint.setting.slice(0, endpoint.setting.indexOf('='));
+    return (
+      `${head} If that is a hanat lab, it is not running any more: hanat-lab status shows the labs that run, and hanat-lab up starts one (then use its exports). ` +
+      `To use real AWS, unset ${name}.`
+    );
+  }
+  return (
+    `${head} ` +
+    (code === 'ENOTFOUND'
+      ? 'Check the region (--region, AWS_REGION) and that this machine can resolve AWS host names (DNS, a proxy).'
+      : 'Check the network (a firewall, a proxy, a VPN), or an endpoint_url in your AWS profile.')
+  );
+}
+
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -175,6 +222,8 @@ export function awsFailure(err: unknown, what: string): never {
   if (DENIED.has(name)) {
     throw new OperationError(`AWS denied ${what}: ${messageOf(err)}. The identity running hanat needs permission for it.`, { cause: err });
   }
+  const unreachable = unreachableCode(err);
+  if (unreachable) throw new OperationError(unreachableMessage(err, what, unreachable), { cause: err });
   if (code) {
     throw new OperationError(`Could not reach AWS for ${what} (${code}). ${CHECK_NETWORK}`, { cause: err });
   }

@@ -12,7 +12,7 @@ import {
   type Stack,
   type StackEvent,
 } from '@aws-sdk/client-cloudformation';
-import { awsErrorName, isRetryableAwsError, TAG, type CloudFormation } from '@hanat/core';
+import { awsErrorName, isRetryableAwsError, TAG, unreachableCode, type CloudFormation } from '@hanat/core';
 import { awsFailure, CHECK_NETWORK, isAccessDenied, networkErrorCode } from './aws.js';
 import type { ActionDeps } from './deps.js';
 import { OperationError } from './errors.js';
@@ -23,17 +23,34 @@ type PollDeps = Pick<ActionDeps, 'clock' | 'signal' | 'pollIntervalMs' | 'report
 /** Consecutive retryable failures a polling loop tolerates before giving up. */
 export const MAX_POLL_RETRIES = 10;
 
+/** The longest wait between two attempts of a polling call, ms. */
+const MAX_BACKOFF_MS = 30_000;
+
+/** The wait after failed attempt `attempt` (1-based) is jittered within [b/2, b] of this bound. */
+function backoffBound(attempt: number, pollIntervalMs: number): number {
+  return Math.min(pollIntervalMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+}
+
+/** `2 s`, `1 min 05 s`: a wait as people read it. */
+export function waitText(ms: number): string {
+  const s = Math.max(1, Math.round(ms / 1000));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+}
+
 /**
  * Runs one AWS call of a polling loop. Throttling, 5xx and network errors are
- * retried with a growing, jittered delay (up to MAX_POLL_RETRIES in a row);
- * anything else becomes a typed error.
+ * retried with a growing, jittered delay (up to MAX_POLL_RETRIES in a row),
+ * each retry announced on stderr with the attempt and the time left before
+ * hanat gives up. An endpoint that cannot be reached at all (a refused
+ * connection, an unknown host: core's unreachableCode) is not retried, and
+ * anything else becomes a typed error at once.
  */
 export async function retrying<T>(what: string, call: () => Promise<T>, deps: PollDeps): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await call();
     } catch (err) {
-      if (!isRetryableAwsError(err)) awsFailure(err, what);
+      if (!isRetryableAwsError(err) || unreachableCode(err)) awsFailure(err, what);
       const network = networkErrorCode(err);
       if (attempt >= MAX_POLL_RETRIES) {
         throw new OperationError(
@@ -43,11 +60,16 @@ export async function retrying<T>(what: string, call: () => Promise<T>, deps: Po
           { cause: err },
         );
       }
-      if (attempt === 3) {
-        deps.reporter.warn(network ? `Could not reach AWS for ${what} (${network}); still retrying.` : `AWS is throttling or failing ${what} (${awsErrorName(err) ?? 'error'}); still retrying.`);
-      }
-      const backoff = Math.min(deps.pollIntervalMs * 2 ** (attempt - 1), 30_000);
-      await deps.clock.sleep(backoff / 2 + Math.random() * (backoff / 2), deps.signal);
+      const bound = backoffBound(attempt, deps.pollIntervalMs);
+      const wait = bound / 2 + Math.random() * (bound / 2);
+      // The longest hanat can still wait before it gives up: this wait and every later one at its bound.
+      let left = wait;
+      for (let later = attempt + 1; later < MAX_POLL_RETRIES; later++) left += backoffBound(later, deps.pollIntervalMs);
+      const trouble = network ? `Could not reach AWS for ${what} (${network})` : `AWS is throttling or failing ${what} (${awsErrorName(err) ?? 'error'})`;
+      deps.reporter.warn(
+        `${trouble}: attempt ${attempt} of ${MAX_POLL_RETRIES} failed; trying again in ${waitText(wait)}, giving up in at most ${waitText(left)} more (Ctrl-C stops).`,
+      );
+      await deps.clock.sleep(wait, deps.signal);
     }
   }
 }

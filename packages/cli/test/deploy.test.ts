@@ -3,7 +3,7 @@ import { DescribeAvailabilityZonesCommand, DescribeInstanceTypeOfferingsCommand,
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_TEMPLATE_OPTIONS, templateBody } from '../src/template/render.js';
 import { MAX_POLL_RETRIES } from '../src/cfn.js';
-import { inputsOf, names, sent } from './support/calls.js';
+import { inputsOf, names, retryLines, sent } from './support/calls.js';
 import { awsError } from './support/fake-cloudformation.js';
 import { ARM_AMI, cfnMock, ec2Mock, harness, smallTemplate, ssmMock, X86_AMI, zonesOf, type Harness } from './support/harness.js';
 
@@ -499,10 +499,42 @@ describe('hanat deploy: polling survives throttling', () => {
     const r = await h.hanat(...DEPLOY, '--yes');
 
     expect(r.code).toBe(0);
-    expect(r.stderr).toContain('warning: AWS is throttling or failing DescribeStackEvents (Throttling); still retrying.');
     expect(h.cfn.stack('demo')!.status).toBe('CREATE_COMPLETE');
     // Backoff: the third retry waits longer than a plain poll interval could.
     expect(Math.max(...h.clock.sleeps)).toBeGreaterThan(2_000);
+    // Each retry says so on stderr: the attempt, the wait, and the time left before hanat gives up.
+    const { retries } = retryLines(r.stderr);
+    expect(retries.map((l) => l.replace(/: attempt (\d+) of 10 failed.*/, ' #$1'))).toEqual([
+      'warning: AWS is throttling or failing DescribeChangeSet (Throttling) #1',
+      'warning: AWS is throttling or failing DescribeChangeSet (Throttling) #2',
+      'warning: AWS is throttling or failing DescribeStackEvents (Throttling) #1',
+      'warning: AWS is throttling or failing DescribeStackEvents (Throttling) #2',
+      'warning: AWS is throttling or failing DescribeStackEvents (Throttling) #3',
+    ]);
+  });
+
+  it('announces each retry with the wait that follows and the longest time left, both shrinking to the end', async () => {
+    h.cfn.throttle('DescribeChangeSet', MAX_POLL_RETRIES - 1);
+    const before = h.clock.sleeps.length;
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(0);
+    const retries = retryLines(r.stderr).retries;
+    expect(retries).toHaveLength(MAX_POLL_RETRIES - 1);
+    const seconds = (t: string) => (t.includes('min') ? Number(t.split(' min ')[0]) * 60 : 0) + Number(/(\d+) s$/.exec(t)![1]);
+    const parsed = retries.map((l) => {
+      const m = /attempt (\d+) of 10 failed; trying again in (\d+ s), giving up in at most ((?:\d+ min )?\d+ s) more/.exec(l)!;
+      return { attempt: Number(m[1]), wait: seconds(m[2]!), left: seconds(m[3]!) };
+    });
+    expect(parsed.map((p) => p.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    // The wait announced is the wait slept (the harness polls every 2 s, so 1-2 s, then 2-4 s, ... up to 30 s).
+    const slept = h.clock.sleeps.slice(before, before + parsed.length).map((ms) => Math.max(1, Math.round(ms / 1000)));
+    expect(parsed.map((p) => p.wait)).toEqual(slept);
+    // Time left only shrinks, and the last retry has only its own wait left.
+    for (let i = 1; i < parsed.length; i++) expect(parsed[i]!.left).toBeLessThan(parsed[i - 1]!.left);
+    expect(parsed.at(-1)!.left).toBe(parsed.at(-1)!.wait);
+    // Before the first wait, at most 2 + 4 + 8 + 16 + 30 + 30 + 30 + 30 + 30 s (the bounds for a 2 s poll interval) are left.
+    expect(parsed[0]!.left).toBeLessThanOrEqual(180);
+    expect(parsed[0]!.left).toBeGreaterThanOrEqual(179);
   });
 
   it('gives up after repeated throttling with exit 1, not a crash', async () => {

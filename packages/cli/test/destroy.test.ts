@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DescribeStackEventsCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { MAX_POLL_RETRIES } from '../src/cfn.js';
 import { DEFAULT_TEMPLATE_OPTIONS, templateBody } from '../src/template/render.js';
-import { inputsOf, names } from './support/calls.js';
+import { inputsOf, names, retryLines } from './support/calls.js';
 import { awsError } from './support/fake-cloudformation.js';
 import { cfnMock, harness, smallTemplate, type Harness } from './support/harness.js';
 
@@ -149,16 +149,46 @@ describe('hanat destroy', () => {
     expect(h.cfn.stack('demo')).toBeUndefined();
   });
 
-  it('names the network error, not "Error", when AWS cannot be reached, and exits 1 after the retries', async () => {
-    // The shape the SDK throws for a refused connection: a Node error with a code and $metadata.
-    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED', $metadata: { attempts: 6 } });
+  it('fails at once with exit 1 on a refused connection, naming the address, without retrying', async () => {
+    // The shape the SDK throws for a refused connection: a Node error with a code, the address, and $metadata.
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED', address: '127.0.0.1', port: 9, $metadata: { attempts: 1 } });
     cfnMock.on(DescribeStacksCommand).rejects(refused);
+    const slept = h.clock.sleeps.length;
     const r = await h.hanat(...DESTROY, '--yes');
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      'warning: Could not reach AWS for DescribeStacks (ECONNREFUSED); still retrying.\n' +
-        `error: Could not reach AWS for DescribeStacks (ECONNREFUSED) after ${MAX_POLL_RETRIES} attempts. Check the network, or AWS_ENDPOINT_URL if you set it.\n`,
+      'error: Could not reach AWS for DescribeStacks: nothing listens at 127.0.0.1:9 (ECONNREFUSED). ' +
+        'Check the network (a firewall, a proxy, a VPN), or an endpoint_url in your AWS profile.\n',
     );
+    expect(names(cfnMock)).toEqual(['DescribeStacks']);
+    expect(h.clock.sleeps.slice(slept)).toEqual([]);
+  });
+
+  it('fails at once on a host name that does not resolve, pointing at the region and DNS', async () => {
+    const unknown = Object.assign(new Error('getaddrinfo ENOTFOUND cloudformation.eu-west-9.amazonaws.com'), {
+      code: 'ENOTFOUND',
+      hostname: 'cloudformation.eu-west-9.amazonaws.com',
+      $metadata: { attempts: 1 },
+    });
+    cfnMock.on(DescribeStacksCommand).rejects(unknown);
+    const r = await h.hanat(...DESTROY, '--yes');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      'error: Could not reach AWS for DescribeStacks: the host name of cloudformation.eu-west-9.amazonaws.com does not resolve (ENOTFOUND). ' +
+        'Check the region (--region, AWS_REGION) and that this machine can resolve AWS host names (DNS, a proxy).\n',
+    );
+    expect(names(cfnMock)).toEqual(['DescribeStacks']);
+  });
+
+  it('retries a connection that broke (ECONNRESET), saying so each time, and exits 1 after the retries', async () => {
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET', $metadata: { attempts: 6 } });
+    cfnMock.on(DescribeStacksCommand).rejects(reset);
+    const r = await h.hanat(...DESTROY, '--yes');
+    expect(r.code).toBe(1);
+    const { retries, rest } = retryLines(r.stderr);
+    expect(retries).toHaveLength(MAX_POLL_RETRIES - 1);
+    expect(retries[0]).toMatch(/^warning: Could not reach AWS for DescribeStacks \(ECONNRESET\): attempt 1 of 10 failed; trying again in [12] s/);
+    expect(rest).toBe(`error: Could not reach AWS for DescribeStacks (ECONNRESET) after ${MAX_POLL_RETRIES} attempts. Check the network, or AWS_ENDPOINT_URL if you set it.\n`);
     expect(names(cfnMock)).toEqual(Array<string>(MAX_POLL_RETRIES).fill('DescribeStacks'));
   });
 

@@ -1,6 +1,6 @@
 import { DescribeRouteTablesCommand } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { inputsOf, names, sent } from './support/calls.js';
+import { inputsOf, names, retryLines, sent } from './support/calls.js';
 import { FakeNatWorld, ec2Error } from './support/fake-nat.js';
 import { asgMock, cfnMock, ec2Mock, harness, zonesOf, type Harness } from './support/harness.js';
 
@@ -339,7 +339,8 @@ describe('hanat failover', () => {
     h.clock.onSleep = () => h.interrupt.abort();
     const r = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
     expect(r.code).toBe(130);
-    expect(r.stderr).toBe(
+    expect(retryLines(r.stderr).retries).toEqual([expect.stringContaining('ReplaceRoute (RequestLimitExceeded): attempt 1 of 10 failed')]);
+    expect(retryLines(r.stderr).rest).toBe(
       `interrupted: Stopped part-way: ${A} is already pinned to ${B} (hanat:override), but its route in ${w.table(A).id} still points at ${w.nat(A).eni}, not at ${B}'s NAT ${w.nat(B).eni}. ` +
         `Run the same command again to finish: hanat failover --name prod --region eu-west-1 --az ${A} --to ${B} --yes; ` +
         `or undo it: hanat failover --name prod --region eu-west-1 --az ${A} --restore (${A}'s own NAT then takes its routes back).\n`,
@@ -351,7 +352,8 @@ describe('hanat failover', () => {
     h.clock.onSleep = () => h.interrupt.abort();
     const r = await h.hanat(...BASE, '--az', A, '--to', B, '--yes');
     expect(r.code).toBe(130);
-    expect(r.stderr).toBe(`interrupted: Interrupted before any change: the route tables of ${A} are unchanged.\n`);
+    expect(retryLines(r.stderr).retries).toHaveLength(1);
+    expect(retryLines(r.stderr).rest).toBe(`interrupted: Interrupted before any change: the route tables of ${A} are unchanged.\n`);
     expect(writes()).toEqual([]);
   });
 
@@ -446,7 +448,8 @@ describe('hanat failover --restore', () => {
     h.clock.onSleep = () => h.interrupt.abort();
     const r = await h.hanat(...BASE, '--az', A, '--restore', '--yes');
     expect(r.code).toBe(130);
-    expect(r.stderr).toBe(`interrupted: Interrupted: the pin was not removed, ${A} stays pinned to ${B}. Run the same command again to remove it.\n`);
+    expect(retryLines(r.stderr).retries).toEqual([expect.stringContaining('DeleteTags (RequestLimitExceeded): attempt 1 of 10 failed')]);
+    expect(retryLines(r.stderr).rest).toBe(`interrupted: Interrupted: the pin was not removed, ${A} stays pinned to ${B}. Run the same command again to remove it.\n`);
   });
 
   it('refuses without --yes when there is no terminal', async () => {

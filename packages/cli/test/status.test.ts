@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { names } from './support/calls.js';
+import { names, retryLines } from './support/calls.js';
 import { FakeNatWorld } from './support/fake-nat.js';
 import { asgMock, cfnMock, ec2Mock, harness, smallTemplate, zonesOf, type Harness } from './support/harness.js';
 
@@ -197,7 +197,9 @@ describe('hanat status', () => {
     h.clock.onSleep = () => h.interrupt.abort();
     const r = await h.hanat(...STATUS);
     expect(r.code).toBe(130);
-    expect(r.stderr).toBe('interrupted: Interrupted: hanat status only reads, so nothing was changed.\n');
+    const { retries, rest } = retryLines(r.stderr);
+    expect(retries).toEqual([expect.stringContaining('AWS is throttling or failing DescribeInstances (RequestLimitExceeded): attempt 1 of 10 failed')]);
+    expect(rest).toBe('interrupted: Interrupted: hanat status only reads, so nothing was changed.\n');
   });
 
   it('prints one JSON document with every AZ, NAT and Elastic IP', async () => {

@@ -9,6 +9,12 @@
  *
  * Each client has its own function so that a bundle (the agent) only pulls in
  * the SDK packages it really uses.
+ *
+ * Every client also (a) does not retry a call whose endpoint cannot be reached
+ * at all (unreachableCode: a refused connection, a host that does not resolve,
+ * no route), since a retry only delays the message that says why, and
+ * (b) marks each failed call's error with where it went (endpointOf), so that
+ * the message can name the endpoint and the setting it came from.
  */
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
@@ -29,6 +35,11 @@ export interface AwsClientOptions {
   component?: string | undefined;
   /** SDK diagnostics go to this logger; silent by default so nothing leaks to users. */
   logger?: SdkLogger | undefined;
+  /**
+   * The environment the SDK reads (process.env by default), only to name the
+   * `AWS_ENDPOINT_URL*` setting a failed call went to (endpointOf).
+   */
+  env?: Readonly<Record<string, string | undefined>> | undefined;
 }
 
 export interface SdkLogger {
@@ -76,19 +87,125 @@ export type CloudFormation = Pick<CloudFormationClient, 'send' | 'destroy'>;
 export type Ssm = Pick<SSMClient, 'send' | 'destroy'>;
 
 export function ec2Client(opts: AwsClientOptions = {}): EC2Client {
-  return new EC2Client(config(opts));
+  return finish(new EC2Client(config(opts)), 'EC2', opts);
 }
 
 export function autoScalingClient(opts: AwsClientOptions = {}): AutoScalingClient {
-  return new AutoScalingClient(config(opts));
+  return finish(new AutoScalingClient(config(opts)), 'AUTO_SCALING', opts);
 }
 
 export function cloudFormationClient(opts: AwsClientOptions = {}): CloudFormationClient {
-  return new CloudFormationClient(config(opts));
+  return finish(new CloudFormationClient(config(opts)), 'CLOUDFORMATION', opts);
 }
 
 export function ssmClient(opts: AwsClientOptions = {}): SSMClient {
-  return new SSMClient(config(opts));
+  return finish(new SSMClient(config(opts)), 'SSM', opts);
+}
+
+/**
+ * Network errors that mean the endpoint cannot be reached at all, as opposed
+ * to a connection that broke or timed out: nothing listens at the address
+ * (ECONNREFUSED, e.g. a stopped lab), its host name does not exist (ENOTFOUND;
+ * a temporary DNS failure is EAI_AGAIN, not this), or there is no route to it.
+ */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** The code (ECONNREFUSED, ENOTFOUND, EHOSTUNREACH, ENETUNREACH) when `err`, or an error it wraps, says the endpoint cannot be reached. */
+export function unreachableCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNREACHABLE.has(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Where a failed call went: the endpoint URL, and the setting that chose it. */
+export interface Endpoint {
+  /** e.g. `http://127.0.0.1:4566` or `https://ec2.eu-west-1.amazonaws.com`. */
+  url: string;
+  /** `AWS_ENDPOINT_URL_EC2=…` or `AWS_ENDPOINT_URL=…` as set, or undefined (the SDK's default endpoint, or a profile's endpoint_url). */
+  setting: string | undefined;
+}
+
+const ENDPOINT = Symbol.for('hanat.endpoint');
+
+/** Where the call that threw `err` went, when a client of this factory sent it. */
+export function endpointOf(err: unknown): Endpoint | undefined {
+  return err && typeof err === 'object' ? ((err as { [ENDPOINT]?: Endpoint })[ENDPOINT] ?? undefined) : undefined;
+}
+
+/**
+ * The `AWS_ENDPOINT_URL*` variable the SDK takes a service's endpoint from,
+ * as `NAME=value`: the service's own first, then the general one; none when
+ * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true.
+ */
+export function endpointSetting(service: string, env: Readonly<Record<string, string | undefined>>): string | undefined {
+  if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS?.trim().toLowerCase() === 'true') return undefined;
+  for (const name of [`AWS_ENDPOINT_URL_${service}`, 'AWS_ENDPOINT_URL']) {
+    const value = env[name]?.trim();
+    if (value) return `${name}=${value}`;
+  }
+  return undefined;
+}
+
+interface RetryErrorInfo {
+  error: unknown;
+}
+interface RetryStrategyV2 {
+  acquireInitialRetryToken(scope: string): Promise<unknown>;
+  refreshRetryTokenForRetry(token: unknown, info: RetryErrorInfo): Promise<unknown>;
+  recordSuccess(token: unknown): void;
+}
+
+function isRetryStrategyV2(s: unknown): s is RetryStrategyV2 {
+  return typeof s === 'object' && s !== null && 'refreshRetryTokenForRetry' in s && 'acquireInitialRetryToken' in s && 'recordSuccess' in s;
+}
+
+/** The SDK's own retry strategy (standard, its token bucket and backoff), except that an unreachable endpoint is not retried. */
+function noRetryWhenUnreachable(base: RetryStrategyV2): RetryStrategyV2 {
+  return {
+    acquireInitialRetryToken: (scope) => base.acquireInitialRetryToken(scope),
+    // Throwing here ends the SDK's retry loop; it then throws the call's own error.
+    refreshRetryTokenForRetry: (token, info) =>
+      unreachableCode(info.error) ? Promise.reject(new Error('no retry: the endpoint cannot be reached', { cause: info.error })) : base.refreshRetryTokenForRetry(token, info),
+    recordSuccess: (token) => base.recordSuccess(token),
+  };
+}
+
+interface Finishable {
+  config: { retryStrategy: () => Promise<unknown> };
+  middlewareStack: { add(middleware: unknown, options: { step: 'finalizeRequest'; priority: 'low'; name: string }): void };
+}
+
+/** The behaviour every client of the factory shares, on top of its config: see the module comment. */
+function finish<C>(client: C, service: string, opts: AwsClientOptions): C {
+  const c = client as C & Finishable;
+  const resolve = c.config.retryStrategy;
+  let strategy: Promise<unknown> | undefined;
+  c.config.retryStrategy = () =>
+    (strategy ??= resolve().then((s) => (isRetryStrategyV2(s) ? noRetryWhenUnreachable(s) : s)));
+
+  const setting = endpointSetting(service, opts.env ?? process.env);
+  // Inside the retry loop (finalizeRequest, low priority): each attempt's request has its endpoint resolved.
+  const markEndpoint =
+    (next: (args: { request?: unknown }) => Promise<unknown>) =>
+    async (args: { request?: unknown }): Promise<unknown> => {
+      try {
+        return await next(args);
+      } catch (err) {
+        const r = args.request as { protocol?: string; hostname?: string; port?: number } | undefined;
+        if (err && typeof err === 'object' && r?.hostname && !(ENDPOINT in err)) {
+          const host = r.hostname.includes(':') ? `[${r.hostname}]` : r.hostname;
+          const url = `${r.protocol ?? 'https:'}//${host}${r.port ? `:${r.port}` : ''}`;
+          Object.defineProperty(err, ENDPOINT, { value: { url, setting } satisfies Endpoint, enumerable: false, configurable: true });
+        }
+        throw err;
+      }
+    };
+  c.middlewareStack.add(markEndpoint, { step: 'finalizeRequest', priority: 'low', name: 'hanatEndpoint' });
+  return client;
 }
 
 /** The AWS error name of a thrown SDK error (`RouteAlreadyExists`, `Throttling`, ...), if any. */

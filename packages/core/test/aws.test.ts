@@ -3,10 +3,11 @@
  * so what is asserted is the header AWS would receive, not the config object.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { DescribeRegionsCommand } from '@aws-sdk/client-ec2';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { VERSION, ec2Client, userAgent } from '../src/index.js';
+import { VERSION, cloudFormationClient, ec2Client, endpointOf, endpointSetting, unreachableCode, userAgent } from '../src/index.js';
+import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 
 let server: Server;
 let endpoint: string;
@@ -73,5 +74,78 @@ describe('user agent', () => {
   it('gives the SDK separate pairs, never one string with a space in it', () => {
     expect(userAgent('cli')).toEqual([['hanat', VERSION], ['hanat-cli']]);
     expect(userAgent()).toEqual([['hanat', VERSION]]);
+  });
+});
+
+/** A loopback port nothing listens on: bound, then closed. */
+function deadPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const tcp = createTcpServer();
+    tcp.listen(0, '127.0.0.1', () => {
+      const port = (tcp.address() as AddressInfo).port;
+      tcp.close(() => resolve(port));
+    });
+  });
+}
+
+const credentials = { accessKeyId: 'AKIDTESTONLY', secretAccessKey: 'test-secret' };
+
+describe('an endpoint that cannot be reached', () => {
+  it('is not retried: one attempt, at once, with the endpoint and the setting it came from on the error', async () => {
+    const url = `http://127.0.0.1:${await deadPort()}`;
+    vi.stubEnv('AWS_ENDPOINT_URL', url);
+    const client = cloudFormationClient({ region: 'us-east-1', maxAttempts: 6, env: { AWS_ENDPOINT_URL: url } });
+    Object.assign(client.config, { credentials: () => Promise.resolve(credentials) });
+    const start = performance.now();
+    const err: unknown = await client.send(new DescribeStacksCommand({ StackName: 'lab' })).catch((e: unknown) => e);
+    client.destroy();
+    expect(unreachableCode(err)).toBe('ECONNREFUSED');
+    expect((err as { $metadata?: { attempts?: number } }).$metadata?.attempts).toBe(1);
+    // The SDK's standard retries would wait 100 ms and more between attempts, five times.
+    expect(performance.now() - start).toBeLessThan(1_000);
+    expect(endpointOf(err)).toEqual({ url, setting: `AWS_ENDPOINT_URL=${url}` });
+  });
+
+  it('an endpoint that answers 503 is still retried up to maxAttempts', async () => {
+    let requests = 0;
+    const busy = createServer((req, res) => {
+      requests++;
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(503, { 'content-type': 'text/xml' });
+        res.end('<Response><Errors><Error><Code>Unavailable</Code><Message>busy</Message></Error></Errors><RequestID>r</RequestID></Response>');
+      });
+    });
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(busy.address() as AddressInfo).port}`;
+    vi.stubEnv('AWS_ENDPOINT_URL', url);
+    const client = ec2Client({ region: 'eu-west-1', maxAttempts: 3, env: {} });
+    Object.assign(client.config, { credentials: () => Promise.resolve(credentials) });
+    try {
+      const err: unknown = await client.send(new DescribeRegionsCommand({})).catch((e: unknown) => e);
+      expect((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(503);
+      expect(requests).toBe(3);
+      // Marked with where it went; no AWS_ENDPOINT_URL* in the env given, so no setting is named.
+      expect(endpointOf(err)).toEqual({ url, setting: undefined });
+    } finally {
+      client.destroy();
+      await new Promise((resolve) => busy.close(resolve));
+    }
+  });
+
+  it('unreachableCode finds the code on the error or on an error it wraps, and only the unreachable ones', () => {
+    expect(unreachableCode(Object.assign(new Error('getaddrinfo ENOTFOUND x.invalid'), { code: 'ENOTFOUND' }))).toBe('ENOTFOUND');
+    expect(unreachableCode(new Error('wrapped', { cause: Object.assign(new Error('no route'), { code: 'EHOSTUNREACH' }) }))).toBe('EHOSTUNREACH');
+    expect(unreachableCode(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))).toBeUndefined();
+    expect(unreachableCode(Object.assign(new Error('dns'), { code: 'EAI_AGAIN' }))).toBeUndefined();
+    expect(unreachableCode(undefined)).toBeUndefined();
+  });
+
+  it('endpointSetting names the per-service variable first, then AWS_ENDPOINT_URL, none when they are ignored', () => {
+    const env = { AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:2' };
+    expect(endpointSetting('EC2', env)).toBe('AWS_ENDPOINT_URL_EC2=http://127.0.0.1:2');
+    expect(endpointSetting('CLOUDFORMATION', env)).toBe('AWS_ENDPOINT_URL=http://127.0.0.1:1');
+    expect(endpointSetting('SSM', {})).toBeUndefined();
+    expect(endpointSetting('EC2', { ...env, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' })).toBeUndefined();
   });
 });

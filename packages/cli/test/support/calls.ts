@@ -20,3 +20,12 @@ export function inputsOf(mock: Recorded, name: string): Record<string, unknown>[
     .filter(([n]) => n === name)
     .map(([, input]) => input);
 }
+
+/** A retry's progress line on stderr (cfn.ts retrying): the call, the error, the attempt, the wait and the time left. */
+export const RETRY_LINE = /^warning: (AWS is throttling or failing|Could not reach AWS for) .*: attempt \d+ of \d+ failed; trying again in \d+ s, giving up in at most (\d+ min )?\d+ s more \(Ctrl-C stops\)\.$/;
+
+/** stderr split into the retry progress lines and the rest. */
+export function retryLines(stderr: string): { retries: string[]; rest: string } {
+  const lines = stderr.split('\n');
+  return { retries: lines.filter((l) => RETRY_LINE.test(l)), rest: lines.filter((l) => !RETRY_LINE.test(l)).join('\n') };
+}
