@@ -29,6 +29,7 @@ const program = buildProgram({
   stderr: (s) => process.stderr.write(s),
   env: process.env,
   signal: stop.signal,
+  stdoutIsTTY: process.stdout.isTTY === true,
 }).exitOverride();
 
 try {
@@ -38,8 +39,9 @@ try {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else {
-    const code = (err as { exitCode?: unknown }).exitCode;
-    process.stderr.write(`hanat-lab: ${err instanceof Error ? err.message : String(err)}\n`);
+    const { exitCode: code, reported } = err as { exitCode?: unknown; reported?: unknown };
+    // A detached lab's failure is already in its log, as a JSON line (lab.log holds nothing else).
+    if (reported !== true) process.stderr.write(`hanat-lab: ${err instanceof Error ? err.message : String(err)}\n`);
     if (typeof code !== 'number' && err instanceof Error && err.stack && process.env.HANAT_LAB_DEBUG) process.stderr.write(`${err.stack}\n`);
     process.exitCode = typeof code === 'number' ? code : 1;
   }

@@ -13,9 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../../../test-support/root.js';
 import type { InstanceLauncher, NetworkSnapshot } from '../src/contract.js';
 import { adminRequest } from '../src/dataplane/admin.js';
+import { renderStatus } from '../src/dataplane/cli-support.js';
 import { findLab } from '../src/dataplane/client.js';
+import { execCommand } from '../src/dataplane/exec.js';
 import type { FaultResult, LabEmulator, LabStatus } from '../src/dataplane/lab.js';
 import { Lab } from '../src/dataplane/lab.js';
+import { namespacePids } from '../src/dataplane/processes.js';
 import { FakeView, buildWorkers } from './dataplane-helpers.js';
 
 const AZ = 'lab-1a';
@@ -144,6 +147,31 @@ describe.runIf(requireRoot('lab wiring', ['ip', 'nft', 'iptables']))('lab: data 
     expect(status.routeTables.find((t) => t.routeTableId === 'rtb-priv')).toMatchObject({ az: AZ, defaultRoute: `eni-a (${NATS[0].id})`, via: NATS[0].id });
     expect(status.instances).toEqual([expect.objectContaining({ instanceId: NATS[0].id, state: 'running', namespace: lab.dataplane.names.instance(NATS[0].id) })]);
     expect(status.hosts).toEqual([expect.objectContaining({ az: AZ, ip: '10.0.10.254', tcp: expect.objectContaining({ ok: true, answer: NATS[0].pub }) })]);
+  });
+
+  it('never shows a host as fine once its prober has gone quiet, in the status and its text', async () => {
+    const admin = findLab(join(dir, 'state'), lab.prefix).admin;
+    const host = lab.dataplane.hosts()[0]!;
+    const hostLine = (st: LabStatus) => renderStatus(st).split('\n').find((l) => l.includes(host.ip)) ?? '';
+    expect(hostLine(await adminRequest<LabStatus>(admin, 'GET', '/status'))).toContain('tcp ok via');
+    // The prober stops (a stuck process, a frozen namespace): its last result said ok.
+    const pids = await namespacePids(execCommand, host.ns);
+    expect(pids.length).toBeGreaterThan(0);
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    try {
+      await new Promise((r) => setTimeout(r, lab.dataplane.probeQuietLimitMs + 500));
+      const status = await adminRequest<LabStatus>(admin, 'GET', '/status');
+      const h = status.hosts.find((x) => x.id === host.id)!;
+      expect(h.tcp).toMatchObject({ ok: false, stale: true, lastError: expect.stringContaining('the prober is stopped or stuck') });
+      expect(h.udp).toMatchObject({ ok: false, stale: true });
+      expect(hostLine(status)).not.toContain(' ok ');
+      expect(hostLine(status)).toContain('tcp FAILING');
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
+    }
+    // Once it runs again, so does the verdict.
+    await lab.dataplane.probes.waitFor((id, r) => id === host.id && r.ok && r.t > Date.now() - 500, 5_000, 'fresh probe results');
+    expect((await adminRequest<LabStatus>(admin, 'GET', '/status')).hosts.find((x) => x.id === host.id)!.tcp).toMatchObject({ ok: true });
   });
 
   it('rejects a fault against an instance or AZ that does not exist, naming it', async () => {

@@ -102,6 +102,22 @@ describe.runIf(requireRoot('lab e2e', ['ip', 'nft', 'iptables']))('hanat end to 
     }
   });
 
+  it('a second stack on the same --cidr-prefix is refused with the overlap as its reason, and the first keeps its internet', async () => {
+    const before = hostRoutes(lab.status());
+    const refused = await hanat('deploy', '--name', `${STACK}-same-range`, '--cidr-prefix', '10.0', '--azs', '2', '--yes').then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code?: number; stderr?: string }) => ({ code: err.code, stderr: err.stderr ?? '' }),
+    );
+    expect(refused.code, refused.stderr).toBe(1);
+    // The stack fails on its VPC, with EC2's error as CloudFormation's reason, naming the VPC in the way.
+    expect(refused.stderr).toMatch(/Vpc \(AWS::EC2::VPC\) CREATE_FAILED: .*The CIDR '10\.0\.0\.0\/16' overlaps 10\.0\.0\.0\/16 of vpc-[0-9a-f]+ \(us-east-1, stack e2e\)/);
+    expect(refused.stderr).toContain('hanat-lab routes every VPC through one router');
+    await hanat('destroy', '--name', `${STACK}-same-range`, '--yes');
+    // Nothing of it reached the data plane: the first stack's hosts, and only they, still leave through their own AZ's NAT.
+    const after = await ownAz(5_000);
+    expect(after.map((r) => r.id)).toEqual(before.map((r) => r.id));
+  });
+
   it("the lab's source/dest check is real: with the check back on, that NAT's AZ loses the internet, the other AZ does not", async () => {
     const routes = hostRoutes(lab.status());
     const [azA, azB] = [...new Set(routes.map((r) => r.az))].sort() as [string, string];

@@ -18,6 +18,7 @@ import {
   DeleteRouteCommand,
   DeleteRouteTableCommand,
   DeleteTagsCommand,
+  DeleteVpcCommand,
   DescribeAddressesCommand,
   DescribeAvailabilityZonesCommand,
   DescribeImagesCommand,
@@ -118,6 +119,32 @@ describe('images, zones and regions', () => {
 });
 
 describe('VPCs and subnets', () => {
+  it('allows VPCs with overlapping ranges, as AWS does', async () => {
+    await h.ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }));
+    await h.ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }));
+    expect((await h.ec2.send(new DescribeVpcsCommand({}))).Vpcs).toHaveLength(2);
+  });
+
+  it('with distinctVpcCidrs (the lab: one router for every VPC) refuses a range that overlaps a VPC in any region, naming it, until that VPC is deleted', async () => {
+    const lab = await startLab({ distinctVpcCidrs: true });
+    try {
+      const first = (await lab.ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }))).Vpc!.VpcId!;
+      const west = lab.clients({ region: 'eu-west-1' }).ec2;
+      for (const [ec2, cidr] of [[lab.ec2, '10.0.0.0/16'], [lab.ec2, '10.0.128.0/17'], [west, '10.0.0.0/16'], [lab.ec2, '10.0.64.0/18']] as const) {
+        const err = await rejection(ec2.send(new CreateVpcCommand({ CidrBlock: cidr })));
+        expect(err.name).toBe('InvalidVpc.Range');
+        expect(err.message).toContain(`The CIDR '${cidr}' overlaps 10.0.0.0/16 of ${first} (us-east-1)`);
+        expect(err.message).toContain('hanat-lab routes every VPC through one router');
+      }
+      await lab.ec2.send(new CreateVpcCommand({ CidrBlock: '10.1.0.0/16' }));
+      await lab.ec2.send(new DeleteVpcCommand({ VpcId: first }));
+      await west.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }));
+      expect((await lab.ec2.send(new DescribeVpcsCommand({}))).Vpcs!.map((v) => v.CidrBlock)).toEqual(['10.1.0.0/16']);
+    } finally {
+      await lab.close();
+    }
+  });
+
   it('creates a VPC with its main route table and default security group', async () => {
     const { vpcId } = await network(h.ec2);
     const vpcs = await h.ec2.send(new DescribeVpcsCommand({ VpcIds: [vpcId] }));

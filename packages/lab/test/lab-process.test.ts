@@ -4,7 +4,7 @@
  * one crashed run without touching other labs' namespaces.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,9 +32,9 @@ describe.runIf(requireRoot('hanat-lab process', ['ip', 'nft', 'iptables', 'ps'])
   });
 
   /** Runs the bundle with its own state directory; `onStdout` may act while it runs. */
-  const labProcess = (stateDir: string, args: string[], onStdout?: (stdout: string, child: ReturnType<typeof spawn>) => void) =>
+  const labProcess = (stateDir: string, args: string[], onStdout?: (stdout: string, child: ReturnType<typeof spawn>) => void, env: Record<string, string> = {}) =>
     new Promise<Exit>((resolve, reject) => {
-      const child = spawn(process.execPath, [LAB_BIN, ...args], { env: { PATH: process.env.PATH, HOME: dir, HANAT_LAB_STATE_DIR: stateDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [LAB_BIN, ...args], { env: { PATH: process.env.PATH, HOME: dir, HANAT_LAB_STATE_DIR: stateDir, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => {
@@ -80,6 +80,9 @@ describe.runIf(requireRoot('hanat-lab process', ['ip', 'nft', 'iptables', 'ps'])
       expect(pids.length, 'the router, gateway and internet namespaces run the proxy and the echo service').toBeGreaterThanOrEqual(2);
       // Not killed by the signal: it stopped the lab and exited on its own.
       expect({ code: exit.code, signal: exit.signal }, exit.stderr).toEqual({ code: 0, signal: null });
+      // Its stdout was a pipe, as in `eval "$(hanat-lab up)"`, which would wait until the lab stops.
+      expect(exit.stderr).toContain('stdout is not a terminal');
+      expect(exit.stderr).toContain('eval "$(hanat-lab up --detach)"');
       expect(await leftovers(prefix!, [...pids, ownerPid!])).toEqual(NOTHING_LEFT);
       expect(readRunStates(stateDir)).toEqual([]);
     } finally {
@@ -121,6 +124,127 @@ describe.runIf(requireRoot('hanat-lab process', ['ip', 'nft', 'iptables', 'ps'])
     } finally {
       for (const p of created) await cleanupRun(execCommand, stateDir, p);
     }
+  });
+
+  it('`up` on a terminal starts without the note about `eval "$(hanat-lab up)"`', async () => {
+    // script(1) (util-linux) gives the lab a pseudo-terminal as stdout, as an interactive shell does.
+    const stateDir = join(dir, 'state-tty');
+    const cmd = [process.execPath, LAB_BIN, 'up', '--latency', 'zero', '--run-dir', join(dir, 'runs-tty')].map((a) => `'${a}'`).join(' ');
+    let ownerPid: number | undefined;
+    let prefix: string | undefined;
+    try {
+      const out = await new Promise<string>((resolve, reject) => {
+        const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { PATH: process.env.PATH, HOME: dir, HANAT_LAB_STATE_DIR: stateDir, TERM: 'dumb' }, stdio: ['pipe', 'pipe', 'pipe'] });
+        let text = '';
+        child.stdout.on('data', (d: Buffer) => {
+          text += d.toString();
+          if (ownerPid !== undefined || !text.includes(' is up (')) return;
+          const state = readRunStates(stateDir)[0];
+          ownerPid = state?.pid;
+          prefix = state?.prefix;
+          if (ownerPid !== undefined) process.kill(ownerPid, 'SIGTERM');
+        });
+        child.on('error', reject);
+        child.on('close', () => resolve(text));
+      });
+      expect(ownerPid, `the lab never became ready:\n${out}`).toBeDefined();
+      expect(out).toContain('export AWS_ENDPOINT_URL=');
+      expect(out).not.toContain('stdout is not a terminal');
+    } finally {
+      if (ownerPid !== undefined && pidAlive(ownerPid)) process.kill(ownerPid, 'SIGKILL');
+      if (prefix) await cleanupRun(execCommand, stateDir, prefix);
+    }
+  }, 60_000);
+
+  describe('labs started with `up --detach`', () => {
+    const stateDir = () => join(dir, 'state-detached');
+    const runDir = () => join(dir, 'runs-detached');
+    interface Detached {
+      prefix: string;
+      pid: number;
+      endpoint: string;
+      log: string;
+    }
+    const labs: Detached[] = [];
+    const detach = async (extra: string[]): Promise<Detached & { exit: Exit }> => {
+      const before = new Set(readRunStates(stateDir()).map((r) => r.prefix));
+      const exit = await labProcess(stateDir(), ['up', '--detach', '--run-dir', runDir(), ...extra]);
+      expect({ code: exit.code, exports: exit.stdout.includes('export AWS_ENDPOINT_URL=') }, exit.stderr).toEqual({ code: 0, exports: true });
+      const run = readRunStates(stateDir()).find((r) => !before.has(r.prefix))!;
+      const lab = { prefix: run.prefix, pid: run.pid, endpoint: /export AWS_ENDPOINT_URL=(\S+)/.exec(exit.stdout)![1]!, log: join(runDir(), run.prefix, 'lab.log') };
+      labs.push(lab);
+      return { ...lab, exit };
+    };
+    const gone = async (pid: number) => {
+      for (const deadline = Date.now() + 30_000; pidAlive(pid) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+      return !pidAlive(pid);
+    };
+
+    afterAll(async () => {
+      for (const lab of labs) {
+        if (pidAlive(lab.pid)) process.kill(lab.pid, 'SIGKILL');
+        await gone(lab.pid);
+        await cleanupRun(execCommand, stateDir(), lab.prefix);
+      }
+    });
+
+    it('says which latency profile is in effect, and its lab.log holds only JSON lines', async () => {
+      const a = await detach(['--latency', 'zero', '--op-latency', 'CreateRoute=5']);
+      expect(a.exit.stderr).toContain(`lab ${a.prefix} is up (latency zero, ec2:CreateRoute 5 ms; log ${a.log})`);
+      const lines = readFileSync(a.log, 'utf8').split('\n').filter(Boolean);
+      const notJson = lines.filter((l) => {
+        try {
+          return typeof (JSON.parse(l) as { event?: unknown }).event !== 'string';
+        } catch {
+          return true;
+        }
+      });
+      expect(notJson).toEqual([]);
+      expect(lines.map((l) => (JSON.parse(l) as { event: string }).event)).toContain('lab.ready');
+    }, 60_000);
+
+    it('a second `up --detach` says a lab already runs; later commands pick the lab AWS_ENDPOINT_URL points at', async () => {
+      const [a] = labs;
+      expect(a, 'the first lab of this describe').toBeDefined();
+      const b = await detach(['--latency', 'zero']);
+      expect(b.exit.stderr).toContain(`lab ${a!.prefix} (API ${a!.endpoint}) was already running; ${b.prefix} is another lab`);
+      expect(b.exit.stderr).toContain(`hanat-lab down --lab ${b.prefix}`);
+
+      const ambiguous = await labProcess(stateDir(), ['status']);
+      expect(ambiguous.code, ambiguous.stderr).toBe(2);
+      expect(ambiguous.stderr).toContain('2 labs are running');
+      for (const lab of [a!, b]) {
+        const status = await labProcess(stateDir(), ['status'], undefined, { AWS_ENDPOINT_URL: lab.endpoint });
+        expect({ code: status.code, first: status.stdout.split('\n')[0] }, status.stderr).toEqual({ code: 0, first: `lab ${lab.prefix}  region us-east-1  API ${lab.endpoint}` });
+      }
+      const down = await labProcess(stateDir(), ['down'], undefined, { AWS_ENDPOINT_URL: b.endpoint });
+      expect({ code: down.code, stderr: down.stderr }).toEqual({ code: 0, stderr: `hanat-lab: lab ${b.prefix} stopped\n` });
+      expect(await gone(b.pid)).toBe(true);
+      expect(pidAlive(a!.pid)).toBe(true);
+    }, 90_000);
+
+    it('after its process is killed, `status` points at `hanat-lab cleanup`; `down` with nothing running exits 0 with a note', async () => {
+      const [a] = labs;
+      expect(a && pidAlive(a.pid), 'the first lab of this describe runs').toBe(true);
+      process.kill(a!.pid, 'SIGKILL');
+      expect(await gone(a!.pid)).toBe(true);
+      expect(await runNamespaces(execCommand, a!.prefix), 'a killed lab leaves its namespaces').not.toEqual([]);
+
+      const status = await labProcess(stateDir(), ['status']);
+      expect({ code: status.code, stdout: status.stdout }).toEqual({ code: 2, stdout: '' });
+      expect(status.stderr).toContain(`no lab is running; lab ${a!.prefix} (pid ${a!.pid}) stopped without cleaning up`);
+      expect(status.stderr).toContain('`hanat-lab cleanup` removes them');
+
+      const down = await labProcess(stateDir(), ['down']);
+      expect({ code: down.code, stdout: down.stdout }, down.stderr).toEqual({ code: 0, stdout: '' });
+      expect(down.stderr).toContain('no lab is running');
+      expect(down.stderr).toContain('hanat-lab cleanup');
+
+      const cleanup = await labProcess(stateDir(), ['cleanup', '--lab', a!.prefix]);
+      expect(cleanup.code, cleanup.stderr).toBe(0);
+      const again = await labProcess(stateDir(), ['down']);
+      expect({ code: again.code, stdout: again.stdout, stderr: again.stderr }).toEqual({ code: 0, stdout: '', stderr: 'hanat-lab: no lab is running; nothing to stop\n' });
+    }, 60_000);
   });
 });
 

@@ -1,15 +1,33 @@
 /** `hanat-lab down` stops a running lab; `hanat-lab cleanup` removes what crashed labs left behind. */
 import { Option, type Command } from 'commander';
 import { adminRequest } from '../dataplane/admin.js';
-import { findLab } from '../dataplane/client.js';
-import { LabOperationError, LabUsageError, stateDirOf, type LabCommandDeps } from '../dataplane/cli-support.js';
+import { NoLabError, orphanNote, type RunningLab } from '../dataplane/client.js';
+import { LabOperationError, LabUsageError, labFor, stateDirOf, type LabCommandDeps } from '../dataplane/cli-support.js';
 import { execCommand } from '../dataplane/exec.js';
 import { PREFIX_PATTERN } from '../dataplane/names.js';
 import { cleanupAll, cleanupRun, pidAlive, readRunStates, runNamespaces } from '../dataplane/state.js';
-import { labCall } from './probe.js';
+import { labCall, labError } from './probe.js';
 
-export async function downAction(opts: { lab?: string; timeout?: string }, deps: LabCommandDeps): Promise<{ prefix: string }> {
-  const lab = await labCall(() => Promise.resolve(findLab(stateDirOf(deps), opts.lab)));
+export interface DownResult {
+  /** The lab stopped; absent when none was running (`down` is idempotent). */
+  prefix?: string;
+  /** Why nothing was stopped, and what crashed labs left behind. */
+  note?: string;
+}
+
+export async function downAction(opts: { lab?: string; timeout?: string }, deps: LabCommandDeps): Promise<DownResult> {
+  let lab: RunningLab;
+  try {
+    lab = labFor(deps, opts.lab);
+  } catch (err) {
+    // Nothing to stop is success, as `hanat destroy` of a missing stack is; an ambiguous or
+    // unreadable state is not.
+    if (err instanceof NoLabError && err.reason === 'none') {
+      const orphans = orphanNote(stateDirOf(deps));
+      return { note: `${opts.lab === undefined ? 'no lab is running' : `lab ${opts.lab} is not running`}${orphans ? `; ${orphans}` : ''}` };
+    }
+    throw labError(err);
+  }
   await labCall(() => adminRequest(lab.admin, 'POST', '/down'));
   const deadline = Date.now() + Number(opts.timeout ?? 60) * 1000;
   while (pidAlive(lab.pid) || readRunStates(stateDirOf(deps)).some((s) => s.prefix === lab.prefix)) {
@@ -50,7 +68,7 @@ export function registerDown(program: Command, deps: LabCommandDeps): void {
     .option('--timeout <s>', 'how long to wait for it to stop', '60')
     .action(async (opts: { lab?: string; timeout?: string }) => {
       const r = await downAction(opts, deps);
-      deps.stderr(`hanat-lab: lab ${r.prefix} stopped\n`);
+      deps.stderr(r.prefix ? `hanat-lab: lab ${r.prefix} stopped\n` : `hanat-lab: ${r.note ?? 'no lab is running'}; nothing to stop\n`);
     });
   program
     .command('cleanup')

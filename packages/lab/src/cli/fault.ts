@@ -1,8 +1,7 @@
 /** `hanat-lab fault …`: inject a failure into the running lab (and lift it with --off). */
 import type { Command } from 'commander';
 import { adminRequest } from '../dataplane/admin.js';
-import { findLab } from '../dataplane/client.js';
-import { LabUsageError, renderFault, renderOutages, stateDirOf, type LabCommandDeps } from '../dataplane/cli-support.js';
+import { LabUsageError, labFor, renderFault, renderOutages, type LabCommandDeps } from '../dataplane/cli-support.js';
 import type { FaultRequest, FaultResult, OutageReport } from '../dataplane/lab.js';
 import { labCall } from './probe.js';
 
@@ -15,7 +14,7 @@ export async function faultAction(req: FaultRequest, opts: { lab?: string; wait?
   const timeoutS = opts.timeout === undefined ? 600 : Number(opts.timeout);
   if (!(timeoutS > 0)) throw new LabUsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(opts.timeout)}`);
   return labCall(async () => {
-    const admin = findLab(stateDirOf(deps), opts.lab).admin;
+    const admin = labFor(deps, opts.lab).admin;
     const result = await adminRequest<FaultResult>(admin, 'POST', '/fault', req);
     if (!opts.wait) return result;
     if (result.affectedHosts.length === 0) throw new LabUsageError(`no private host routes through ${result.instances.join(', ')}, so there is no outage to wait for`);

@@ -7,21 +7,26 @@
  */
 import type { Command } from 'commander';
 import { AdminRequestError, adminRequest } from '../dataplane/admin.js';
-import { NoLabError, findLab } from '../dataplane/client.js';
-import { LabOperationError, LabUsageError, renderHosts, stateDirOf, type LabCommandDeps } from '../dataplane/cli-support.js';
+import { NoLabError } from '../dataplane/client.js';
+import { LabOperationError, LabUsageError, labFor, renderHosts, type LabCommandDeps } from '../dataplane/cli-support.js';
 import type { HostStatus, LabStatus } from '../dataplane/lab.js';
+
+/** The lab CLI's error for a way of not reaching a lab (other errors pass through). */
+export function labError(err: unknown): unknown {
+  if (err instanceof NoLabError) return new LabUsageError(err.message, { cause: err });
+  if (err instanceof AdminRequestError) {
+    if (err.status === 400) return new LabUsageError(err.message, { cause: err });
+    return new LabOperationError(err.message, { cause: err });
+  }
+  return err;
+}
 
 /** Maps the ways of not reaching a lab to the lab CLI's errors. */
 export async function labCall<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    if (err instanceof NoLabError) throw new LabUsageError(err.message, { cause: err });
-    if (err instanceof AdminRequestError) {
-      if (err.status === 400) throw new LabUsageError(err.message, { cause: err });
-      throw new LabOperationError(err.message, { cause: err });
-    }
-    throw err;
+    throw labError(err);
   }
 }
 
@@ -63,7 +68,7 @@ export async function probeAction(opts: ProbeOptions, deps: LabCommandDeps): Pro
   const waitS = opts.wait === undefined ? 0 : Number(opts.wait);
   if (!(waitS >= 0)) throw new LabUsageError(`--wait must be a number of seconds, got ${JSON.stringify(opts.wait)}`);
   const deadline = Date.now() + waitS * 1000;
-  const admin = await labCall(() => Promise.resolve(findLab(stateDirOf(deps), opts.lab).admin));
+  const admin = await labCall(() => Promise.resolve(labFor(deps, opts.lab).admin));
   for (;;) {
     const routes = hostRoutes(await labCall(() => adminRequest<LabStatus>(admin, 'GET', '/status')), opts.az);
     const ok = routes.length > 0 && routes.every((r) => (opts.via === undefined ? r.ownAz : leavesVia(r, opts.via)));

@@ -14,6 +14,8 @@ export interface CliDeps {
   env: NodeJS.ProcessEnv;
   /** Aborts on SIGINT, SIGTERM or SIGHUP: long-running commands stop cleanly. */
   signal: AbortSignal;
+  /** stdout is a terminal (`up` warns when `eval "$(hanat-lab up)"` would wait for it). */
+  stdoutIsTTY?: boolean;
 }
 
 export function buildProgram(deps: CliDeps): Command {

@@ -1,13 +1,12 @@
 /** `hanat-lab status`: route tables and their owners, instances, private hosts' probes, faults. */
 import type { Command } from 'commander';
 import { adminRequest } from '../dataplane/admin.js';
-import { findLab } from '../dataplane/client.js';
-import { envExports, renderStatus, stateDirOf, type LabCommandDeps } from '../dataplane/cli-support.js';
+import { envExports, labFor, renderStatus, type LabCommandDeps } from '../dataplane/cli-support.js';
 import type { LabStatus } from '../dataplane/lab.js';
 import { labCall } from './probe.js';
 
 export async function statusAction(opts: { lab?: string }, deps: LabCommandDeps): Promise<LabStatus> {
-  return labCall(() => adminRequest<LabStatus>(findLab(stateDirOf(deps), opts.lab).admin, 'GET', '/status'));
+  return labCall(() => adminRequest<LabStatus>(labFor(deps, opts.lab).admin, 'GET', '/status'));
 }
 
 export function registerStatus(program: Command, deps: LabCommandDeps): void {

@@ -6,7 +6,7 @@
  * Also registers the hidden `_worker` command that runs lab workers inside namespaces.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -14,6 +14,7 @@ import { Option } from 'commander';
 import { LabOperationError, LabUsageError, envExports, stateDirOf, type LabCommandDeps } from '../dataplane/cli-support.js';
 import { Lab } from '../dataplane/lab.js';
 import { newPrefix } from '../dataplane/names.js';
+import { runningLabs } from '../dataplane/client.js';
 import { readRunStates, pidAlive } from '../dataplane/state.js';
 import { runWorker } from '../dataplane/workers/index.js';
 import { labEmulator, type EmulatorSettings } from '../dataplane/emulator-adapter.js';
@@ -34,6 +35,8 @@ export interface UpOptions extends LatencyOptions {
   agentRouteInterval?: string;
   detach?: boolean;
   prefix?: string;
+  /** Run as the child of `up --detach`: stdout and stderr are lab.log, so JSON lines only, and no exports. */
+  daemon?: boolean;
 }
 
 /** The agent bundle next to this lab bundle in the repository (packages/agent/dist). */
@@ -64,6 +67,33 @@ function checkRoot(): void {
   if (process.getuid?.() !== 0) throw new LabUsageError('hanat-lab up needs root (it creates network namespaces); run it as root');
 }
 
+/** One log line: a JSON object with the time and the event name (LAB.md: logs are JSON lines). */
+function logLine(event: string, fields: Record<string, unknown> = {}): string {
+  return `${JSON.stringify({ t: new Date().toISOString(), event, ...fields })}\n`;
+}
+
+/** An error that `up` has already logged (as JSON, in lab.log): the entry point need not print it again. */
+export class ReportedError extends LabOperationError {
+  readonly reported = true;
+}
+
+/**
+ * Says so when other labs run beside the new one: a second lab is allowed (tests and
+ * benchmarks run several), but a user who meant to reuse the first should know, and know
+ * how later commands pick one.
+ */
+function otherLabsNote(deps: LabCommandDeps, prefix: string): string | undefined {
+  const others = runningLabs(stateDirOf(deps)).filter((r) => r.prefix !== prefix);
+  if (others.length === 0) return undefined;
+  const first = others[0]!.prefix;
+  const list = others.map((r) => `${r.prefix} (API ${r.apiEndpoint})`).join(', ');
+  return (
+    `hanat-lab: note: ${others.length === 1 ? `lab ${list} was` : `labs ${list} were`} already running; ${prefix} is another lab beside it. ` +
+    `Commands without --lab use the lab that AWS_ENDPOINT_URL points at (these exports: ${prefix}). ` +
+    `To keep using ${first} instead: \`hanat-lab down --lab ${prefix}\` and \`eval "$(hanat-lab status --env --lab ${first})"\`.\n`
+  );
+}
+
 /** Runs the lab in this process until it is told to stop. */
 export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onReady: (lab: Lab) => void): Promise<void> {
   checkRoot();
@@ -76,9 +106,16 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
     opLatency: parseOpLatency(opts.opLatency),
     bootDelayMs: intOption('boot-delay', opts.bootDelay, 0),
     region: opts.region,
-    log: (m) => deps.stderr(`emulator: ${m}\n`),
+    log: (m) => deps.stderr(logLine('emulator', { message: m })),
   };
   const agentEnv = agentEnvOf(opts);
+  if (!opts.daemon && deps.stdoutIsTTY === false) {
+    deps.stderr(
+      'hanat-lab: note: stdout is not a terminal. If this is `eval "$(hanat-lab up)"`, the shell waits until this lab stops, ' +
+        'and its exports then point at a stopped lab: use `eval "$(hanat-lab up --detach)"` instead. ' +
+        'This lab runs in the foreground until Ctrl-C, SIGTERM or `hanat-lab down`.\n',
+    );
+  }
   mkdirSync(runDir, { recursive: true });
 
   let stopRequested: () => void = () => {};
@@ -95,8 +132,8 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
       admin: true,
       onDownRequested: () => stopRequested(),
       logger: {
-        info: (event, fields) => deps.stderr(`${JSON.stringify({ t: new Date().toISOString(), event, ...fields })}\n`),
-        warn: (event, fields) => deps.stderr(`${JSON.stringify({ t: new Date().toISOString(), level: 'warn', event, ...fields })}\n`),
+        info: (event, fields) => deps.stderr(logLine(event, fields)),
+        warn: (event, fields) => deps.stderr(logLine(event, { level: 'warn', ...fields })),
       },
       dataplane: {
         prefix,
@@ -111,23 +148,26 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
     onReady(lab);
     await stopped;
   } catch (err) {
-    throw new LabOperationError(`the lab did not start: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    const message = `the lab did not start: ${err instanceof Error ? err.message : String(err)}`;
+    if (!opts.daemon) throw new LabOperationError(message, { cause: err });
+    deps.stderr(logLine('lab.failed', { level: 'error', err: message }));
+    throw new ReportedError(message, { cause: err });
   } finally {
     await lab?.stop();
   }
 }
 
 /** Starts `up` again as a detached process and waits until it has published its state. */
-export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise<{ prefix: string; apiEndpoint: string; region: string; log: string }> {
+export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise<{ prefix: string; apiEndpoint: string; region: string; log: string; latency: string; others: string | undefined }> {
   checkRoot();
   // A bad value fails here, not in the detached child's log.
-  parseOpLatency(opts.opLatency);
+  const latency = describeLatency(opts.latency, parseOpLatency(opts.opLatency));
   agentEnvOf(opts);
   const prefix = newPrefix();
   const runDir = resolve(opts.runDir ?? join(process.cwd(), '.lab'));
   mkdirSync(join(runDir, prefix), { recursive: true });
   const log = join(runDir, prefix, 'lab.log');
-  const args = [process.argv[1]!, 'up', '--prefix', prefix, ...latencyArgs(opts), '--boot-delay', opts.bootDelay, '--port', opts.port, '--region', opts.region, '--probe-interval', opts.probeInterval, '--run-dir', runDir];
+  const args = [process.argv[1]!, 'up', '--daemon', '--prefix', prefix, ...latencyArgs(opts), '--boot-delay', opts.bootDelay, '--port', opts.port, '--region', opts.region, '--probe-interval', opts.probeInterval, '--run-dir', runDir];
   if (opts.agent) args.push('--agent', resolve(opts.agent));
   if (opts.agentRouteInterval !== undefined) args.push('--agent-route-interval', opts.agentRouteInterval);
   const fd = openSync(log, 'a');
@@ -138,11 +178,33 @@ export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise
   const stateDir = stateDirOf(deps);
   while (Date.now() < deadline) {
     const run = readRunStates(stateDir).find((s) => s.prefix === prefix);
-    if (run?.ready === true) return { prefix, apiEndpoint: String(run.apiEndpoint), region: String(run.region), log };
-    if (child.pid === undefined || !pidAlive(child.pid)) throw new LabOperationError(`the lab exited while starting; see ${log}`);
+    if (run?.ready === true) return { prefix, apiEndpoint: String(run.apiEndpoint), region: String(run.region), log, latency, others: otherLabsNote(deps, prefix) };
+    if (child.pid === undefined || !pidAlive(child.pid)) {
+      const why = failureLogged(log);
+      throw new LabOperationError(`the lab exited while starting${why ? `: ${why}` : ''}; see ${log}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new LabOperationError(`the lab did not become ready within 60 s; see ${log}`);
+}
+
+/** The reason the detached child logged (`lab.failed`) before it exited, if any. */
+function failureLogged(log: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(log, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n').reverse()) {
+    try {
+      const entry = JSON.parse(line) as { event?: unknown; err?: unknown };
+      if (entry.event === 'lab.failed' && typeof entry.err === 'string') return entry.err.replace(/^the lab did not start: /, '');
+    } catch {
+      // not a log line
+    }
+  }
+  return undefined;
 }
 
 /** Registers `up`, `status`, `probe`, `fault`, `down`, `cleanup` and the hidden `_worker`. */
@@ -168,6 +230,7 @@ export function registerUp(program: Command, deps: LabCommandDeps): void {
     .option('--agent-route-interval <s>', "every agent's route table check period (HANAT_ROUTE_INTERVAL, at least 5; default: the agent's 30)")
     .option('--detach', 'run in the background; stop it with `hanat-lab down`')
     .addOption(new Option('--prefix <hlxxxx>', 'the run prefix (set by --detach)').hideHelp())
+    .addOption(new Option('--daemon', 'run as the detached child of --detach: JSON log lines only').hideHelp())
     .addHelpText(
       'after',
       `
@@ -180,12 +243,19 @@ each instance's agent log is <run-dir>/<prefix>/instances/<id>/agent.log.`,
       if (opts.detach) {
         const r = await upDetached(opts, deps);
         deps.stdout(envExports(r.apiEndpoint, r.region));
-        deps.stderr(`hanat-lab: lab ${r.prefix} is up (log ${r.log}); stop it with \`hanat-lab down\`\n`);
+        deps.stderr(`hanat-lab: lab ${r.prefix} is up (latency ${r.latency}; log ${r.log}); stop it with \`hanat-lab down\`\n`);
+        if (r.others) deps.stderr(r.others);
         return;
       }
       await upForeground(opts, deps, (lab) => {
+        if (opts.daemon) {
+          deps.stderr(logLine('lab.ready', { prefix: lab.prefix, apiEndpoint: lab.apiEndpoint, region: lab.emulator.region, latency: describeLatency(opts.latency, parseOpLatency(opts.opLatency)) }));
+          return;
+        }
         deps.stdout(envExports(lab.apiEndpoint, lab.emulator.region));
         deps.stderr(`hanat-lab: lab ${lab.prefix} is up (latency ${describeLatency(opts.latency, parseOpLatency(opts.opLatency))}); Ctrl-C or \`hanat-lab down\` stops it\n`);
+        const others = otherLabsNote(deps, lab.prefix);
+        if (others) deps.stderr(others);
       });
     });
 

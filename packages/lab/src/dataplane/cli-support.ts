@@ -3,6 +3,7 @@
  * their dependencies, their errors (with the exit code each maps to) and the text
  * rendering of results. Commands stay thin: parse options, call an action, print.
  */
+import { findLab, type RunningLab } from './client.js';
 import type { FaultResult, HostStatus, LabStatus, OutageReport } from './lab.js';
 import { DEFAULT_STATE_DIR } from './state.js';
 
@@ -14,10 +15,17 @@ export interface LabCommandDeps {
   stateDir?: string;
   /** Aborts on SIGINT, SIGTERM or SIGHUP: `up` then stops the lab cleanly. */
   signal?: AbortSignal;
+  /** stdout is a terminal (not a pipe, a file or `$(…)`). */
+  stdoutIsTTY?: boolean;
 }
 
 export function stateDirOf(deps: LabCommandDeps): string {
   return deps.stateDir ?? deps.env.HANAT_LAB_STATE_DIR ?? DEFAULT_STATE_DIR;
+}
+
+/** The lab a command means: `--lab`, else the one AWS_ENDPOINT_URL points at, else the only one. */
+export function labFor(deps: LabCommandDeps, prefix: string | undefined): RunningLab {
+  return findLab(stateDirOf(deps), prefix, deps.env.AWS_ENDPOINT_URL);
 }
 
 /** Bad usage or input: exit 2. */

@@ -169,6 +169,16 @@ export class DataPlane implements InstanceLauncher {
     return this.names.prefix;
   }
 
+  /**
+   * How long after a probe's send time its result may still be missing: results come in
+   * send order, so one may wait for an earlier probe's timeout; the rest is slack for a
+   * loaded machine. A host quiet for longer has a stopped or stuck prober.
+   */
+  get probeQuietLimitMs(): number {
+    const probe = this.options.probe ?? { intervalMs: 100, timeoutMs: 1_000 };
+    return probe ? probe.timeoutMs + 2 * probe.intervalMs + 2_000 : Infinity;
+  }
+
   /** Adds fields to the run's state file (where commands find the lab). */
   updateState(extra: Record<string, unknown>): void {
     this.stateExtra = { ...this.stateExtra, ...extra };

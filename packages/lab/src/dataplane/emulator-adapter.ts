@@ -23,6 +23,8 @@ export function labEmulator(launcher: InstanceLauncher, settings: EmulatorSettin
     opLatency: settings.opLatency,
     bootDelayMs: settings.bootDelayMs,
     region: settings.region,
+    // One router carries every VPC of the lab: overlapping ranges would make addresses ambiguous.
+    distinctVpcCidrs: true,
     ...(settings.log ? { log: settings.log } : {}),
   });
   const throttles: string[] = [];

@@ -254,13 +254,23 @@ export class Lab {
     };
   }
 
-  hostStatus(): HostStatus[] {
+  /**
+   * Each private host's probe state. A protocol whose prober has gone quiet is reported
+   * failing (`stale`), never as the success its last result may have been.
+   */
+  hostStatus(now = Date.now()): HostStatus[] {
+    const limit = this.dataplane.probeQuietLimitMs;
+    const fresh = (p: ProtoStatus | undefined): ProtoStatus | undefined => {
+      if (!p || now - p.last <= limit) return p;
+      const quietS = Math.round((now - p.last) / 1000);
+      return { ...p, ok: false, stale: true, since: p.last, lastError: `no probe result for ${quietS} s: the prober is stopped or stuck` };
+    };
     return this.dataplane.hosts().map((h) => {
       const s = this.dataplane.probes.status(h.id);
       return {
         ...h,
-        ...optional('tcp', s.tcp),
-        ...optional('udp', s.udp),
+        ...optional('tcp', fresh(s.tcp)),
+        ...optional('udp', fresh(s.udp)),
         outages: this.dataplane.probes.outages(h.id),
         answers: this.dataplane.probes.answers(h.id),
       };

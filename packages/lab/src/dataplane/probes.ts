@@ -26,6 +26,13 @@ export interface ProtoStatus {
   ok: boolean;
   /** Send time of the probe that started the current state. */
   since: number;
+  /** Send time of the last probe result. */
+  last: number;
+  /**
+   * Set in the lab's status (not here) when no result has come for longer than a probe can
+   * take: the prober is stopped or stuck, so `ok` is false whatever the last result said.
+   */
+  stale?: boolean;
   /** The address the internet host saw on the last successful probe. */
   answer?: string;
   sent: number;
@@ -52,8 +59,9 @@ export class ProbeTracker extends EventEmitter<{ result: [hostId: string, result
     const host = this.hosts.get(hostId) ?? { status: {}, outages: [], answers: [] };
     this.hosts.set(hostId, host);
     const prev = host.status[r.proto];
-    const next: ProtoStatus = prev ? { ...prev } : { ok: r.ok, since: r.t, sent: 0, failed: 0 };
+    const next: ProtoStatus = prev ? { ...prev } : { ok: r.ok, since: r.t, last: r.t, sent: 0, failed: 0 };
     next.sent++;
+    next.last = r.t;
     if (!r.ok) {
       next.failed++;
       next.lastError = r.error;

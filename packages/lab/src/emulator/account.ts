@@ -7,7 +7,8 @@
 import type { InstanceLauncher, NetworkSnapshot, NetworkView } from '../contract.js';
 import { systemClock, type Clock } from './clock.js';
 import { Counters } from './counters.js';
-import { ACCOUNT_ID, azsOf, PublicIpPool, type Env } from './env.js';
+import { overlaps, parseCidr } from './cidr.js';
+import { ACCOUNT_ID, azsOf, PublicIpPool, type Env, type VpcRangeUse } from './env.js';
 import { Faults } from './faults.js';
 import { Iam } from './iam.js';
 import { latencyProfile, withOpLatency, type LatencyName, type LatencyProfile, type OpLatency } from './latency.js';
@@ -35,6 +36,12 @@ export interface AccountOptions {
   seed?: number | undefined;
   /** Diagnostics sink; silent by default. */
   log?: ((message: string) => void) | undefined;
+  /**
+   * Refuse a VPC whose range overlaps another VPC's, in any region (CreateVpc answers
+   * InvalidVpc.Range). AWS allows overlapping VPCs; the lab's data plane cannot, because one
+   * router carries every VPC and an address would then name two hosts. Off by default.
+   */
+  distinctVpcCidrs?: boolean | undefined;
 }
 
 /** Instances boot and die without side effects: unit tests and `serve` without namespaces. */
@@ -60,6 +67,7 @@ export class Account implements NetworkView {
   readonly launcher: InstanceLauncher;
   readonly bootDelayMs: number;
   readonly log: (message: string) => void;
+  readonly distinctVpcCidrs: boolean;
   private readonly regions = new Map<string, Region>();
   private version = 0;
   private listeners = new Set<(snapshot: NetworkSnapshot) => void>();
@@ -81,6 +89,7 @@ export class Account implements NetworkView {
     this.launcher = opts.launcher ?? noopLauncher;
     this.bootDelayMs = opts.bootDelayMs ?? 0;
     this.log = opts.log ?? (() => {});
+    this.distinctVpcCidrs = opts.distinctVpcCidrs ?? false;
     this.region(this.defaultRegion);
   }
 
@@ -105,6 +114,7 @@ export class Account implements NetworkView {
         bootDelayMs: this.bootDelayMs,
         changed: () => this.changed(),
         log: this.log,
+        vpcRangeInUse: this.distinctVpcCidrs ? (cidr: string) => this.vpcRangeInUse(cidr) : undefined,
       };
       r = new Region(env);
       this.regions.set(name, r);
@@ -136,6 +146,24 @@ export class Account implements NetworkView {
         this.log(`network listener failed: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
+  }
+
+  /** The VPC, in any region, whose range overlaps `cidr` (for `distinctVpcCidrs`). */
+  vpcRangeInUse(cidr: string): VpcRangeUse | undefined {
+    const wanted = parseCidr(cidr);
+    if (!wanted) return undefined;
+    for (const r of this.regions.values()) {
+      for (const vpc of r.ec2.vpcs.values()) {
+        const clash = vpc.cidrs.find((c) => {
+          const have = parseCidr(c.cidr);
+          return have !== undefined && overlaps(have, wanted);
+        });
+        if (!clash) continue;
+        const stackName = r.ec2.tags.get(vpc.id)?.get('aws:cloudformation:stack-name');
+        return { vpcId: vpc.id, cidr: clash.cidr, region: r.name, ...(stackName ? { stackName } : {}) };
+      }
+    }
+    return undefined;
   }
 
   /** The instance (in any region) with this private address, for IMDS. */

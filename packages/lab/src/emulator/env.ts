@@ -11,6 +11,14 @@ import type { IdGenerator } from './random.js';
 
 export const ACCOUNT_ID = '123456789012';
 
+/** A VPC range already in use: which VPC, where, and the stack that made it (if any). */
+export interface VpcRangeUse {
+  vpcId: string;
+  cidr: string;
+  region: string;
+  stackName?: string;
+}
+
 export interface Env {
   readonly accountId: string;
   readonly region: string;
@@ -28,6 +36,11 @@ export interface Env {
   readonly bootDelayMs: number;
   /** Tell the data plane that something it mirrors changed. */
   changed(): void;
+  /**
+   * Set when one router carries every VPC (the lab's data plane, AccountOptions.distinctVpcCidrs):
+   * the VPC, in any region, whose range overlaps `cidr`. CreateVpc refuses such a range.
+   */
+  readonly vpcRangeInUse?: ((cidr: string) => VpcRangeUse | undefined) | undefined;
   /** Diagnostics (stderr in `serve`, silent in tests). */
   log(message: string): void;
 }

@@ -442,6 +442,17 @@ export class Ec2 {
     const cidr = parseCidr(opts.cidr, true);
     if (!parseCidr(opts.cidr)) throw invalidParameterValue(`Value (${opts.cidr}) for parameter cidrBlock is invalid. This is not a valid CIDR block.`);
     if (!cidr || cidr.prefix < 16 || cidr.prefix > 28) throw new AwsError('InvalidVpc.Range', `The CIDR '${opts.cidr}' is invalid.`);
+    const inUse = this.env.vpcRangeInUse?.(opts.cidr);
+    if (inUse) {
+      // A lab limitation, not AWS's: one router carries every VPC, so an address must name one host.
+      const where = [inUse.region, inUse.stackName && `stack ${inUse.stackName}`].filter(Boolean).join(', ');
+      throw new AwsError(
+        'InvalidVpc.Range',
+        `The CIDR '${opts.cidr}' overlaps ${inUse.cidr} of ${inUse.vpcId} (${where}). ` +
+          'hanat-lab routes every VPC through one router, so VPC ranges must not overlap in the lab (AWS allows it): ' +
+          `choose another range (hanat deploy --cidr-prefix) or delete ${inUse.stackName ? `stack ${inUse.stackName}` : inUse.vpcId} first.`,
+      );
+    }
     const { ids } = this.env;
     const vpc: Vpc = {
       id: ids.next('vpc'),
