@@ -46,6 +46,7 @@ export function labEmulator(launcher: InstanceLauncher, settings: EmulatorSettin
     },
     close: () => emulator.close(),
     terminateInstance: (instanceId) => emulator.terminateInstance(instanceId),
+    crashInstance: (instanceId) => emulator.crashInstance(instanceId),
     setLaunchBlocked: (az, blocked) => emulator.blockLaunches(az, blocked),
     addThrottling(spec) {
       let id: string;

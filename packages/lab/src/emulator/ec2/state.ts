@@ -130,6 +130,8 @@ export interface Instance {
   launchTemplate?: { id: string; name: string; version: string } | undefined;
   clientToken?: string | undefined;
   terminatedAt?: number | undefined;
+  /** When the instance crashed in place (hardware, kernel panic, hang): it stays `running`, its status checks fail later. */
+  crashedAt?: number | undefined;
 }
 
 export interface Address {
@@ -1050,6 +1052,15 @@ export class Ec2 {
     this.terminations.set(id, done);
     void done.finally(() => this.terminations.delete(id));
     return done;
+  }
+
+  /**
+   * The instance crashed in place. Its state stays `running` and routes to it stay
+   * `active`, as on AWS; only its status checks notice (DescribeInstanceStatus).
+   */
+  crash(id: string): void {
+    const inst = this.liveInstance(id);
+    if (inst.crashedAt === undefined) inst.crashedAt = this.env.clock.now();
   }
 
   /** Calls `fn` whenever an instance reaches `terminated`. */
