@@ -12,6 +12,10 @@ export interface EmulatorSettings {
   /** API latency of single operations (`ec2:CreateRoute` → ms), on top of `latency`. */
   opLatency?: OpLatency;
   bootDelayMs: number;
+  /** From a crash in place to `impaired` status checks (default: the emulator's 60 s). */
+  statusCheckDelayMs?: number;
+  /** Replaces every group's health check grace period in Auto Scaling's health check (tests, the demo). */
+  healthCheckGracePeriodMs?: number;
   region: string;
   log?: (message: string) => void;
 }
@@ -22,6 +26,8 @@ export function labEmulator(launcher: InstanceLauncher, settings: EmulatorSettin
     latency: settings.latency,
     opLatency: settings.opLatency,
     bootDelayMs: settings.bootDelayMs,
+    statusCheckDelayMs: settings.statusCheckDelayMs,
+    healthCheckGracePeriodMs: settings.healthCheckGracePeriodMs,
     region: settings.region,
     ...(settings.log ? { log: settings.log } : {}),
   });

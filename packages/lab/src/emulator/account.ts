@@ -28,6 +28,16 @@ export interface AccountOptions {
   opLatency?: OpLatency | undefined;
   /** Milliseconds between an Auto Scaling launch (instance `pending`) and `launcher.launch`. Default 0. */
   bootDelayMs?: number | undefined;
+  /**
+   * EC2 status checks: from a crash in place to `impaired`, and from `running` to the
+   * first passed check. Default 60 000 (checks run every minute; EMULATOR.md).
+   */
+  statusCheckDelayMs?: number | undefined;
+  /**
+   * Replaces every Auto Scaling group's HealthCheckGracePeriod in the emulated health check
+   * (groups still report their own value). For tests and the demo; default: the group's own.
+   */
+  healthCheckGracePeriodMs?: number | undefined;
   /** Default: a launcher that does nothing (instances just become `running`). */
   launcher?: InstanceLauncher | undefined;
   clock?: Clock | undefined;
@@ -42,6 +52,13 @@ export const noopLauncher: InstanceLauncher = {
   launch: () => Promise.resolve(),
   terminate: () => Promise.resolve(),
 };
+
+/**
+ * EC2 runs its status checks every minute (EC2 User Guide, "Status checks for Amazon EC2
+ * instances"), so a crash shows as `impaired` at the next check: up to a minute later.
+ * The lab takes that minute, the worst case of one check, as the default.
+ */
+export const DEFAULT_STATUS_CHECK_DELAY_MS = 60_000;
 
 const REGION_NAME = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/;
 
@@ -59,6 +76,8 @@ export class Account implements NetworkView {
   readonly iam: Iam;
   readonly launcher: InstanceLauncher;
   readonly bootDelayMs: number;
+  readonly statusCheckDelayMs: number;
+  readonly healthCheckGracePeriodMs: number | undefined;
   readonly log: (message: string) => void;
   private readonly regions = new Map<string, Region>();
   private version = 0;
@@ -80,6 +99,8 @@ export class Account implements NetworkView {
     this.iam = new Iam(ACCOUNT_ID, this.ids, () => this.clock.now());
     this.launcher = opts.launcher ?? noopLauncher;
     this.bootDelayMs = opts.bootDelayMs ?? 0;
+    this.statusCheckDelayMs = opts.statusCheckDelayMs ?? DEFAULT_STATUS_CHECK_DELAY_MS;
+    this.healthCheckGracePeriodMs = opts.healthCheckGracePeriodMs;
     this.log = opts.log ?? (() => {});
     this.region(this.defaultRegion);
   }
@@ -103,6 +124,8 @@ export class Account implements NetworkView {
         publicIps: this.publicIps,
         iam: this.iam,
         bootDelayMs: this.bootDelayMs,
+        statusCheckDelayMs: this.statusCheckDelayMs,
+        healthCheckGraceOverrideMs: this.healthCheckGracePeriodMs,
         changed: () => this.changed(),
         log: this.log,
       };
