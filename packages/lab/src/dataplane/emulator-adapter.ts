@@ -16,6 +16,8 @@ export interface EmulatorSettings {
   statusCheckDelayMs?: number;
   /** Replaces every group's health check grace period in Auto Scaling's health check (tests, the demo). */
   healthCheckGracePeriodMs?: number;
+  /** How long Auto Scaling takes to notice a dead or impaired instance (default: the latency profile's). */
+  healthCheckDelayMs?: number;
   region: string;
   log?: (message: string) => void;
 }
@@ -28,6 +30,7 @@ export function labEmulator(launcher: InstanceLauncher, settings: EmulatorSettin
     bootDelayMs: settings.bootDelayMs,
     statusCheckDelayMs: settings.statusCheckDelayMs,
     healthCheckGracePeriodMs: settings.healthCheckGracePeriodMs,
+    healthCheckDelayMs: settings.healthCheckDelayMs,
     region: settings.region,
     ...(settings.log ? { log: settings.log } : {}),
   });

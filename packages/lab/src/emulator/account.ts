@@ -38,6 +38,11 @@ export interface AccountOptions {
    * (groups still report their own value). For tests and the demo; default: the group's own.
    */
   healthCheckGracePeriodMs?: number | undefined;
+  /**
+   * How long Auto Scaling takes to notice an instance that died or whose status checks
+   * failed; replaces the latency profile's health-check delay (none with `zero`, 3–6 s with `aws`).
+   */
+  healthCheckDelayMs?: number | undefined;
   /** Default: a launcher that does nothing (instances just become `running`). */
   launcher?: InstanceLauncher | undefined;
   clock?: Clock | undefined;
@@ -93,7 +98,9 @@ export class Account implements NetworkView {
       const op = resolveOperation(key);
       if ('error' in op || key !== `${op.service}:${op.action}`) throw new RangeError(`opLatency key ${JSON.stringify(key)}: ${'error' in op ? op.error : `write it as ${op.service}:${op.action}`}`);
     }
-    this.latency = withOpLatency(latencyProfile(opts.latency, random), this.opLatency, random);
+    const profile = withOpLatency(latencyProfile(opts.latency, random), this.opLatency, random);
+    const healthCheckDelayMs = opts.healthCheckDelayMs;
+    this.latency = healthCheckDelayMs === undefined ? profile : { ...profile, healthCheck: () => healthCheckDelayMs };
     this.faults = new Faults(random);
     this.ids = new IdGenerator(`hanat-lab-${seed}`);
     this.iam = new Iam(ACCOUNT_ID, this.ids, () => this.clock.now());
