@@ -13,6 +13,7 @@ export interface ServeOptions extends LatencyOptions {
   port: string;
   host: string;
   bootDelay: string;
+  statusCheckDelay: string;
   region: string;
 }
 
@@ -40,8 +41,9 @@ export async function serveAction(opts: ServeOptions, deps: CliDeps): Promise<Se
   const port = integer('--port', opts.port, 0, 65535);
   const bootDelayMs = integer('--boot-delay', opts.bootDelay, 0, 3_600_000);
   if (!/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/.test(opts.region)) throw new LabUsageError(`--region ${opts.region}: not an AWS region name (like us-east-1)`);
+  const statusCheckDelayMs = integer('--status-check-delay', opts.statusCheckDelay, 0, 3_600_000);
   const opLatency = parseOpLatency(opts.opLatency);
-  const emulator = createEmulator({ latency: opts.latency, opLatency, bootDelayMs, region: opts.region, log: (m) => deps.stderr(`hanat-lab: ${m}\n`) });
+  const emulator = createEmulator({ latency: opts.latency, opLatency, bootDelayMs, statusCheckDelayMs, region: opts.region, log: (m) => deps.stderr(`hanat-lab: ${m}\n`) });
   let listener;
   try {
     listener = await emulator.listen({ host: opts.host, port });
@@ -66,6 +68,7 @@ export function registerServe(program: Command, deps: CliDeps): void {
     .option('--host <address>', 'loopback address to listen on', '127.0.0.1');
   addLatencyOptions(serve)
     .option('--boot-delay <ms>', 'time from an Auto Scaling launch to the instance running', '0')
+    .option('--status-check-delay <ms>', 'time from a crash in place to EC2 status checks reporting the instance impaired', '60000')
     .option('--region <name>', 'default region (a request signed for another region gets its own)', 'us-east-1')
     .addHelpText(
       'after',

@@ -26,6 +26,10 @@ import { registerStatus } from './status.js';
 
 export interface UpOptions extends LatencyOptions {
   bootDelay: string;
+  /** ms from a crash in place to impaired status checks. */
+  statusCheckDelay: string;
+  /** ms; replaces every Auto Scaling group's health check grace period (unset: the group's own). */
+  healthCheckGrace?: string;
   port: string;
   region: string;
   agent?: string;
@@ -105,6 +109,8 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
     latency: opts.latency,
     opLatency: parseOpLatency(opts.opLatency),
     bootDelayMs: intOption('boot-delay', opts.bootDelay, 0),
+    statusCheckDelayMs: intOption('status-check-delay', opts.statusCheckDelay, 0),
+    ...(opts.healthCheckGrace !== undefined ? { healthCheckGracePeriodMs: intOption('health-check-grace', opts.healthCheckGrace, 0) } : {}),
     region: opts.region,
     log: (m) => deps.stderr(logLine('emulator', { message: m })),
   };
@@ -163,13 +169,16 @@ export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise
   // A bad value fails here, not in the detached child's log.
   const latency = describeLatency(opts.latency, parseOpLatency(opts.opLatency));
   agentEnvOf(opts);
+  intOption('status-check-delay', opts.statusCheckDelay, 0);
+  if (opts.healthCheckGrace !== undefined) intOption('health-check-grace', opts.healthCheckGrace, 0);
   const prefix = newPrefix();
   const runDir = resolve(opts.runDir ?? join(process.cwd(), '.lab'));
   mkdirSync(join(runDir, prefix), { recursive: true });
   const log = join(runDir, prefix, 'lab.log');
-  const args = [process.argv[1]!, 'up', '--daemon', '--prefix', prefix, ...latencyArgs(opts), '--boot-delay', opts.bootDelay, '--port', opts.port, '--region', opts.region, '--probe-interval', opts.probeInterval, '--run-dir', runDir];
+  const args = [process.argv[1]!, 'up', '--daemon', '--prefix', prefix, ...latencyArgs(opts), '--boot-delay', opts.bootDelay, '--status-check-delay', opts.statusCheckDelay, '--port', opts.port, '--region', opts.region, '--probe-interval', opts.probeInterval, '--run-dir', runDir];
   if (opts.agent) args.push('--agent', resolve(opts.agent));
   if (opts.agentRouteInterval !== undefined) args.push('--agent-route-interval', opts.agentRouteInterval);
+  if (opts.healthCheckGrace !== undefined) args.push('--health-check-grace', opts.healthCheckGrace);
   const fd = openSync(log, 'a');
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...deps.env } });
   closeSync(fd);
@@ -222,6 +231,8 @@ export function registerUp(program: Command, deps: LabCommandDeps): void {
     .description('start the lab: the AWS emulator and a VPC of network namespaces running the real agent (as root)');
   addLatencyOptions(up)
     .option('--boot-delay <ms>', 'time from an Auto Scaling launch to the instance running', '5000')
+    .option('--status-check-delay <ms>', 'time from a crash in place (fault crash) to EC2 status checks reporting the instance impaired; EC2 checks every minute', '60000')
+    .option('--health-check-grace <ms>', "replace every Auto Scaling group's health check grace period (default: the group's own, 120 s in hanat's template)")
     .option('--port <n>', 'loopback port of the AWS API (0: any free port)', '0')
     .option('--region <region>', 'the emulated region', 'us-east-1')
     .option('--agent <path>', 'the agent bundle (default: packages/agent/dist/hanat-agent.cjs)')
