@@ -46,6 +46,7 @@ import {
   type AmiRef,
   type InstanceType,
 } from './validate.js';
+import { checkEipQuota, EIP_QUOTA_ACTIONS } from './quota.js';
 import { checkZones, ZONE_CHECK_ACTIONS } from './zones.js';
 
 export interface DeployOptions {
@@ -218,6 +219,16 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
             ? `Deploying it without --dry-run gives it the ${TAG.stack} tag; from then on hanat deploy manages it.`
             : `It is now managed by hanat deploy: this update gives it the ${TAG.stack} tag.`),
       );
+    }
+
+    const quota = await checkEipQuota(clients.ec2, { name, azs: input.azs, eip: input.eip, region });
+    if ('skipped' in quota) {
+      deps.reporter.warn(
+        `Did not check the Elastic IP quota: ${quota.skipped}. Allow ${EIP_QUOTA_ACTIONS.join(', ')} to have it checked; ` +
+          `a stack that runs over the quota rolls back with AddressLimitExceeded.`,
+      );
+    } else if (quota.needed > 0 && 'quota' in quota) {
+      deps.reporter.step(`Elastic IPs: ${quota.needed} new, ${quota.inUse} of the quota of ${quota.quota} in use in ${region}`);
     }
 
     const csName = changeSetName(deps.clock.now());

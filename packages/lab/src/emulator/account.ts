@@ -7,7 +7,7 @@
 import type { InstanceLauncher, NetworkSnapshot, NetworkView } from '../contract.js';
 import { systemClock, type Clock } from './clock.js';
 import { Counters } from './counters.js';
-import { ACCOUNT_ID, azsOf, PublicIpPool, type Env } from './env.js';
+import { ACCOUNT_ID, azsOf, DEFAULT_ACCOUNT_SETTINGS, PublicIpPool, type AccountSettings, type Env } from './env.js';
 import { Faults } from './faults.js';
 import { Iam } from './iam.js';
 import { latencyProfile, withOpLatency, type LatencyName, type LatencyProfile, type OpLatency } from './latency.js';
@@ -28,6 +28,8 @@ export interface AccountOptions {
   opLatency?: OpLatency | undefined;
   /** Milliseconds between an Auto Scaling launch (instance `pending`) and `launcher.launch`. Default 0. */
   bootDelayMs?: number | undefined;
+  /** Quotas and delays (AWS's defaults when left out); `account.settings` may be changed later. */
+  settings?: Partial<AccountSettings> | undefined;
   /** Default: a launcher that does nothing (instances just become `running`). */
   launcher?: InstanceLauncher | undefined;
   clock?: Clock | undefined;
@@ -59,6 +61,8 @@ export class Account implements NetworkView {
   readonly iam: Iam;
   readonly launcher: InstanceLauncher;
   readonly bootDelayMs: number;
+  /** Quotas and delays; a test may change them while the emulator runs. */
+  readonly settings: AccountSettings;
   readonly log: (message: string) => void;
   private readonly regions = new Map<string, Region>();
   private version = 0;
@@ -80,6 +84,7 @@ export class Account implements NetworkView {
     this.iam = new Iam(ACCOUNT_ID, this.ids, () => this.clock.now());
     this.launcher = opts.launcher ?? noopLauncher;
     this.bootDelayMs = opts.bootDelayMs ?? 0;
+    this.settings = { ...DEFAULT_ACCOUNT_SETTINGS, ...(opts.settings ?? {}) };
     this.log = opts.log ?? (() => {});
     this.region(this.defaultRegion);
   }
@@ -103,6 +108,7 @@ export class Account implements NetworkView {
         publicIps: this.publicIps,
         iam: this.iam,
         bootDelayMs: this.bootDelayMs,
+        settings: this.settings,
         changed: () => this.changed(),
         log: this.log,
       };

@@ -24,6 +24,8 @@ export interface Env {
   readonly publicIps: PublicIpPool;
   /** Account-wide IAM (roles and instance profiles), recorded only. */
   readonly iam: Iam;
+  /** Account settings that tests may change while the emulator runs (quotas, delays). */
+  readonly settings: AccountSettings;
   /** Time between an Auto Scaling launch decision and `launcher.launch` (the instance is `pending` meanwhile). */
   readonly bootDelayMs: number;
   /** Tell the data plane that something it mirrors changed. */
@@ -31,6 +33,18 @@ export interface Env {
   /** Diagnostics (stderr in `serve`, silent in tests). */
   log(message: string): void;
 }
+
+/** Account settings a test may change while the emulator runs; shared by every region. */
+export interface AccountSettings {
+  /**
+   * Elastic IPs an account may allocate per region (`vpc-max-elastic-ips`; 5 by
+   * default, Amazon VPC User Guide, "Elastic IP address quotas").
+   */
+  eipQuota: number;
+}
+
+/** AWS's defaults for a new account. */
+export const DEFAULT_ACCOUNT_SETTINGS: Readonly<AccountSettings> = { eipQuota: 5 };
 
 /**
  * Public addresses from 198.18.0.0/15 (RFC 2544 benchmarking space): Elastic IPs

@@ -745,6 +745,22 @@ const ops: OpDef[] = [
     return { Regions: [{ RegionName: region, Endpoint: `ec2.${region}.amazonaws.com`, OptInStatus: 'opt-in-not-required' }] };
   }),
 
+  // The account's attributes; vpc-max-elastic-ips is the quota AllocateAddress enforces.
+  op<T.DescribeAccountAttributesCommandInput, Out<T.DescribeAccountAttributesCommandOutput>>(ec2sdk.DescribeAccountAttributes$, (input, ctx) => {
+    const quota = String(ctx.region.env.settings.eipQuota);
+    const all: Record<string, string> = {
+      'supported-platforms': 'VPC',
+      'vpc-max-security-groups-per-interface': '5',
+      'max-elastic-ips': quota,
+      'max-instances': '20',
+      'vpc-max-elastic-ips': quota,
+      'default-vpc': 'none',
+    };
+    const names: string[] = input.AttributeNames?.length ? input.AttributeNames : Object.keys(all);
+    for (const n of names) if (!(n in all)) throw new AwsError('InvalidParameterValue', `Value (${n}) for parameter attributeName is invalid. Unknown attribute.`);
+    return { AccountAttributes: names.map((AttributeName) => ({ AttributeName, AttributeValues: [{ AttributeValue: all[AttributeName] }] })) };
+  }),
+
   op<T.DescribeSecurityGroupsCommandInput, Out<T.DescribeSecurityGroupsCommandOutput>>(ec2sdk.DescribeSecurityGroups$, (input, ctx) => {
     const ec2 = ec2Of(ctx);
     for (const id of input.GroupIds ?? []) ec2.securityGroup(id);

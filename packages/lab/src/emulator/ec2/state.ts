@@ -756,7 +756,9 @@ export class Ec2 {
 
   // ------------------------------------------------------------------ Elastic IPs
 
+  /** AllocateAddress: refused over the region's quota, with AWS's error. */
   allocateAddress(tags?: Tags): Address {
+    if (this.addresses.size >= this.env.settings.eipQuota) throw new AwsError('AddressLimitExceeded', 'The maximum number of addresses has been reached.');
     const a: Address = { allocationId: this.env.ids.next('eipalloc'), publicIp: this.env.publicIps.elastic() };
     this.addresses.set(a.allocationId, a);
     if (tags) this.setTags(a.allocationId, tags);
