@@ -570,6 +570,52 @@ describe('hanat deploy: the Elastic IP quota', () => {
   });
 });
 
+describe('hanat deploy: --tag', () => {
+  const stackTags = () => inputsOf(cfnMock, 'CreateChangeSet').map((i) => (i as { Tags?: unknown }).Tags);
+
+  it('gives the stack its tags besides hanat:stack', async () => {
+    const r = await h.hanat(...DEPLOY, '--yes', '--tag', 'team=network', '--tag', 'CostCenter=42');
+    expect(r.code).toBe(0);
+    expect(stackTags()).toEqual([
+      [
+        { Key: 'hanat:stack', Value: 'demo' },
+        { Key: 'team', Value: 'network' },
+        { Key: 'CostCenter', Value: '42' },
+      ],
+    ]);
+  });
+
+  it('refuses a key with a space before any AWS call, naming the key and the rule', async () => {
+    const r = await h.hanat(...DEPLOY, '--yes', '--tag', 'Cost Center=42');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: --tag "Cost Center=42": the key "Cost Center" has a space; the NATs read their tags from instance metadata');
+    expect([...names(cfnMock), ...names(ec2Mock), ...names(ssmMock)]).toEqual([]);
+  });
+
+  it("warns that an existing stack's tag stops its NATs from launching, and that the update removes it", async () => {
+    h.cfn.seedStack({ name: 'demo', status: 'CREATE_COMPLETE', tags: [{ Key: 'hanat:stack', Value: 'demo' }, { Key: 'Cost Center', Value: '42' }] });
+    const r = await h.hanat(...DEPLOY, '--yes', '--tag', 'CostCenter=42');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('warning: Stack demo carries the tag "Cost Center", which its NATs cannot launch with: the key "Cost Center" has a space;');
+    expect(r.stderr).toContain('While the stack has it, no NAT can launch or be replaced. This deploy removes it (it is not among --tag).');
+    expect(stackTags()).toEqual([
+      [
+        { Key: 'hanat:stack', Value: 'demo' },
+        { Key: 'CostCenter', Value: '42' },
+      ],
+    ]);
+  });
+
+  it('says which stack tags an update without them removes, and how to keep them', async () => {
+    await existingStack('--tag', 'team=network', '--tag', 'env=prod');
+    const r = await h.hanat(...DEPLOY, '--yes', '--tag', 'env=prod');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('warning: This deploy removes the stack tag team=network (deploy is declarative: the stack gets hanat:stack and the --tag given). To keep it, pass --tag team=network.');
+    const same = await h.hanat(...DEPLOY, '--yes', '--tag', 'env=prod');
+    expect(same.stderr).not.toContain('removes the stack tag');
+  });
+});
+
 describe('hanat deploy: polling survives throttling', () => {
   it('retries throttled polls with growing delays and still succeeds', async () => {
     h.cfn.throttle('DescribeChangeSet', 2);

@@ -208,6 +208,16 @@ function gmt(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' GMT');
 }
 
+/**
+ * With tags in instance metadata enabled, EC2 refuses to launch an instance
+ * whose tag keys IMDS cannot show (EC2 User Guide, "View tags for your EC2
+ * instances using instance metadata"), with this error.
+ */
+function checkMetadataTagKey(key: string): void {
+  if (/^[0-9a-zA-Z\-_+=,.@:]{1,255}$/.test(key) && !['.', '..', '_index'].includes(key)) return;
+  throw invalidParameterValue(`'${key}' is not a valid tag key. Tag keys must match pattern ([0-9a-zA-Z\\-_+=,.@:]{1,255}), and must not be a reserved name ('.', '..', '_index')`);
+}
+
 export class Ec2 {
   readonly vpcs = new Map<string, Vpc>();
   readonly subnets = new Map<string, Subnet>();
@@ -903,6 +913,7 @@ export class Ec2 {
       );
     }
     if (req.keyName !== undefined) this.keyPair(req.keyName);
+    if (req.metadata?.instanceMetadataTags === 'enabled') for (const key of req.tags?.keys() ?? []) checkMetadataTagKey(key);
     let profile: Instance['iamInstanceProfile'];
     if (req.iamInstanceProfile) {
       const p = env.iam.findInstanceProfile(req.iamInstanceProfile);
