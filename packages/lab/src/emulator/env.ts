@@ -41,10 +41,17 @@ export interface AccountSettings {
    * default, Amazon VPC User Guide, "Elastic IP address quotas").
    */
   eipQuota: number;
+  /**
+   * EC2's eventual consistency for new instances: for this long after an instance
+   * boots, calls that name it or its network interface answer
+   * InvalidInstanceID.NotFound / InvalidNetworkInterfaceID.NotFound. 0 (the
+   * default) turns it off.
+   */
+  propagationDelayMs: number;
 }
 
-/** AWS's defaults for a new account. */
-export const DEFAULT_ACCOUNT_SETTINGS: Readonly<AccountSettings> = { eipQuota: 5 };
+/** AWS's defaults for a new account; the propagation delay is off unless a test asks for it. */
+export const DEFAULT_ACCOUNT_SETTINGS: Readonly<AccountSettings> = { eipQuota: 5, propagationDelayMs: 0 };
 
 /**
  * Public addresses from 198.18.0.0/15 (RFC 2544 benchmarking space): Elastic IPs

@@ -130,6 +130,8 @@ export interface Instance {
   launchTemplate?: { id: string; name: string; version: string } | undefined;
   clientToken?: string | undefined;
   terminatedAt?: number | undefined;
+  /** When the instance was handed to the launcher (its OS, and the agent, start then). */
+  bootedAt?: number | undefined;
 }
 
 export interface Address {
@@ -764,6 +766,17 @@ export class Ec2 {
     this.forget(this.securityGroups, id);
   }
 
+  /**
+   * Whether EC2's API does not know the instance yet (eventual consistency): for
+   * settings.propagationDelayMs after it boots, calls naming it or its interface
+   * answer NotFound (EC2 Developer Guide, "Eventual consistency in the Amazon EC2 API").
+   */
+  notPropagatedYet(inst: Instance): boolean {
+    const delay = this.env.settings.propagationDelayMs;
+    if (delay <= 0) return false;
+    return this.env.clock.now() - (inst.bootedAt ?? inst.launchTime.getTime()) < delay;
+  }
+
   // ------------------------------------------------------------------ Elastic IPs
 
   /** AllocateAddress: refused over the region's quota, with AWS's error. */
@@ -1015,6 +1028,7 @@ export class Ec2 {
   async boot(id: string): Promise<void> {
     const inst = this.instance(id);
     if (inst.state !== 'pending') return;
+    inst.bootedAt = this.env.clock.now();
     try {
       await this.env.launcher.launch(this.launchSpec(inst));
     } catch (err) {
