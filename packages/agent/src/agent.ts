@@ -10,6 +10,15 @@
  * Routes are only claimed once the kernel is a verified NAT and source/dest check
  * is off, so a claim never blackholes traffic.
  *
+ * Start-up: for STARTUP_WINDOW_MS after it starts, the agent takes NotFound on its
+ * own instance or interface, and permission denied, for EC2's eventual consistency
+ * (a new instance and its instance profile take a few seconds to be known
+ * everywhere) and retries them within seconds. Routes wait for the AZ's Elastic IP:
+ * associating it replaces the public address, which would cut every flow already
+ * NATed. Only when the window is over and the EIP still cannot be had does the agent
+ * say so at error level (eip.unavailable) and claim the routes on the instance's own
+ * public IP, as an AZ without the internet is worse than one leaving from another address.
+ *
  * Failures: throttling, 5xx and network errors back off with jitter and never
  * count. Every other error AWS answers (permission denied, a resource not found, a
  * parameter it calls invalid) is logged with action and resource and retried
@@ -22,7 +31,7 @@ import type { RouteTable } from '@aws-sdk/client-ec2';
 import { DEFAULT_ROUTE_CIDR, TAG, defaultRoute, ownerTags, routeOwner, routeTarget, servingAz, tagValue, type Ec2, type RouteLike } from '@hanat/core';
 import { backoff, type Clock } from './clock.js';
 import type { Config } from './config.js';
-import { AwsCallError, Ec2Api, classify } from './ec2.js';
+import { AwsCallError, Ec2Api, classify, mayBeEventualConsistency } from './ec2.js';
 import { EXIT_FAILED, EXIT_OK, errorMessage } from './errors.js';
 import { isIpv4Cidr, type Identity } from './identity.js';
 import type { Imds } from './imds.js';
@@ -42,6 +51,16 @@ export interface AgentDeps {
 
 type TaskName = 'kernel' | 'srcdst' | 'eip' | 'routes';
 
+/**
+ * How long after start-up NotFound on the agent's own ids and permission denied are
+ * taken for EC2's eventual consistency and retried fast; EC2 usually settles within
+ * seconds, an instance profile's permissions within tens of seconds.
+ */
+export const STARTUP_WINDOW_MS = 120_000;
+/** Backoff for those errors inside the window: first retry after 250-500 ms, at most 4 s apart. */
+const SETTLING_BASE_MS = 250;
+const SETTLING_CAP_MS = 4_000;
+
 interface Task {
   name: TaskName;
   intervalMs: number;
@@ -57,6 +76,8 @@ interface Task {
   identical: number;
   /** The last failure was AWS refusing the request (denied or rejected): retrying soon will not change it. */
   refused: boolean;
+  /** The last failure's message, for eip.unavailable. */
+  lastError?: string | undefined;
 }
 
 /** What the routes reconciler decided for one table. */
@@ -115,6 +136,8 @@ export class Agent {
   /** Once-only notices, keyed by what they are about. */
   private readonly noticed = new Set<string>();
   private readyLogged = false;
+  /** End of the start-up window (epoch ms). */
+  private readonly settledBy: number;
 
   constructor(
     private readonly config: Config,
@@ -131,6 +154,7 @@ export class Agent {
     };
     this.clock = deps.clock;
     this.random = deps.random ?? Math.random;
+    this.settledBy = this.clock.now() + STARTUP_WINDOW_MS;
     this.vpcCidrs = [...id.vpcCidrs];
     this.cidrsDue = this.clock.now() + config.recheckIntervalMs;
     const task = (name: TaskName, intervalMs: number, run: Task['run'], gate: () => boolean = () => true): Task => ({
@@ -165,7 +189,9 @@ export class Agent {
       this.logReadyOnce();
       if (signal.aborted) break;
       const open = this.tasks.filter((t) => t.gate());
-      const next = Math.min(...open.map((t) => t.due));
+      // A closed gate can open when the start-up window ends (routes without the EIP).
+      const wake = open.length < this.tasks.length && this.clock.now() < this.settledBy ? [this.settledBy] : [];
+      const next = Math.min(...open.map((t) => t.due), ...wake);
       await this.clock.sleep(Math.max(0, next - this.clock.now()), signal);
     }
     this.log.info(
@@ -177,10 +203,20 @@ export class Agent {
 
   private routesMayBeClaimed(): boolean {
     const [kernel, srcdst, eip] = [this.task('kernel'), this.task('srcdst'), this.task('eip')];
-    // The EIP comes first so existing flows are not cut later by a new public address,
-    // but a stack whose EIP cannot be had (refused by AWS, or failing repeatedly) still gets its routes.
-    const eipSettled = eip.succeeded || eip.refused || eip.attempts >= 3;
-    return kernel.ok && srcdst.ok && eipSettled;
+    if (!kernel.ok || !srcdst.ok) return false;
+    // The EIP comes first (associated, or the stack has none for this AZ), so that no flow
+    // is NATed from the instance's temporary public IP and cut when the EIP arrives.
+    if (eip.succeeded) return true;
+    if (this.clock.now() < this.settledBy) return false;
+    this.once('eip.unavailable', () =>
+      this.logs.eip.error(
+        { event: 'eip.unavailable', az: this.config.az, lastError: eip.lastError, waitedMs: STARTUP_WINDOW_MS },
+        `the AZ's Elastic IP could not be associated within ${STARTUP_WINDOW_MS / 1000} s of start-up (${eip.lastError ?? 'no answer'}); ` +
+          "claiming the routes anyway: this AZ's traffic leaves from the instance's own public IP, not the Elastic IP, " +
+          'and the flows NATed meanwhile will be cut when the Elastic IP is associated. Fix the cause (docs/agent.md lists the permissions)',
+      ),
+    );
+    return true;
   }
 
   private task(name: TaskName): Task {
@@ -197,14 +233,22 @@ export class Agent {
       task.identical = 0;
       task.lastFailure = undefined;
       task.refused = false;
+      task.lastError = undefined;
       task.due = this.clock.now() + task.intervalMs;
       return undefined;
     } catch (err) {
       task.ok = false;
+      task.lastError = errorMessage(err);
       const kind = classify(err);
       const aws = err instanceof AwsCallError ? { action: err.action, resource: err.resource, code: err.code } : {};
       let delay: number;
-      if (kind === 'retryable') {
+      if (this.clock.now() < this.settledBy && mayBeEventualConsistency(err)) {
+        delay = backoff(task.attempts, SETTLING_BASE_MS, SETTLING_CAP_MS, this.random);
+        this.logs[task.name].warn(
+          { event: 'aws.not_yet', task: task.name, ...aws, err, retryInMs: delay },
+          `${errorMessage(err)}; EC2 may not know this new instance or its role everywhere yet (eventual consistency); retrying soon`,
+        );
+      } else if (kind === 'retryable') {
         delay = backoff(task.attempts, 200, 30_000, this.random);
         this.logs[task.name].warn({ event: err instanceof AwsCallError ? 'aws.retry' : `${task.name}.retry`, task: task.name, ...aws, err, retryInMs: delay }, `${errorMessage(err)}; retrying`);
       } else if (kind === 'denied' || kind === 'rejected') {

@@ -55,6 +55,21 @@ export function classify(err: unknown): FailureKind {
   return 'local';
 }
 
+/**
+ * What EC2's eventual consistency looks like right after launch (EC2 Developer
+ * Guide, "Eventual consistency in the Amazon EC2 API"): the instance's own ids
+ * not found yet, and a new instance profile's permissions not in effect yet.
+ * The agent names only its own instance and interface in these calls, so at
+ * start-up these errors mean "not yet", not "never".
+ */
+const NOT_YET = new Set(['InvalidInstanceID.NotFound', 'InvalidNetworkInterfaceID.NotFound', 'UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException', 'AuthFailure']);
+
+/** Whether a failure is one that EC2's eventual consistency explains while the instance is new. */
+export function mayBeEventualConsistency(err: unknown): boolean {
+  const name = awsErrorName(err instanceof AwsCallError ? err.cause : err);
+  return name !== undefined && NOT_YET.has(name);
+}
+
 /** An SDK service exception: AWS received the request and answered it with an error. */
 function answeredByAws(err: unknown): boolean {
   const e = err as { $fault?: unknown; $metadata?: { httpStatusCode?: unknown } } | undefined;

@@ -14,7 +14,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import pino from 'pino';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Agent, decideRoute } from '../src/agent.js';
+import { Agent, STARTUP_WINDOW_MS, decideRoute } from '../src/agent.js';
 import type { Config } from '../src/config.js';
 import type { Identity } from '../src/identity.js';
 import { Kernel } from '../src/kernel.js';
@@ -303,10 +303,15 @@ describe('failures', () => {
     expect(logs.events()).toContain('route.claimed');
   });
 
-  it('logs AccessDenied with action and resource, keeps running and retries slowly', async () => {
+  it('logs AccessDenied with action and resource, keeps running and retries slowly once the start-up window is over', async () => {
     ec2Mock.on(ReplaceRouteCommand).rejects(awsError('UnauthorizedOperation', 403));
     startAgent();
     await clock.idle();
+    // Inside the start-up window a denial may be the new instance profile: retried fast.
+    expect(logs.lines.find((l) => l.event === 'aws.not_yet')).toMatchObject({ action: 'ReplaceRoute', code: 'UnauthorizedOperation' });
+    expect(logs.events()).not.toContain('aws.denied');
+    await clock.advance(STARTUP_WINDOW_MS);
+    while (!logs.events().includes('aws.denied')) await clock.advance(clock.nextWakeIn()!);
     const denied = logs.lines.find((l) => l.event === 'aws.denied')!;
     expect(denied).toMatchObject({ action: 'ReplaceRoute', resource: 'rtb-0aaaaaaaaaaaaaaa1', code: 'UnauthorizedOperation', level: 50 });
     expect(denied.retryInMs as number).toBeGreaterThanOrEqual(30_000);
@@ -340,13 +345,55 @@ describe('failures', () => {
     expect(exited).toBe(false);
   });
 
-  it('claims the routes at once when EC2 rejects the EIP association, without waiting for more attempts', async () => {
+  it('holds the routes while the EIP cannot be associated, then says so loudly and claims them when the start-up window ends', async () => {
     ec2Mock.on(DescribeAddressesCommand).resolves({ Addresses: [{ AllocationId: 'eipalloc-0123456789abcdef0', PublicIp: '198.51.100.7' }] });
     ec2Mock.on(AssociateAddressCommand).rejects(awsError('InvalidAllocationID.NotFound', 400, "The allocation ID 'eipalloc-0123456789abcdef0' does not exist"));
     startAgent();
     await clock.idle();
     expect(logs.lines.find((l) => l.event === 'aws.rejected')).toMatchObject({ action: 'AssociateAddress', resource: 'eipalloc-0123456789abcdef0' });
+    await clock.advance(STARTUP_WINDOW_MS - 1_000);
+    expect(sent()).not.toContain('ReplaceRoute');
+    await clock.advance(1_000);
+    const loud = logs.lines.find((l) => l.event === 'eip.unavailable')!;
+    expect(loud).toMatchObject({ level: 50, az: 'us-east-1a' });
+    expect(loud.msg).toContain("this AZ's traffic leaves from the instance's own public IP, not the Elastic IP");
     expect(sent()).toContain('ReplaceRoute');
+  });
+
+  it.each([
+    ['InvalidInstanceID.NotFound on its own instance', DescribeInstanceAttributeCommand, awsError('InvalidInstanceID.NotFound', 400, "The instance ID 'i-0123456789abcdef0' does not exist")],
+    ['UnauthorizedOperation from a new instance profile', DescribeInstanceAttributeCommand, awsError('UnauthorizedOperation', 403)],
+    ['InvalidNetworkInterfaceID.NotFound on its own interface', ReplaceRouteCommand, awsError('InvalidNetworkInterfaceID.NotFound', 400, "The networkInterface ID 'eni-0ccccccccccccccc1' does not exist")],
+  ] as const)('takes %s at start-up for eventual consistency: retries within a second and claims the routes', async (_what, command, err) => {
+    ec2Mock.on(command as typeof ReplaceRouteCommand).rejectsOnce(err).rejectsOnce(err).resolves({ SourceDestCheck: { Value: true } } as never);
+    startAgent();
+    await clock.idle();
+    const notYet = logs.lines.filter((l) => l.event === 'aws.not_yet');
+    expect(notYet).toHaveLength(1);
+    expect(notYet[0]).toMatchObject({ code: err.name, level: 40 });
+    expect(notYet[0]!.retryInMs as number).toBeLessThanOrEqual(500);
+    let waited = 0;
+    while (!logs.events().includes('route.claimed')) {
+      const next = clock.nextWakeIn()!;
+      waited += next;
+      await clock.advance(next);
+    }
+    expect(waited).toBeLessThan(2_000);
+    expect(logs.events()).not.toContain('aws.denied');
+    expect(logs.events()).not.toContain('aws.rejected');
+  });
+
+  it('claims no route before the EIP is associated: an association denied at first holds them, and they follow it', async () => {
+    ec2Mock.on(DescribeAddressesCommand).resolves({ Addresses: [{ AllocationId: 'eipalloc-0123456789abcdef0', PublicIp: '198.51.100.7' }] });
+    ec2Mock.on(AssociateAddressCommand).rejectsOnce(awsError('UnauthorizedOperation', 403)).rejectsOnce(awsError('UnauthorizedOperation', 403)).resolves({ AssociationId: 'eipassoc-0123456789abcdef0' });
+    startAgent();
+    await clock.idle();
+    expect(sent()).toContain('AssociateAddress');
+    expect(sent()).not.toContain('ReplaceRoute');
+    while (!logs.events().includes('route.claimed')) await clock.advance(clock.nextWakeIn()!);
+    expect(sent().lastIndexOf('AssociateAddress')).toBeLessThan(sent().indexOf('ReplaceRoute'));
+    expect(logs.events().indexOf('eip.associated')).toBeLessThan(logs.events().indexOf('route.claimed'));
+    expect(logs.events()).not.toContain('eip.unavailable');
   });
 
   it('exits 1 after maxFailures identical local failures (nft failing), so systemd restarts it', async () => {

@@ -42,10 +42,15 @@ import {
   checkInstanceType,
   checkKeyName,
   checkStackName,
+  checkTags,
+  imdsTagKeyProblem,
+  IMDS_TAG_RULE,
   parseAzs,
   type AmiRef,
   type InstanceType,
+  type StackTag,
 } from './validate.js';
+import { checkEipQuota, EIP_QUOTA_ACTIONS } from './quota.js';
 import { checkZones, ZONE_CHECK_ACTIONS } from './zones.js';
 
 export interface DeployOptions {
@@ -56,6 +61,8 @@ export interface DeployOptions {
   azs?: number | string | undefined;
   instanceType?: string | undefined;
   eip?: boolean | undefined;
+  /** `--tag key=value`, repeatable: the stack's tags besides hanat:stack. */
+  tag?: string[] | undefined;
   region?: string | undefined;
   /** Where `region` came from, for messages: the flag (default) or AWS_REGION. */
   regionFrom?: RegionFrom | undefined;
@@ -76,6 +83,7 @@ export interface DeployInput {
   azs: number;
   instanceType: InstanceType;
   eip: boolean;
+  tags: StackTag[];
   region: string | undefined;
 }
 
@@ -87,8 +95,9 @@ export function checkDeployOptions(opts: DeployOptions, env: Readonly<Record<str
   const ami = opts.ami === undefined ? undefined : checkAmi(opts.ami);
   const azs = opts.azs === undefined ? DEFAULT_TEMPLATE_OPTIONS.azs : parseAzs(String(opts.azs));
   const instanceType = checkInstanceType(opts.instanceType ?? DEFAULT_INSTANCE_TYPE);
+  const tags = checkTags(opts.tag ?? []);
   const region = localRegion(opts, env);
-  return { name, cidrPrefix: cidr.prefix, cidrWarning: cidr.warning, key, ami, azs, instanceType, eip: opts.eip ?? true, region };
+  return { name, cidrPrefix: cidr.prefix, cidrWarning: cidr.warning, key, ami, azs, instanceType, eip: opts.eip ?? true, tags, region };
 }
 
 export const NOT_INTERACTIVE_MESSAGE =
@@ -220,6 +229,18 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
       );
     }
 
+    if (existing) warnAboutStackTags(existing, input.tags, deps.reporter);
+
+    const quota = await checkEipQuota(clients.ec2, { name, azs: input.azs, eip: input.eip, region });
+    if ('skipped' in quota) {
+      deps.reporter.warn(
+        `Did not check the Elastic IP quota: ${quota.skipped}. Allow ${EIP_QUOTA_ACTIONS.join(', ')} to have it checked; ` +
+          `a stack that runs over the quota rolls back with AddressLimitExceeded.`,
+      );
+    } else if (quota.needed > 0 && 'quota' in quota) {
+      deps.reporter.step(`Elastic IPs: ${quota.needed} new, ${quota.inUse} of the quota of ${quota.quota} in use in ${region}`);
+    }
+
     const csName = changeSetName(deps.clock.now());
     deps.reporter.step(`Creating change set ${csName} (${type}) for stack ${name} in ${region}`);
     let created;
@@ -238,7 +259,7 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
             { ParameterKey: PARAM.instanceType, ParameterValue: input.instanceType.type },
           ],
           Capabilities: capabilitiesFor(body),
-          Tags: [{ Key: TAG.stack, Value: name }],
+          Tags: [{ Key: TAG.stack, Value: name }, ...input.tags],
           Description: `hanat deploy of ${name}`,
         }),
       );
@@ -323,6 +344,32 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
     return { ...base, outcome: type === 'CREATE' ? 'created' : 'updated', stackId, status, changes, outputs: outputsOf(settled.stack) };
   } finally {
     clients.destroy();
+  }
+}
+
+/**
+ * Deploy is declarative: the stack's tags become hanat:stack plus `--tag`. An
+ * update therefore removes tags the stack has and `--tag` does not give; say
+ * so, and say loudly when one of them is a key instance metadata cannot show
+ * (it is why the stack's NATs cannot launch), or when a given one has a new value.
+ */
+function warnAboutStackTags(existing: Stack, wanted: readonly StackTag[], reporter: DeployDeps['reporter']): void {
+  const current = (existing.Tags ?? []).filter((t) => t.Key && t.Key !== TAG.stack && !t.Key.startsWith('aws:'));
+  const kept = new Set(wanted.map((t) => t.Key));
+  for (const t of current) {
+    const problem = imdsTagKeyProblem(t.Key!);
+    if (!problem) continue;
+    reporter.warn(
+      `Stack ${existing.StackName ?? ''} carries the tag "${t.Key!}", which its NATs cannot launch with: ${problem}; ${IMDS_TAG_RULE}. ` +
+        `While the stack has it, no NAT can launch or be replaced. This deploy removes it (it is not among --tag).`,
+    );
+  }
+  const dropped = current.filter((t) => !kept.has(t.Key!) && !imdsTagKeyProblem(t.Key!)).map((t) => `${t.Key!}=${t.Value ?? ''}`);
+  if (dropped.length) {
+    reporter.warn(
+      `This deploy removes the stack tag${dropped.length === 1 ? '' : 's'} ${dropped.join(', ')} (deploy is declarative: the stack gets hanat:stack and the --tag given). ` +
+        `To keep ${dropped.length === 1 ? 'it' : 'them'}, pass ${dropped.map((d) => `--tag ${d}`).join(' ')}.`,
+    );
   }
 }
 

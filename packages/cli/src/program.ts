@@ -140,6 +140,12 @@ export function buildProgram(deps: ProgramDeps): Command {
     .addOption(azsOption())
     .addOption(new Option('--instance-type <type>', 'NAT instance type; its family decides arm64 or x86_64').default(DEFAULT_INSTANCE_TYPE))
     .option('--no-eip', 'no Elastic IP per AZ (egress addresses change when a NAT is replaced)')
+    .option(
+      '--tag <key=value>',
+      'stack tag, repeatable; CloudFormation passes it to the resources and the NATs, so keys are letters, digits and + - = . , _ : @ only',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
     .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config or ~/.aws/credentials').env('AWS_PROFILE'))
     .option('-y, --yes', 'deploy without asking (required when there is no terminal)')
@@ -150,7 +156,8 @@ export function buildProgram(deps: ProgramDeps): Command {
       `
 Checks every flag before calling AWS, then that the key pair and the AMI exist
 in the region and that the AMI's architecture fits the instance type.
-Flags left out take their defaults, on updates too: deploy is declarative.
+Flags left out take their defaults, on updates too: deploy is declarative
+(an update without --tag removes the stack tags given before, and says so).
 Ctrl-C while the stack changes stops watching (exit 130) and leaves the stack
 to CloudFormation; see docs/cli.md for how to watch it again.`,
     )

@@ -201,3 +201,70 @@ export function familiesFor(arch: Arch): string {
     ? 'Graviton families, with a "g" after the generation digit: t4g, m7g, c7g, r7g, m8g, c6gn, x2gd, im4gn, and a1'
     : 'Intel and AMD families: t3, t3a, m7i, m7a, c7i, r7i, m6i, c5n, and others without a "g" after the generation digit';
 }
+
+/** A stack tag given with `--tag key=value`. */
+export interface StackTag {
+  Key: string;
+  Value: string;
+}
+
+/** CloudFormation's limits on stack tags (AWS CloudFormation API Reference, "Tag"). */
+const TAG_KEY_MAX = 128;
+const TAG_VALUE_MAX = 256;
+/** A stack has at most 50 tags; hanat adds hanat:stack. */
+export const MAX_USER_TAGS = 49;
+
+/** The keys instance metadata can show (EC2 User Guide, "View tags for your EC2 instances using instance metadata"). */
+const IMDS_TAG_KEY = /^[A-Za-z0-9+\-=.,_:@]+$/;
+const IMDS_RESERVED_KEYS = ['.', '..', '_index'];
+
+/**
+ * Why instance metadata cannot show a tag key, or undefined when it can. The
+ * hanat launch template enables tags in instance metadata (the agent reads its
+ * own tags there), and then EC2 refuses to launch an instance carrying such a
+ * key. Stack tags reach the NATs (CloudFormation passes them to the Auto
+ * Scaling groups, which propagate them at launch).
+ */
+export function imdsTagKeyProblem(key: string): string | undefined {
+  if (IMDS_RESERVED_KEYS.includes(key)) return `"${key}" is a name instance metadata reserves`;
+  const bad = key.match(/[^A-Za-z0-9+\-=.,_:@]/);
+  if (!bad) return undefined;
+  const what = bad[0] === ' ' ? 'a space' : bad[0] === '/' ? 'a "/"' : `"${bad[0]}"`;
+  return `the key "${key}" has ${what}`;
+}
+
+/** The rule behind imdsTagKeyProblem, and why it matters, for messages. */
+export const IMDS_TAG_RULE =
+  'the NATs read their tags from instance metadata, which shows only keys made of letters, digits and + - = . , _ : @ (no spaces, no "/", not ".", ".." or "_index"), ' +
+  'and EC2 refuses to launch an instance with a tag it cannot show; stack tags reach every NAT';
+
+function tagKeySuggestion(key: string): string {
+  const fixed = key.replace(/[^A-Za-z0-9+\-=.,_:@]+/g, '-').replace(/^[-._]+|-+$/g, '');
+  return IMDS_TAG_KEY.test(fixed) && !IMDS_RESERVED_KEYS.includes(fixed) ? fixed : 'team';
+}
+
+/**
+ * `--tag key=value` (repeatable): the stack's own tags. Refuses what
+ * CloudFormation would refuse (empty or reserved keys, lengths, more than 50
+ * tags, a key twice) and keys instance metadata cannot show.
+ */
+export function checkTags(values: readonly string[]): StackTag[] {
+  const tags: StackTag[] = [];
+  for (const raw of values) {
+    const eq = raw.indexOf('=');
+    if (eq < 0) throw new UsageError(`--tag "${raw}": give key=value, e.g. --tag team=network (the value may be empty: --tag ${raw || 'team'}=).`);
+    const key = raw.slice(0, eq);
+    const value = raw.slice(eq + 1);
+    if (key === '') throw new UsageError(`--tag "${raw}": the key is empty; give key=value, e.g. --tag team=network.`);
+    if (key.length > TAG_KEY_MAX) throw new UsageError(`--tag "${key.slice(0, 20)}…": the key is ${key.length} characters long; a tag key has at most ${TAG_KEY_MAX}.`);
+    if (value.length > TAG_VALUE_MAX) throw new UsageError(`--tag "${key}=…": the value is ${value.length} characters long; a tag value has at most ${TAG_VALUE_MAX}.`);
+    if (/^aws:/i.test(key)) throw new UsageError(`--tag "${raw}": keys starting with "aws:" are reserved for AWS. Choose another key.`);
+    if (key.startsWith('hanat:')) throw new UsageError(`--tag "${raw}": keys starting with "hanat:" are hanat's own (the tag contract); choose another key.`);
+    const problem = imdsTagKeyProblem(key);
+    if (problem) throw new UsageError(`--tag "${raw}": ${problem}; ${IMDS_TAG_RULE}. Use e.g. --tag ${tagKeySuggestion(key)}=${value}.`);
+    if (tags.some((t) => t.Key === key)) throw new UsageError(`--tag "${key}" is given twice; a stack has one value per tag key.`);
+    tags.push({ Key: key, Value: value });
+  }
+  if (tags.length > MAX_USER_TAGS) throw new UsageError(`--tag is given ${tags.length} times; a stack has at most 50 tags, and hanat adds hanat:stack, so pass at most ${MAX_USER_TAGS}.`);
+  return tags;
+}

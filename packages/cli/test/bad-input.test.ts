@@ -73,6 +73,11 @@ const worlds: Record<string, (h: Harness) => void> = {
     h.zones = zonesOf('us-east-1', 6);
     h.offered = (type, az) => !(az === 'us-east-1e' && archOfFamily(type.split('.')[0]!) === 'arm64');
   },
+  'three of the five Elastic IPs in use by stack `prod`': (h) => {
+    for (const n of [1, 2, 3]) {
+      h.addresses.push({ AllocationId: `eipalloc-0000000000000000${n}`, PublicIp: `198.51.100.${n}`, InstanceId: `i-000000000000000${n}0`, Tags: [{ Key: 'hanat:stack', Value: 'prod' }] });
+    }
+  },
   'stack `payments` without the `hanat:stack` tag': (h) => {
     h.cfn.seedStack({ name: 'payments', status: 'CREATE_COMPLETE', tags: [{ Key: 'owner', Value: 'payments-team' }] });
   },

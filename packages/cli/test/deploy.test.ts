@@ -1,5 +1,5 @@
 import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { DescribeAvailabilityZonesCommand, DescribeInstanceTypeOfferingsCommand, DescribeSubnetsCommand, EC2ServiceException } from '@aws-sdk/client-ec2';
+import { DescribeAccountAttributesCommand, DescribeAddressesCommand, DescribeAvailabilityZonesCommand, DescribeInstanceTypeOfferingsCommand, DescribeSubnetsCommand, EC2ServiceException } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_TEMPLATE_OPTIONS, templateBody } from '../src/template/render.js';
 import { MAX_POLL_RETRIES } from '../src/cfn.js';
@@ -59,6 +59,8 @@ describe('hanat deploy: create', () => {
           MaxResults: 1000,
         },
       ],
+      ['DescribeAccountAttributes', {}],
+      ['DescribeAddresses', {}],
     ]);
     expect(r.stderr).toContain('Availability Zones eu-west-1a, eu-west-1b, eu-west-1c (the first 3 that Fn::GetAZs lists) all offer t4g.nano');
     const calls = names(cfnMock);
@@ -423,6 +425,7 @@ describe('hanat deploy: the instance type is offered in every AZ the template us
 
   it('passes --azs 6 in us-east-1 with an x86_64 type, and --azs 4 with the default', async () => {
     usEast1();
+    h.eipQuota = 6;
     const x86 = await h.hanat(...US_EAST_1, '--azs', '6', '--instance-type', 't3.nano', '--ami', X86_AMI);
     expect(x86.code).toBe(0);
     expect(x86.stderr).toContain('(the first 6 that Fn::GetAZs lists) all offer t3.nano');
@@ -489,6 +492,127 @@ describe('hanat deploy: the instance type is offered in every AZ the template us
     expect(r.code).toBe(1);
     expect(errorLine(r.stderr)).toEqual(['error: DescribeInstanceTypeOfferings failed: InternalError: An internal error has occurred']);
     expect(names(cfnMock)).toEqual([]);
+  });
+});
+
+describe('hanat deploy: the Elastic IP quota', () => {
+  const errorLine = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('error: '));
+  const eip = (n: number, stack: string | undefined, instance?: string) => ({
+    AllocationId: `eipalloc-0000000000000000${n}`,
+    PublicIp: `198.51.100.${n}`,
+    ...(instance ? { InstanceId: instance } : {}),
+    Tags: stack ? [{ Key: 'hanat:stack', Value: stack }] : [],
+  });
+
+  it('refuses --azs 6 against the default quota of 5 before the stack is touched, naming the quota and --no-eip', async () => {
+    h.zones = zonesOf('eu-west-1', 6);
+    const r = await h.hanat(...DEPLOY, '--yes', '--azs', '6');
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(errorLine(r.stderr)).toEqual([
+      'error: Not enough Elastic IPs in eu-west-1: the stack needs one per AZ, 6 new addresses for demo, but the account has 0 of its quota of 5 in use, so only 5 are left. ' +
+        'Ask for a higher quota (Service Quotas: Amazon EC2 "EC2-VPC Elastic IPs" (L-0263D0A3), in eu-west-1), release addresses you no longer use (aws ec2 release-address --region eu-west-1), ' +
+        'or pass --no-eip (each NAT then leaves through its own public IP, which changes when the NAT is replaced).',
+    ]);
+    expect(names(cfnMock)).not.toContain('CreateChangeSet');
+    expect(h.cfn.stack('demo')).toBeUndefined();
+  });
+
+  it('refuses a second 3-AZ stack when another stack holds 3 of the 5, and says which addresses are in use', async () => {
+    h.addresses.push(eip(1, 'prod', 'i-0123456789abcdef0'), eip(2, 'prod'), eip(3, undefined));
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(2);
+    expect(errorLine(r.stderr)[0]).toContain(
+      'the stack needs one per AZ, 3 new addresses for demo, but the account has 3 of its quota of 5 in use, so only 2 are left: ' +
+        '198.51.100.1 (stack prod, on i-0123456789abcdef0), 198.51.100.2 (stack prod, not associated), 198.51.100.3 (not associated). Ask for a higher quota',
+    );
+    expect(names(cfnMock)).not.toContain('CreateChangeSet');
+  });
+
+  it('deploys within the quota, and with a raised quota', async () => {
+    h.addresses.push(eip(1, 'prod'), eip(2, 'prod'));
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('Elastic IPs: 3 new, 2 of the quota of 5 in use in eu-west-1');
+    h.zones = zonesOf('eu-west-1', 6);
+    h.eipQuota = 8;
+    const six = await h.hanat('deploy', '--name', 'six', '--cidr-prefix', '10.30', '--region', 'eu-west-1', '--yes', '--azs', '6');
+    expect(six.code).toBe(0);
+  });
+
+  it('needs no new address for --no-eip, and does not ask', async () => {
+    h.eipQuota = 0;
+    const r = await h.hanat(...DEPLOY, '--yes', '--no-eip');
+    expect(r.code).toBe(0);
+    expect(names(ec2Mock)).not.toContain('DescribeAccountAttributes');
+  });
+
+  it('counts the addresses an existing stack keeps: an update of a full region goes on, one more AZ needs one more', async () => {
+    h.addresses.push(eip(1, 'demo'), eip(2, 'demo'), eip(3, 'demo'), eip(4, 'prod'), eip(5, 'prod'));
+    await existingStack();
+    const same = await h.hanat(...DEPLOY, '--yes', '--instance-type', 't4g.micro');
+    expect(same.code).toBe(0);
+    h.zones = zonesOf('eu-west-1', 4);
+    const more = await h.hanat(...DEPLOY, '--yes', '--azs', '4');
+    expect(more.code).toBe(2);
+    expect(errorLine(more.stderr)[0]).toContain('1 new address for demo (it holds 3 already), but the account has 5 of its quota of 5 in use: ');
+  });
+
+  it.each(['DescribeAccountAttributes', 'DescribeAddresses'] as const)('warns that the check was skipped, and deploys, when %s is denied', async (action) => {
+    const command = { DescribeAccountAttributes: DescribeAccountAttributesCommand, DescribeAddresses: DescribeAddressesCommand }[action];
+    ec2Mock.on(command).rejects(ec2Error('UnauthorizedOperation', 'You are not authorized to perform this operation.'));
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      `warning: Did not check the Elastic IP quota: AWS denied ${action} (You are not authorized to perform this operation.). Allow ec2:DescribeAccountAttributes, ec2:DescribeAddresses to have it checked; ` +
+        'a stack that runs over the quota rolls back with AddressLimitExceeded.\n',
+    );
+  });
+});
+
+describe('hanat deploy: --tag', () => {
+  const stackTags = () => inputsOf(cfnMock, 'CreateChangeSet').map((i) => (i as { Tags?: unknown }).Tags);
+
+  it('gives the stack its tags besides hanat:stack', async () => {
+    const r = await h.hanat(...DEPLOY, '--yes', '--tag', 'team=network', '--tag', 'CostCenter=42');
+    expect(r.code).toBe(0);
+    expect(stackTags()).toEqual([
+      [
+        { Key: 'hanat:stack', Value: 'demo' },
+        { Key: 'team', Value: 'network' },
+        { Key: 'CostCenter', Value: '42' },
+      ],
+    ]);
+  });
+
+  it('refuses a key with a space before any AWS call, naming the key and the rule', async () => {
+    const r = await h.hanat(...DEPLOY, '--yes', '--tag', 'Cost Center=42');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: --tag "Cost Center=42": the key "Cost Center" has a space; the NATs read their tags from instance metadata');
+    expect([...names(cfnMock), ...names(ec2Mock), ...names(ssmMock)]).toEqual([]);
+  });
+
+  it("warns that an existing stack's tag stops its NATs from launching, and that the update removes it", async () => {
+    h.cfn.seedStack({ name: 'demo', status: 'CREATE_COMPLETE', tags: [{ Key: 'hanat:stack', Value: 'demo' }, { Key: 'Cost Center', Value: '42' }] });
+    const r = await h.hanat(...DEPLOY, '--yes', '--tag', 'CostCenter=42');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('warning: Stack demo carries the tag "Cost Center", which its NATs cannot launch with: the key "Cost Center" has a space;');
+    expect(r.stderr).toContain('While the stack has it, no NAT can launch or be replaced. This deploy removes it (it is not among --tag).');
+    expect(stackTags()).toEqual([
+      [
+        { Key: 'hanat:stack', Value: 'demo' },
+        { Key: 'CostCenter', Value: '42' },
+      ],
+    ]);
+  });
+
+  it('says which stack tags an update without them removes, and how to keep them', async () => {
+    await existingStack('--tag', 'team=network', '--tag', 'env=prod');
+    const r = await h.hanat(...DEPLOY, '--yes', '--tag', 'env=prod');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('warning: This deploy removes the stack tag team=network (deploy is declarative: the stack gets hanat:stack and the --tag given). To keep it, pass --tag team=network.');
+    const same = await h.hanat(...DEPLOY, '--yes', '--tag', 'env=prod');
+    expect(same.stderr).not.toContain('removes the stack tag');
   });
 });
 

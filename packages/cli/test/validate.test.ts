@@ -8,6 +8,7 @@ import {
   checkKeyName,
   checkRegion,
   checkStackName,
+  checkTags,
   parseAzs,
 } from '../src/validate.js';
 
@@ -149,5 +150,40 @@ describe('other flags', () => {
     expect(checkRegion('us-gov-west-1')).toBe('us-gov-west-1');
     expect(() => checkRegion('eu-west-1a')).toThrow('--region "eu-west-1a" is an Availability Zone; pass its region, --region eu-west-1.');
     expect(() => checkRegion('Ireland')).toThrow(/a region looks like eu-west-1/);
+  });
+});
+
+describe('--tag key=value', () => {
+  it('accepts keys instance metadata can show, values of any kind, and an empty value', () => {
+    expect(checkTags(['team=network', 'CostCenter=42 / ops', 'a+b-c=d.e,f_g:h@i=x', 'empty='])).toEqual([
+      { Key: 'team', Value: 'network' },
+      { Key: 'CostCenter', Value: '42 / ops' },
+      { Key: 'a+b-c', Value: 'd.e,f_g:h@i=x' },
+      { Key: 'empty', Value: '' },
+    ]);
+  });
+
+  it.each([
+    ['Cost Center=ops', 'the key "Cost Center" has a space;', '--tag Cost-Center=ops'],
+    ['team/net=x', 'the key "team/net" has a "/";', '--tag team-net=x'],
+    ['owner*=x', 'the key "owner*" has "*";', '--tag owner=x'],
+    ['_index=x', '"_index" is a name instance metadata reserves;', '--tag index=x'],
+    ['..=x', '".." is a name instance metadata reserves;', '--tag team=x'],
+  ])('refuses %s, naming the key and the rule', (raw, problem, fix) => {
+    expect(() => checkTags([raw])).toThrow(UsageError);
+    expect(() => checkTags([raw])).toThrow(`--tag "${raw}": ${problem} the NATs read their tags from instance metadata`);
+    expect(() => checkTags([raw])).toThrow(`Use e.g. ${fix}.`);
+  });
+
+  it('refuses what CloudFormation would: no "=", an empty or reserved key, lengths, a key twice, more than 49', () => {
+    expect(() => checkTags(['team'])).toThrow('--tag "team": give key=value, e.g. --tag team=network');
+    expect(() => checkTags(['=x'])).toThrow('--tag "=x": the key is empty');
+    expect(() => checkTags(['aws:x=y'])).toThrow('keys starting with "aws:" are reserved for AWS');
+    expect(() => checkTags(['hanat:stack=y'])).toThrow('keys starting with "hanat:" are hanat\'s own');
+    expect(() => checkTags([`${'k'.repeat(129)}=v`])).toThrow('the key is 129 characters long; a tag key has at most 128');
+    expect(() => checkTags([`k=${'v'.repeat(257)}`])).toThrow('the value is 257 characters long; a tag value has at most 256');
+    expect(() => checkTags(['a=1', 'a=2'])).toThrow('--tag "a" is given twice');
+    expect(checkTags(Array.from({ length: 49 }, (_, i) => `k${i}=v`))).toHaveLength(49);
+    expect(() => checkTags(Array.from({ length: 50 }, (_, i) => `k${i}=v`))).toThrow('pass at most 49');
   });
 });

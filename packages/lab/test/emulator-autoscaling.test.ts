@@ -165,6 +165,29 @@ describe('launching', () => {
     await boot('nat-a');
   });
 
+  it('fails the launch with AWS\'s error when a propagated tag key cannot be shown in instance metadata, as EC2 does', async () => {
+    await h.asg.send(
+      new CreateAutoScalingGroupCommand({
+        AutoScalingGroupName: 'nat-a',
+        LaunchTemplate: { LaunchTemplateName: 'nat', Version: '$Latest' },
+        MinSize: 1,
+        MaxSize: 1,
+        DesiredCapacity: 1,
+        VPCZoneIdentifier: subnetA,
+        Tags: [{ Key: 'Cost Center', Value: '42', PropagateAtLaunch: true }],
+      }),
+    );
+    const failed = await eventually(async () => {
+      const acts = (await h.asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: 'nat-a' }))).Activities!;
+      return acts.find((a) => a.StatusCode === 'Failed');
+    }, 3000, 'failed activity');
+    expect(failed.StatusMessage).toContain(
+      "'Cost Center' is not a valid tag key. Tag keys must match pattern ([0-9a-zA-Z\\-_+=,.@:]{1,255}), and must not be a reserved name ('.', '..', '_index')",
+    );
+    expect((await group('nat-a')).Instances).toEqual([]);
+    expect(Object.keys(await instanceStates())).toEqual([]);
+  });
+
   it('terminates an instance the launcher could not start, and launches another', async () => {
     launcher.failNext = 1;
     await createGroup('nat-a', [subnetA]);

@@ -104,8 +104,27 @@ describe('hanat against the emulator', () => {
     expect(h.emu.world.cloudformation.findStack('lab2')).toBeUndefined();
   });
 
-  it('refuses --azs 6 in us-east-1 with the default t4g.nano before any stack exists, and deploys six AZs with an x86_64 type', async () => {
+  it('refuses a second 3-AZ stack over the Elastic IP quota of 5 before it exists, and deploys it with --no-eip', { timeout: 60_000 }, async () => {
     h = await startLab({ latency: 'zero', bootDelayMs: 10 });
+    pointSdkAt(h.url);
+    const first = await hanat(h, ['deploy', '--name', 'lab', '--cidr-prefix', '10.0', '--yes', '--region', 'us-east-1']);
+    expect(first.code).toBe(0);
+    expect(first.stderr.text).toContain('Elastic IPs: 3 new, 0 of the quota of 5 in use in us-east-1');
+    const second = await hanat(h, ['deploy', '--name', 'lab2', '--cidr-prefix', '10.1', '--yes', '--region', 'us-east-1']);
+    expect(second.code).toBe(2);
+    expect(second.stderr.text).toContain('error: Not enough Elastic IPs in us-east-1: the stack needs one per AZ, 3 new addresses for lab2, but the account has 3 of its quota of 5 in use, so only 2 are left: 198.18.');
+    expect(second.stderr.text).toContain('(stack lab, not associated)');
+    expect(h.emu.world.cloudformation.findStack('lab2')).toBeUndefined();
+    // An update of the first stack keeps its addresses and needs none.
+    const again = await hanat(h, ['deploy', '--name', 'lab', '--cidr-prefix', '10.0', '--yes', '--region', 'us-east-1']);
+    expect(again.code).toBe(0);
+    const noEip = await hanat(h, ['deploy', '--name', 'lab2', '--cidr-prefix', '10.1', '--yes', '--region', 'us-east-1', '--no-eip']);
+    expect(noEip.code).toBe(0);
+    expect(h.emu.world.cloudformation.findStack('lab2')!.status).toBe('CREATE_COMPLETE');
+  });
+
+  it('refuses --azs 6 in us-east-1 with the default t4g.nano before any stack exists, and deploys six AZs with an x86_64 type', async () => {
+    h = await startLab({ latency: 'zero', bootDelayMs: 10, settings: { eipQuota: 6 } });
     pointSdkAt(h.url);
     const x86Image = LAB_IMAGES.find((i) => i.architecture === 'x86_64')!.id;
 

@@ -43,6 +43,7 @@ import {
   AssociateAddressCommand,
   CreateKeyPairCommand,
   CreateTagsCommand,
+  DescribeAccountAttributesCommand,
   DescribeAddressesCommand,
   DescribeAvailabilityZonesCommand,
   DescribeImagesCommand,
@@ -137,6 +138,11 @@ const HANAT_READS = {
   'ec2:DescribeSubnets': {
     readBy: ['packages/cli/src/zones.ts'],
     fields: ['Subnets[].DefaultForAz', 'Subnets[].AvailabilityZone'],
+  },
+  // hanat deploy's Elastic IP quota check (quota.ts; it reads DescribeAddresses as observe.ts does).
+  'ec2:DescribeAccountAttributes': {
+    readBy: ['packages/cli/src/quota.ts'],
+    fields: ['AccountAttributes[AttributeName=vpc-max-elastic-ips].AttributeValues[].AttributeValue'],
   },
   'ec2:DescribeInstanceTypeOfferings': {
     readBy: ['packages/cli/src/zones.ts'],
@@ -284,6 +290,7 @@ const CALLS: Record<ContractKey, (w: World) => Promise<object>> = {
   'ec2:DescribeKeyPairs': (w) => w.h.ec2.send(new DescribeKeyPairsCommand({ KeyNames: [KEY_NAME] })),
   'ssm:GetParameter': (w) => w.h.ssm.send(new GetParameterCommand({ Name: amiParameter('arm64') })),
   'ec2:DescribeImages': (w) => w.h.ec2.send(new DescribeImagesCommand({ ImageIds: [w.ami] })),
+  'ec2:DescribeAccountAttributes': (w) => w.h.ec2.send(new DescribeAccountAttributesCommand({})),
   'ec2:DescribeAvailabilityZones': (w) => w.h.ec2.send(new DescribeAvailabilityZonesCommand({ Filters: [{ Name: 'zone-type', Values: ['availability-zone'] }] })),
   // zones.ts filters on default-for-az=true; see HANAT_READS.
   'ec2:DescribeSubnets': (w) => w.h.ec2.send(new DescribeSubnetsCommand({ Filters: stackFilters(STACK) })),

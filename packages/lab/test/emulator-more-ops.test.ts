@@ -22,6 +22,7 @@ import {
   DeleteRouteTableCommand,
   DeleteSubnetCommand,
   DeleteVpcCommand,
+  DescribeAccountAttributesCommand,
   DescribeAddressesCommand,
   DescribeKeyPairsCommand,
   DescribeLaunchTemplatesCommand,
@@ -92,6 +93,27 @@ describe('EC2', () => {
     expect(await rejection(h.ec2.send(new DetachInternetGatewayCommand({ InternetGatewayId: igw, VpcId: other })))).toMatchObject({ name: 'Gateway.NotAttached' });
     await h.ec2.send(new DetachInternetGatewayCommand({ InternetGatewayId: igw, VpcId: vpcId }));
     await h.ec2.send(new DeleteVpcCommand({ VpcId: other }));
+  });
+
+  it('refuses AllocateAddress over the Elastic IP quota (5 by default) with AddressLimitExceeded, and DescribeAccountAttributes reports the quota', async () => {
+    const quota = async () =>
+      (await h.ec2.send(new DescribeAccountAttributesCommand({}))).AccountAttributes?.find((a) => a.AttributeName === 'vpc-max-elastic-ips')?.AttributeValues?.[0]?.AttributeValue;
+    expect(await quota()).toBe('5');
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await h.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }))).AllocationId!);
+    expect(await rejection(h.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' })))).toMatchObject({
+      name: 'AddressLimitExceeded',
+      message: 'The maximum number of addresses has been reached.',
+    });
+    // A released address frees its place; a raised quota (Service Quotas) makes room.
+    await h.ec2.send(new ReleaseAddressCommand({ AllocationId: ids[0] }));
+    await h.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
+    h.emu.account.settings.eipQuota = 6;
+    expect(await quota()).toBe('6');
+    await h.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
+    // The quota is per region.
+    const other = h.clients({ region: 'eu-west-1' });
+    await other.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
   });
 
   it('turns off source/dest check on an interface, and releases an Elastic IP only once it is free', async () => {

@@ -7,6 +7,8 @@
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import {
+  DescribeAccountAttributesCommand,
+  DescribeAddressesCommand,
   DescribeAvailabilityZonesCommand,
   DescribeImagesCommand,
   DescribeInstanceTypeOfferingsCommand,
@@ -17,6 +19,7 @@ import {
   type DescribeAvailabilityZonesCommandInput,
   type DescribeInstanceTypeOfferingsCommandInput,
   type DescribeSubnetsCommandInput,
+  type Address,
   type Image,
   type InstanceTypeOffering,
 } from '@aws-sdk/client-ec2';
@@ -94,6 +97,10 @@ export interface Harness {
   zones: string[];
   /** AZs with a default subnet (none by default). */
   defaultSubnets: string[];
+  /** The region's Elastic IP quota (vpc-max-elastic-ips; 5 as in a new account). */
+  eipQuota: number;
+  /** The Elastic IPs the account holds in the region (none by default). */
+  addresses: Address[];
   /** Whether an AZ offers an instance type (every type everywhere by default). */
   offered: (type: string, az: string) => boolean;
   /** Answers the confirm prompt gives, in order; questions asked are recorded. */
@@ -129,7 +136,8 @@ export function harness(opts: { tty?: boolean; env?: Record<string, string>; aws
     ['/hanat/ami/arm64', ARM_AMI],
     ['/hanat/ami/x86_64', X86_AMI],
   ]);
-  const world = { zones: zonesOf('eu-west-1', 3), defaultSubnets: [] as string[], offered: (_type: string, _az: string) => true };
+  const world = { zones: zonesOf('eu-west-1', 3), defaultSubnets: [] as string[], offered: (_type: string, _az: string) => true, eipQuota: 5 };
+  const addresses: Address[] = [];
   const filterValues = (filters: { Name?: string; Values?: string[] }[] | undefined, name: string) => filters?.find((f) => f.Name === name)?.Values;
 
   ec2Mock.on(DescribeKeyPairsCommand).callsFake((input: { KeyNames?: string[] }) => {
@@ -168,6 +176,14 @@ export function harness(opts: { tty?: boolean; env?: Record<string, string>; aws
     const end = start + (input.MaxResults ?? 1000);
     return { InstanceTypeOfferings: rows.slice(start, end), NextToken: end < rows.length ? String(end) : undefined };
   });
+  ec2Mock.on(DescribeAccountAttributesCommand).callsFake(() => ({
+    AccountAttributes: [
+      { AttributeName: 'max-instances', AttributeValues: [{ AttributeValue: '20' }] },
+      { AttributeName: 'vpc-max-elastic-ips', AttributeValues: [{ AttributeValue: String(world.eipQuota) }] },
+      { AttributeName: 'max-elastic-ips', AttributeValues: [{ AttributeValue: String(world.eipQuota) }] },
+    ],
+  }));
+  ec2Mock.on(DescribeAddressesCommand).callsFake(() => ({ Addresses: addresses }));
   ssmMock.on(GetParameterCommand).callsFake((input: { Name?: string }) => {
     const value = parameters.get(input.Name ?? '');
     if (value === undefined) {
@@ -215,6 +231,13 @@ export function harness(opts: { tty?: boolean; env?: Record<string, string>; aws
     set defaultSubnets(d) {
       world.defaultSubnets = d;
     },
+    get eipQuota() {
+      return world.eipQuota;
+    },
+    set eipQuota(q) {
+      world.eipQuota = q;
+    },
+    addresses,
     get offered() {
       return world.offered;
     },

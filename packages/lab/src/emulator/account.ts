@@ -8,7 +8,7 @@ import type { InstanceLauncher, NetworkSnapshot, NetworkView } from '../contract
 import { systemClock, type Clock } from './clock.js';
 import { Counters } from './counters.js';
 import { overlaps, parseCidr } from './cidr.js';
-import { ACCOUNT_ID, azsOf, PublicIpPool, type Env, type VpcRangeUse } from './env.js';
+import { ACCOUNT_ID, azsOf, DEFAULT_ACCOUNT_SETTINGS, PublicIpPool, type AccountSettings, type Env, type VpcRangeUse } from './env.js';
 import { Faults } from './faults.js';
 import { Iam } from './iam.js';
 import { latencyProfile, withOpLatency, type LatencyName, type LatencyProfile, type OpLatency } from './latency.js';
@@ -44,6 +44,8 @@ export interface AccountOptions {
    * failed; replaces the latency profile's health-check delay (none with `zero`, 3–6 s with `aws`).
    */
   healthCheckDelayMs?: number | undefined;
+  /** Quotas and delays (AWS's defaults when left out); `account.settings` may be changed later. */
+  settings?: Partial<AccountSettings> | undefined;
   /** Default: a launcher that does nothing (instances just become `running`). */
   launcher?: InstanceLauncher | undefined;
   clock?: Clock | undefined;
@@ -90,6 +92,8 @@ export class Account implements NetworkView {
   readonly bootDelayMs: number;
   readonly statusCheckDelayMs: number;
   readonly healthCheckGracePeriodMs: number | undefined;
+  /** Quotas and delays; a test may change them while the emulator runs. */
+  readonly settings: AccountSettings;
   readonly log: (message: string) => void;
   readonly distinctVpcCidrs: boolean;
   private readonly regions = new Map<string, Region>();
@@ -116,6 +120,7 @@ export class Account implements NetworkView {
     this.bootDelayMs = opts.bootDelayMs ?? 0;
     this.statusCheckDelayMs = opts.statusCheckDelayMs ?? DEFAULT_STATUS_CHECK_DELAY_MS;
     this.healthCheckGracePeriodMs = opts.healthCheckGracePeriodMs;
+    this.settings = { ...DEFAULT_ACCOUNT_SETTINGS, ...(opts.settings ?? {}) };
     this.log = opts.log ?? (() => {});
     this.distinctVpcCidrs = opts.distinctVpcCidrs ?? false;
     this.region(this.defaultRegion);
@@ -142,6 +147,7 @@ export class Account implements NetworkView {
         bootDelayMs: this.bootDelayMs,
         statusCheckDelayMs: this.statusCheckDelayMs,
         healthCheckGraceOverrideMs: this.healthCheckGracePeriodMs,
+        settings: this.settings,
         changed: () => this.changed(),
         log: this.log,
         vpcRangeInUse: this.distinctVpcCidrs ? (cidr: string) => this.vpcRangeInUse(cidr) : undefined,

@@ -32,6 +32,8 @@ export interface Env {
   readonly publicIps: PublicIpPool;
   /** Account-wide IAM (roles and instance profiles), recorded only. */
   readonly iam: Iam;
+  /** Account settings that tests may change while the emulator runs (quotas, delays). */
+  readonly settings: AccountSettings;
   /** Time between an Auto Scaling launch decision and `launcher.launch` (the instance is `pending` meanwhile). */
   readonly bootDelayMs: number;
   /**
@@ -51,6 +53,25 @@ export interface Env {
   /** Diagnostics (stderr in `serve`, silent in tests). */
   log(message: string): void;
 }
+
+/** Account settings a test may change while the emulator runs; shared by every region. */
+export interface AccountSettings {
+  /**
+   * Elastic IPs an account may allocate per region (`vpc-max-elastic-ips`; 5 by
+   * default, Amazon VPC User Guide, "Elastic IP address quotas").
+   */
+  eipQuota: number;
+  /**
+   * EC2's eventual consistency for new instances: for this long after an instance
+   * boots, calls that name it or its network interface answer
+   * InvalidInstanceID.NotFound / InvalidNetworkInterfaceID.NotFound. 0 (the
+   * default) turns it off.
+   */
+  propagationDelayMs: number;
+}
+
+/** AWS's defaults for a new account; the propagation delay is off unless a test asks for it. */
+export const DEFAULT_ACCOUNT_SETTINGS: Readonly<AccountSettings> = { eipQuota: 5, propagationDelayMs: 0 };
 
 /**
  * Public addresses from 198.18.0.0/15 (RFC 2544 benchmarking space): Elastic IPs

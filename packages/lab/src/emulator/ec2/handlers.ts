@@ -805,6 +805,22 @@ const ops: OpDef[] = [
     return { Regions: [{ RegionName: region, Endpoint: `ec2.${region}.amazonaws.com`, OptInStatus: 'opt-in-not-required' }] };
   }),
 
+  // The account's attributes; vpc-max-elastic-ips is the quota AllocateAddress enforces.
+  op<T.DescribeAccountAttributesCommandInput, Out<T.DescribeAccountAttributesCommandOutput>>(ec2sdk.DescribeAccountAttributes$, (input, ctx) => {
+    const quota = String(ctx.region.env.settings.eipQuota);
+    const all: Record<string, string> = {
+      'supported-platforms': 'VPC',
+      'vpc-max-security-groups-per-interface': '5',
+      'max-elastic-ips': quota,
+      'max-instances': '20',
+      'vpc-max-elastic-ips': quota,
+      'default-vpc': 'none',
+    };
+    const names: string[] = input.AttributeNames?.length ? input.AttributeNames : Object.keys(all);
+    for (const n of names) if (!(n in all)) throw new AwsError('InvalidParameterValue', `Value (${n}) for parameter attributeName is invalid. Unknown attribute.`);
+    return { AccountAttributes: names.map((AttributeName) => ({ AttributeName, AttributeValues: [{ AttributeValue: all[AttributeName] }] })) };
+  }),
+
   op<T.DescribeSecurityGroupsCommandInput, Out<T.DescribeSecurityGroupsCommandOutput>>(ec2sdk.DescribeSecurityGroups$, (input, ctx) => {
     const ec2 = ec2Of(ctx);
     for (const id of input.GroupIds ?? []) ec2.securityGroup(id);
@@ -863,4 +879,38 @@ const ops: OpDef[] = [
   }),
 ];
 
-export const ec2Operations = opTable(ops);
+/** Strings in `value` (a string or a list of them). */
+function idsIn(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+/**
+ * EC2's eventual consistency (settings.propagationDelayMs): a call naming a
+ * just-booted instance, or its network interface, by id answers NotFound as
+ * EC2 does until the new resource has propagated. Filters are not affected.
+ */
+function checkPropagated(input: unknown, ctx: OpContext): void {
+  const ec2 = ec2Of(ctx);
+  if (ec2.env.settings.propagationDelayMs <= 0 || typeof input !== 'object' || input === null) return;
+  const i = input as Record<string, unknown>;
+  for (const id of [...idsIn(i.InstanceId), ...idsIn(i.InstanceIds)]) {
+    const inst = ec2.instances.get(id);
+    if (inst && ec2.notPropagatedYet(inst)) throw new AwsError('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
+  }
+  for (const id of [...idsIn(i.NetworkInterfaceId), ...idsIn(i.NetworkInterfaceIds)]) {
+    const owner = ec2.networkInterfaces.get(id)?.attachment?.instanceId;
+    const inst = owner ? ec2.instances.get(owner) : undefined;
+    if (inst && ec2.notPropagatedYet(inst)) throw new AwsError('InvalidNetworkInterfaceID.NotFound', `The networkInterface ID '${id}' does not exist`);
+  }
+}
+
+export const ec2Operations = opTable(
+  ops.map((d) => ({
+    ...d,
+    handler: (input: never, ctx: OpContext) => {
+      checkPropagated(input, ctx);
+      return d.handler(input, ctx);
+    },
+  })),
+);

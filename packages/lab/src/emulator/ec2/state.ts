@@ -134,6 +134,8 @@ export interface Instance {
   runningAt?: number | undefined;
   /** When the instance crashed in place (hardware, kernel panic, hang): it stays `running`, its status checks fail later. */
   crashedAt?: number | undefined;
+  /** When the instance was handed to the launcher (its OS, and the agent, start then). */
+  bootedAt?: number | undefined;
 }
 
 export type StatusCheck = 'ok' | 'impaired' | 'initializing' | 'insufficient-data' | 'not-applicable';
@@ -220,6 +222,16 @@ const LAST_HOST_EXCLUSIVE = 200;
 
 function gmt(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' GMT');
+}
+
+/**
+ * With tags in instance metadata enabled, EC2 refuses to launch an instance
+ * whose tag keys IMDS cannot show (EC2 User Guide, "View tags for your EC2
+ * instances using instance metadata"), with this error.
+ */
+function checkMetadataTagKey(key: string): void {
+  if (/^[0-9a-zA-Z\-_+=,.@:]{1,255}$/.test(key) && !['.', '..', '_index'].includes(key)) return;
+  throw invalidParameterValue(`'${key}' is not a valid tag key. Tag keys must match pattern ([0-9a-zA-Z\\-_+=,.@:]{1,255}), and must not be a reserved name ('.', '..', '_index')`);
 }
 
 export class Ec2 {
@@ -780,9 +792,22 @@ export class Ec2 {
     this.forget(this.securityGroups, id);
   }
 
+  /**
+   * Whether EC2's API does not know the instance yet (eventual consistency): for
+   * settings.propagationDelayMs after it boots, calls naming it or its interface
+   * answer NotFound (EC2 Developer Guide, "Eventual consistency in the Amazon EC2 API").
+   */
+  notPropagatedYet(inst: Instance): boolean {
+    const delay = this.env.settings.propagationDelayMs;
+    if (delay <= 0) return false;
+    return this.env.clock.now() - (inst.bootedAt ?? inst.launchTime.getTime()) < delay;
+  }
+
   // ------------------------------------------------------------------ Elastic IPs
 
+  /** AllocateAddress: refused over the region's quota, with AWS's error. */
   allocateAddress(tags?: Tags): Address {
+    if (this.addresses.size >= this.env.settings.eipQuota) throw new AwsError('AddressLimitExceeded', 'The maximum number of addresses has been reached.');
     const a: Address = { allocationId: this.env.ids.next('eipalloc'), publicIp: this.env.publicIps.elastic() };
     this.addresses.set(a.allocationId, a);
     if (tags) this.setTags(a.allocationId, tags);
@@ -927,6 +952,7 @@ export class Ec2 {
       );
     }
     if (req.keyName !== undefined) this.keyPair(req.keyName);
+    if (req.metadata?.instanceMetadataTags === 'enabled') for (const key of req.tags?.keys() ?? []) checkMetadataTagKey(key);
     let profile: Instance['iamInstanceProfile'];
     if (req.iamInstanceProfile) {
       const p = env.iam.findInstanceProfile(req.iamInstanceProfile);
@@ -1028,6 +1054,7 @@ export class Ec2 {
   async boot(id: string): Promise<void> {
     const inst = this.instance(id);
     if (inst.state !== 'pending') return;
+    inst.bootedAt = this.env.clock.now();
     try {
       await this.env.launcher.launch(this.launchSpec(inst));
     } catch (err) {
