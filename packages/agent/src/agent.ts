@@ -36,6 +36,19 @@ import { EXIT_FAILED, EXIT_OK, errorMessage } from './errors.js';
 import { isIpv4Cidr, type Identity } from './identity.js';
 import type { Imds } from './imds.js';
 import type { Kernel } from './kernel.js';
+import { Ha, type HaSettings } from './ha/runtime.js';
+import type { SocketFactory } from './ha/socket.js';
+
+/** What HA needs from outside the agent (docs/ha.md). */
+export interface HaWiring {
+  settings: HaSettings;
+  socket: SocketFactory;
+  /** SetInstanceHealth Unhealthy, ShouldRespectGracePeriod false. */
+  setUnhealthy: (instanceId: string) => Promise<void>;
+  upstreamProbe?: (target: { host: string; port: number }, timeoutMs: number) => Promise<boolean>;
+  /** The longest a SIGTERM hand-over may take before the agent exits anyway. */
+  drainMs: number;
+}
 
 export interface AgentDeps {
   ec2: Ec2;
@@ -47,9 +60,14 @@ export interface AgentDeps {
   random?: () => number;
   /** Epoch ms at which the process started, for `agent.ready`'s duration. */
   startedAt?: number;
+  /** Peer heartbeats, self-watchdog and takeover; off when absent. */
+  ha?: HaWiring | undefined;
 }
 
-type TaskName = 'kernel' | 'srcdst' | 'eip' | 'routes';
+type TaskName = 'kernel' | 'srcdst' | 'eip' | 'routes' | 'peers';
+
+/** The soonest an event (an unknown heartbeat source, a silent peer) may refresh the peer list again. */
+const PEER_REFRESH_MIN_MS = 5_000;
 
 /**
  * How long after start-up NotFound on the agent's own ids and permission denied are
@@ -65,7 +83,7 @@ interface Task {
   name: TaskName;
   intervalMs: number;
   /** Runs once per due time; throws on failure. */
-  run(boot: boolean): Promise<void>;
+  run(boot: boolean): Promise<unknown>;
   /** Whether prerequisites hold. */
   gate(): boolean;
   due: number;
@@ -83,7 +101,7 @@ interface Task {
 /** What the routes reconciler decided for one table. */
 export type RouteDecision =
   | { kind: 'keep'; fixOwnerTag: boolean }
-  | { kind: 'claim'; reason: 'missing' | 'blackhole' | 'elsewhere' | 'boot' | 'unpinned' | 'owner-elsewhere'; route?: RouteLike | undefined }
+  | { kind: 'claim'; reason: 'missing' | 'blackhole' | 'elsewhere' | 'boot' | 'unpinned' | 'owner-elsewhere' | 'takeover' | 'failback'; route?: RouteLike | undefined }
   | { kind: 'yield'; owner: string };
 
 /**
@@ -138,6 +156,10 @@ export class Agent {
   private readyLogged = false;
   /** End of the start-up window (epoch ms). */
   private readonly settledBy: number;
+  private readonly ha: Ha | undefined;
+  /** Aborted to cut the loop's sleep short (HA wants the routes reconciled now). */
+  private wakeup: AbortController | undefined;
+  private peersRanAt = -Infinity;
 
   constructor(
     private readonly config: Config,
@@ -151,6 +173,7 @@ export class Agent {
       srcdst: deps.log.child({ component: 'srcdst' }),
       eip: deps.log.child({ component: 'eip' }),
       routes: deps.log.child({ component: 'routes' }),
+      peers: deps.log.child({ component: 'peers' }),
     };
     this.clock = deps.clock;
     this.random = deps.random ?? Math.random;
@@ -175,10 +198,89 @@ export class Agent {
       task('eip', config.recheckIntervalMs, (boot) => this.reconcileEip(boot)),
       task('routes', config.routeIntervalMs, (boot) => this.reconcileRoutes(boot), () => this.routesMayBeClaimed()),
     ];
+    if (deps.ha) {
+      this.ha = new Ha(
+        { instanceId: id.instanceId, stack: config.stack, az: config.az, privateIp: id.privateIp, eniId: id.eniId },
+        deps.ha.settings,
+        {
+          clock: deps.clock,
+          log: deps.log,
+          socket: deps.ha.socket,
+          kernelOk: () => this.task('kernel').ok,
+          upstreamProbe: deps.ha.upstreamProbe,
+          onRoutes: () => this.runSoon('routes', 0),
+          onDescribe: () => this.runSoon('peers', PEER_REFRESH_MIN_MS),
+          setUnhealthy: deps.ha.setUnhealthy,
+        },
+      );
+      this.tasks.splice(3, 0, task('peers', config.peerIntervalMs, () => this.refreshPeers()));
+    }
+  }
+
+  /** The HA runtime, when on (for tests and status). */
+  get haRuntime(): Ha | undefined {
+    return this.ha;
+  }
+
+  /** Makes `name` due now (at most once per `minGapMs` since it last ran) and wakes the loop. */
+  private runSoon(name: TaskName, minGapMs: number): void {
+    const t = this.tasks.find((x) => x.name === name);
+    if (!t) return;
+    const earliest = name === 'peers' ? this.peersRanAt + minGapMs : 0;
+    t.due = Math.min(t.due, Math.max(this.clock.now(), earliest));
+    this.wakeup?.abort();
   }
 
   /** Runs until `signal` aborts (exit 0) or a failure repeats `maxFailures` times (exit 1). */
   async run(signal: AbortSignal): Promise<number> {
+    const haStop = new AbortController();
+    if (this.ha) await this.ha.start(haStop.signal);
+    try {
+      const exit = await this.loop(signal);
+      if (exit !== undefined) return exit;
+      const handover = this.ha ? await this.drain() : false;
+      this.log.info(
+        { event: 'agent.stopped', handover },
+        handover ? 'stopped on signal after handing the routes to the successor' : 'stopped on signal; routes keep pointing here until another NAT claims them',
+      );
+      return EXIT_OK;
+    } finally {
+      haStop.abort();
+      this.ha?.stop();
+    }
+  }
+
+  /**
+   * SIGTERM with HA: make before break. Heartbeat "draining", point every table that
+   * points here at the successor's NAT, then let the process exit (the kernel forwards
+   * until the instance stops). Bounded by the drain time.
+   */
+  private async drain(): Promise<boolean> {
+    const ha = this.ha!;
+    const t0 = this.clock.now();
+    if (!ha.sigterm()) {
+      this.log.warn({ event: 'agent.no_successor' }, 'no other AZ has a healthy NAT: the routes stay here');
+      return false;
+    }
+    const routes = this.task('routes');
+    for (let attempt = 0; this.clock.now() - t0 < this.deps.ha!.drainMs; attempt++) {
+      try {
+        const left = await this.reconcileRoutes(false);
+        if (left === 0) {
+          this.log.info({ event: 'agent.handed_over', durationMs: this.clock.now() - t0 }, 'every route table handed to the successor');
+          return true;
+        }
+      } catch (err) {
+        this.logs.routes.warn({ event: 'aws.retry', task: 'drain', err }, `hand-over failed: ${errorMessage(err)}; retrying`);
+      }
+      routes.attempts = attempt;
+      await this.clock.sleep(backoff(attempt, 100, 1_000, this.random));
+    }
+    this.log.error({ event: 'agent.handover_timeout', drainMs: this.deps.ha!.drainMs }, 'the hand-over did not finish in time; exiting anyway');
+    return false;
+  }
+
+  private async loop(signal: AbortSignal): Promise<number | undefined> {
     while (!signal.aborted) {
       for (const task of this.tasks) {
         if (signal.aborted) break;
@@ -190,15 +292,17 @@ export class Agent {
       if (signal.aborted) break;
       const open = this.tasks.filter((t) => t.gate());
       // A closed gate can open when the start-up window ends (routes without the EIP).
-      const wake = open.length < this.tasks.length && this.clock.now() < this.settledBy ? [this.settledBy] : [];
-      const next = Math.min(...open.map((t) => t.due), ...wake);
-      await this.clock.sleep(Math.max(0, next - this.clock.now()), signal);
+      const settling = open.length < this.tasks.length && this.clock.now() < this.settledBy ? [this.settledBy] : [];
+      const next = Math.min(...open.map((t) => t.due), ...settling);
+      const wake = new AbortController();
+      this.wakeup = wake;
+      const onStop = () => wake.abort();
+      signal.addEventListener('abort', onStop, { once: true });
+      await this.clock.sleep(Math.max(0, next - this.clock.now()), wake.signal);
+      signal.removeEventListener('abort', onStop);
+      this.wakeup = undefined;
     }
-    this.log.info(
-      { event: 'agent.stopped', handover: false },
-      'stopped on signal; route handover to a peer NAT is not implemented yet (HA work): routes keep pointing here until another NAT claims them',
-    );
-    return EXIT_OK;
+    return undefined;
   }
 
   private routesMayBeClaimed(): boolean {
@@ -394,11 +498,19 @@ export class Agent {
     );
   }
 
-  private async reconcileRoutes(boot: boolean): Promise<void> {
+  /**
+   * Returns how many tables still point here although HA wants them handed over
+   * (0 when nothing is to hand over), for the SIGTERM drain.
+   */
+  private async reconcileRoutes(boot: boolean): Promise<number> {
     const t0 = this.clock.now();
     const tables = await this.api.privateRouteTables(this.config.stack);
     const mine: RouteTable[] = [];
+    const taken: RouteTable[] = [];
     const unpinned = new Set<string>();
+    const ha = this.ha;
+    ha?.setAzs(tables.map((t) => tagValue(t.Tags, TAG.az)).filter((az): az is string => typeof az === 'string' && az !== ''));
+    const takeover = new Set(ha?.takeoverAzs() ?? []);
     for (const t of tables) {
       const id = t.RouteTableId!;
       const serving = servingAz(t.Tags);
@@ -409,30 +521,81 @@ export class Agent {
         if (this.pinnedAway.delete(id)) unpinned.add(id);
       } else {
         this.lastClaimAt.delete(id);
+        if (serving !== undefined && takeover.has(serving)) taken.push(t);
         if (serving !== undefined && tagValue(t.Tags, TAG.az) === this.config.az && this.pinnedAway.get(id) !== serving) {
           this.pinnedAway.set(id, serving);
           this.logs.routes.info({ event: 'route.skipped_override', routeTableId: id, override: serving }, `route table ${id} is pinned to ${serving}; leaving it`);
         }
       }
     }
-    if (mine.length === 0) {
+    if (mine.length === 0 && taken.length === 0) {
       this.once('route.none', () =>
         this.logs.routes.warn({ event: 'route.none', stack: this.config.stack, az: this.config.az }, `no private route table of stack ${this.config.stack} is served by ${this.config.az}`),
       );
-      return;
+      return 0;
     }
 
     const tagNow: string[] = [];
+    const handedTo = new Map<string, string[]>();
+    let toHandOver = 0;
+    const claim = async (t: RouteTable, reason: RouteDecision & { kind: 'claim' }, az: string): Promise<void> => {
+      const id = t.RouteTableId!;
+      const c0 = this.clock.now();
+      const action = await this.api.pointDefaultRoute(id, this.id.eniId, reason.reason !== 'missing');
+      this.lastClaimAt.set(id, this.clock.now());
+      tagNow.push(id);
+      const fields = {
+        routeTableId: id,
+        destination: DEFAULT_ROUTE_CIDR,
+        networkInterfaceId: this.id.eniId,
+        action,
+        reason: reason.reason,
+        az,
+        previous: describeTarget(reason.route),
+        previousState: reason.route?.State,
+        durationMs: this.clock.now() - c0,
+      };
+      this.logs.routes.info({ event: 'route.claimed', ...fields }, `route table ${id} now sends ${DEFAULT_ROUTE_CIDR} to ${this.id.eniId}`);
+      if (az !== this.config.az) this.logs.routes.warn({ event: 'takeover', ...fields }, `took over ${az}'s route table ${id}: its NAT failed`);
+      else if (reason.reason === 'failback') this.logs.routes.info({ event: 'failback', ...fields }, `took ${id} back from the successor`);
+    };
     const results = await Promise.allSettled(
-      mine.map(async (t) => {
+      [...mine.map((t) => ({ t, own: true })), ...taken.map((t) => ({ t, own: false }))].map(async ({ t, own }) => {
         const id = t.RouteTableId!;
-        let decision = decideRoute(t, this.id, this.lastClaimAt.get(id), unpinned.has(id) ? 'unpinned' : 'boot');
+        const route = defaultRoute(t);
+        const az = servingAz(t.Tags)!;
+        let decision: RouteDecision | undefined;
+        if (ha) {
+          const { decision: d } = ha.decide(own, route);
+          if (d.kind === 'hand-over') {
+            toHandOver++;
+            const c0 = this.clock.now();
+            const action = await this.api.pointDefaultRoute(id, d.to.eniId!, true);
+            toHandOver--;
+            handedTo.set(d.to.instanceId, [...(handedTo.get(d.to.instanceId) ?? []), id]);
+            this.logs.routes.warn(
+              { event: 'route.handed_over', routeTableId: id, az, to: d.to.instanceId, toAz: d.to.az, networkInterfaceId: d.to.eniId, action, state: ha.state, durationMs: this.clock.now() - c0 },
+              `route table ${id} handed to ${d.to.az}'s NAT ${d.to.instanceId} (this NAT is ${ha.state})`,
+            );
+            return;
+          }
+          if (d.kind === 'leave') {
+            this.once(`leave:${id}:${d.why}:${describeTarget(route) ?? ''}`, () =>
+              this.logs.routes.info({ event: 'route.left', routeTableId: id, az, why: d.why, target: describeTarget(route) }, `route table ${id} left as it is: ${d.why}`),
+            );
+            return;
+          }
+          if (d.kind === 'claim') decision = { kind: 'claim', reason: d.reason, route };
+          else if (d.kind === 'keep') decision = { kind: 'keep', fixOwnerTag: routeOwner(t.Tags)?.instanceId !== this.id.instanceId };
+          else if (!own) return;
+        }
+        decision ??= decideRoute(t, this.id, this.lastClaimAt.get(id), unpinned.has(id) ? 'unpinned' : 'boot');
         if (decision.kind === 'yield') {
           // Yielding is for a newer NAT of this AZ (a replacement). A newer owner that is not
           // a live NAT here claimed the table from elsewhere: a manual failover pinned and
           // unpinned between two of our checks, or a NAT that is gone. The table is ours.
           const owner = await this.newerOwner(id, decision.owner, routeOwner(t.Tags)?.since);
-          if (owner !== 'unknown' && owner.az !== this.config.az) decision = { kind: 'claim', reason: 'owner-elsewhere', route: defaultRoute(t) };
+          if (owner !== 'unknown' && owner.az !== this.config.az) decision = { kind: 'claim', reason: 'owner-elsewhere', route };
         }
         if (decision.kind === 'keep') {
           if (!this.lastClaimAt.has(id)) this.lastClaimAt.set(id, this.clock.now());
@@ -442,42 +605,40 @@ export class Agent {
           return;
         }
         if (decision.kind === 'yield') {
-          this.once(`yield:${id}:${decision.owner}`, () =>
+          const owner = decision.owner;
+          this.once(`yield:${id}:${owner}`, () =>
             this.logs.routes.warn(
-              { event: 'route.yielded', routeTableId: id, owner: decision.owner },
-              `route table ${id} was claimed by ${decision.owner} after this instance did; leaving it to the newer NAT`,
+              { event: 'route.yielded', routeTableId: id, owner },
+              `route table ${id} was claimed by ${owner} after this instance did; leaving it to the newer NAT`,
             ),
           );
           return;
         }
-        const c0 = this.clock.now();
-        const action = await this.api.pointDefaultRoute(id, this.id.eniId, decision.reason !== 'missing');
-        this.lastClaimAt.set(id, this.clock.now());
-        tagNow.push(id);
-        this.logs.routes.info(
-          {
-            event: 'route.claimed',
-            routeTableId: id,
-            destination: DEFAULT_ROUTE_CIDR,
-            networkInterfaceId: this.id.eniId,
-            action,
-            reason: decision.reason,
-            previous: describeTarget(decision.route),
-            previousState: decision.route?.State,
-            durationMs: this.clock.now() - c0,
-          },
-          `route table ${id} now sends ${DEFAULT_ROUTE_CIDR} to ${this.id.eniId}`,
-        );
+        await claim(t, decision, az);
       }),
     );
+    const at = new Date(this.clock.now());
     if (tagNow.length > 0) {
       const c0 = this.clock.now();
-      await this.api.tag(tagNow.sort(), ownerTags(this.id.instanceId, new Date(c0)));
+      await this.api.tag(tagNow.sort(), ownerTags(this.id.instanceId, at));
       this.logs.routes.info({ event: 'route.owner_tagged', routeTableIds: tagNow, owner: this.id.instanceId, durationMs: this.clock.now() - c0 }, `${TAG.owner} written`);
+    }
+    for (const [owner, ids] of handedTo) {
+      await this.api.tag(ids.sort(), ownerTags(owner, at));
+      this.logs.routes.info({ event: 'route.owner_tagged', routeTableIds: ids, owner }, `${TAG.owner} written`);
     }
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    this.logs.routes.debug({ event: 'routes.checked', tables: mine.length, durationMs: this.clock.now() - t0 }, 'routes checked');
+    this.logs.routes.debug({ event: 'routes.checked', tables: mine.length + taken.length, durationMs: this.clock.now() - t0 }, 'routes checked');
+    return toHandOver;
+  }
+
+  /** The stack's NATs from EC2, for the peer table: one DescribeInstances. */
+  private async refreshPeers(): Promise<void> {
+    this.peersRanAt = this.clock.now();
+    const instances = await this.api.stackInstances(this.config.stack);
+    this.ha!.updatePeers(instances);
+    this.logs.peers.debug({ event: 'peers.refreshed', peers: instances.map((i) => `${i.instanceId} ${i.az} ${i.privateIp} ${i.state}`) }, 'peer list refreshed');
   }
 
   /**

@@ -3,15 +3,19 @@
  * the code; src/main.ts (the bundle's entry) is the one place that exits.
  * The host, IMDS, AWS and output are injectable so tests run `main` itself.
  */
+import { connect } from 'node:net';
 import type { DestinationStream } from 'pino';
-import { VERSION, ec2Client, type Ec2 } from '@hanat/core';
-import { Agent } from './agent.js';
+import { SetInstanceHealthCommand } from '@aws-sdk/client-auto-scaling';
+import { VERSION, autoScalingClient, ec2Client, type AutoScaling, type Ec2 } from '@hanat/core';
+import { Agent, type HaWiring } from './agent.js';
 import { check } from './check.js';
+import { probeAddress } from './ha/peers.js';
+import { udpSocket, type SocketFactory } from './ha/socket.js';
 import { systemClock, type Clock } from './clock.js';
-import { HELP, parseCommandLine, resolveConfig, type Options } from './config.js';
+import { HELP, parseCommandLine, resolveConfig, type Config, type Options } from './config.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationError, UsageError, errorMessage } from './errors.js';
 import { realExec, realFs, type Exec, type HostFs } from './host.js';
-import { readIdentity } from './identity.js';
+import { cidrContains, readIdentity, type Identity } from './identity.js';
 import { DEFAULT_IMDS_ENDPOINT, Imds } from './imds.js';
 import { Kernel } from './kernel.js';
 import { createLogger, type Logger } from './log.js';
@@ -37,11 +41,73 @@ function agentEc2(region: string): Ec2 {
   return ec2Client({ region, component: 'agent', maxAttempts: 2, connectionTimeoutMs: 1_000, requestTimeoutMs: 5_000 });
 }
 
+function agentAutoScaling(region: string): AutoScaling {
+  return autoScalingClient({ region, component: 'agent', maxAttempts: 3, connectionTimeoutMs: 1_000, requestTimeoutMs: 5_000 });
+}
+
+/** TCP connect to `target` within `timeoutMs`: the NAT's own path to the internet. */
+function tcpProbe(target: { host: string; port: number }, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: target.host, port: target.port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
+}
+
+/**
+ * The HA wiring for `run`. The forward probe sends from this NAT's probe address, which
+ * goes on the loopback interface (`ip addr replace`, idempotent); when that address falls
+ * inside a VPC CIDR, or cannot be added, the forward probe is off (logged).
+ */
+async function haWiring(config: Config, id: Identity, deps: MainDeps, log: Logger): Promise<HaWiring> {
+  const probe = probeAddress(id.privateIp);
+  let forwardProbe = !id.vpcCidrs.some((c) => cidrContains(c, probe));
+  if (forwardProbe) {
+    const res = await deps.exec('ip', ['addr', 'replace', `${probe}/32`, 'dev', 'lo']).catch((err: unknown) => ({ code: -1, stdout: '', stderr: errorMessage(err) }));
+    if (res.code !== 0) {
+      forwardProbe = false;
+      log.warn({ event: 'ha.forward_probe_off', address: probe, stderr: res.stderr.trim() }, `forward probe off: could not add ${probe} to lo`);
+    }
+  } else log.warn({ event: 'ha.forward_probe_off', address: probe }, `forward probe off: ${probe} is inside a VPC CIDR`);
+  const target = config.probeTarget === undefined ? { host: `ec2.${id.region}.amazonaws.com`, port: 443 } : (config.probeTarget ?? undefined);
+  const asg = deps.autoscaling(id.region);
+  return {
+    settings: {
+      port: config.haPort,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      peerTimeoutMs: config.peerTimeoutMs,
+      healthIntervalMs: config.healthIntervalMs,
+      healthTimeoutMs: config.healthTimeoutMs,
+      rise: config.rise,
+      fall: config.fall,
+      failbackDelayMs: config.failbackDelayMs,
+      failbackMaxMs: Math.max(config.failbackDelayMs, 600_000),
+      probeTarget: target,
+      forwardProbe,
+    },
+    socket: deps.socket,
+    upstreamProbe: deps.upstreamProbe,
+    drainMs: 8_000,
+    setUnhealthy: async (instanceId) => {
+      await asg.send(new SetInstanceHealthCommand({ InstanceId: instanceId, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false }));
+    },
+  };
+}
+
 /** What `main` talks to; the defaults are the real host, process and AWS. */
 export interface MainDeps {
   exec: Exec;
   fs: HostFs;
   ec2: (region: string) => Ec2;
+  autoscaling: (region: string) => AutoScaling;
+  socket: SocketFactory;
+  upstreamProbe: (target: { host: string; port: number }, timeoutMs: number) => Promise<boolean>;
   clock: Clock;
   stdout: { write(s: string): unknown };
   stderr: { write(s: string): unknown };
@@ -58,6 +124,9 @@ export function defaultDeps(): MainDeps {
     exec: realExec,
     fs: realFs,
     ec2: agentEc2,
+    autoscaling: agentAutoScaling,
+    socket: udpSocket,
+    upstreamProbe: tcpProbe,
     clock: systemClock,
     stdout: process.stdout,
     stderr: process.stderr,
@@ -92,6 +161,21 @@ async function run(options: Options, log: Logger, deps: MainDeps): Promise<numbe
         conntrackMax,
         skipSourceDest: config.skipSourceDest,
         imdsEndpoint: imds.endpoint,
+        ha: config.ha,
+        ...(config.ha
+          ? {
+              haPort: config.haPort,
+              heartbeatIntervalS: config.heartbeatIntervalMs / 1000,
+              peerTimeoutS: config.peerTimeoutMs / 1000,
+              healthIntervalS: config.healthIntervalMs / 1000,
+              healthTimeoutS: config.healthTimeoutMs / 1000,
+              rise: config.rise,
+              fall: config.fall,
+              failbackDelayS: config.failbackDelayMs / 1000,
+              peerIntervalS: config.peerIntervalMs / 1000,
+              probeTarget: config.probeTarget === null ? 'off' : config.probeTarget ? `${config.probeTarget.host}:${config.probeTarget.port}` : `ec2.${id.region}.amazonaws.com:443`,
+            }
+          : {}),
       },
       from: { ...config.from, conntrackMax: config.from.conntrackMax ?? '/proc/meminfo MemTotal' },
     },
@@ -99,7 +183,8 @@ async function run(options: Options, log: Logger, deps: MainDeps): Promise<numbe
   );
 
   const ec2 = deps.ec2(id.region);
-  const agent = new Agent(config, id, { ec2, kernel, log, clock: deps.clock, imds, startedAt: deps.startedAt });
+  const ha = config.ha ? await haWiring(config, id, deps, log.child({ component: 'ha' })) : undefined;
+  const agent = new Agent(config, id, { ec2, kernel, log, clock: deps.clock, imds, startedAt: deps.startedAt, ha });
   let signal = deps.signal;
   let detach = () => {};
   if (!signal) {

@@ -36,9 +36,41 @@ export interface Options {
    * end-to-end test): a NAT with the check on cannot forward, so its AZ loses the internet.
    */
   skipSourceDest: boolean;
+  /** Peer heartbeats, self-watchdog and takeover (docs/ha.md); false only to run the agent alone. */
+  ha: boolean;
+  /** UDP port of the heartbeats. */
+  haPort: number;
+  heartbeatIntervalMs: number;
+  /** No heartbeat for this long makes a peer suspect. */
+  peerTimeoutMs: number;
+  /** Self-check period, and the upstream probe's timeout. */
+  healthIntervalMs: number;
+  healthTimeoutMs: number;
+  rise: number;
+  fall: number;
+  /** Hold-down before the first failback after a step-aside; doubles with each further step-aside. */
+  failbackDelayMs: number;
+  /** Peer list refresh from EC2 (one DescribeInstances). */
+  peerIntervalMs: number;
+  /** Upstream probe target `host:port` (TCP connect); undefined: the regional EC2 endpoint; null: off. */
+  probeTarget?: { host: string; port: number } | null | undefined;
   /** Where each explicitly set value came from (`--stack`, `HANAT_AZ`, ...), for the effective-config log. */
   from: Record<string, string>;
 }
+
+/** HA's defaults (docs/ha.md "Settings"), for tests that build a Config by hand. */
+export const HA_DEFAULTS = {
+  ha: true,
+  haPort: 4242,
+  heartbeatIntervalMs: 200,
+  peerTimeoutMs: 800,
+  healthIntervalMs: 1_000,
+  healthTimeoutMs: 800,
+  rise: 3,
+  fall: 3,
+  failbackDelayMs: 30_000,
+  peerIntervalMs: 60_000,
+} as const satisfies Partial<Options>;
 
 export interface Config extends Options {
   stack: string;
@@ -62,6 +94,17 @@ export const SETTINGS: Record<string, Setting> = {
   maxFailures: { flag: 'max-failures', env: 'HANAT_MAX_FAILURES', help: 'identical consecutive local failures (nft, sysctl) before exiting 1 (default 5)' },
   conntrackMax: { flag: 'conntrack-max', env: 'HANAT_CONNTRACK_MAX', help: 'conntrack table size (default: from memory)' },
   skipSourceDest: { flag: 'skip-srcdst', env: 'HANAT_SKIP_SRCDST', help: 'testing only: "1" leaves source/dest check on, so this NAT cannot forward' },
+  ha: { flag: 'ha', env: 'HANAT_HA', help: '"0" turns peer heartbeats, the self-watchdog and takeover off (default 1)' },
+  haPort: { flag: 'ha-port', env: 'HANAT_HA_PORT', help: 'UDP port of the heartbeats (default 4242)' },
+  heartbeatInterval: { flag: 'heartbeat-interval', env: 'HANAT_HEARTBEAT_INTERVAL', help: 'seconds between heartbeats (default 0.2)' },
+  peerTimeout: { flag: 'peer-timeout', env: 'HANAT_PEER_TIMEOUT', help: 'seconds without a heartbeat before a peer is suspect (default 0.8)' },
+  healthInterval: { flag: 'health-interval', env: 'HANAT_HEALTH_INTERVAL', help: 'seconds between self-checks (default 1)' },
+  healthTimeout: { flag: 'health-timeout', env: 'HANAT_HEALTH_TIMEOUT', help: 'seconds the upstream probe may take (default 0.8)' },
+  rise: { flag: 'rise', env: 'HANAT_RISE', help: 'passed self-checks in a row before healthy (default 3)' },
+  fall: { flag: 'fall', env: 'HANAT_FALL', help: 'failed self-checks in a row before stepping aside (default 3)' },
+  failbackDelay: { flag: 'failback-delay', env: 'HANAT_FAILBACK_DELAY', help: 'seconds before failing back after a step-aside, doubled each time (default 30)' },
+  peerInterval: { flag: 'peer-interval', env: 'HANAT_PEER_INTERVAL', help: 'seconds between peer list refreshes from EC2 (default 60)' },
+  probeTarget: { flag: 'probe-target', env: 'HANAT_PROBE_TARGET', help: 'upstream probe, host:port over TCP (default: the regional EC2 endpoint, 443); "off" disables it' },
   imdsEndpoint: { flag: 'imds-endpoint', env: 'AWS_EC2_METADATA_SERVICE_ENDPOINT', help: 'IMDS endpoint (default http://169.254.169.254)' },
 };
 
@@ -138,6 +181,17 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       conntrackMax: conntrackMax ? integer(conntrackMax, 0, 1024, 1 << 26) : undefined,
       imdsEndpoint: endpoint ? parseImdsEndpoint(endpoint.value, endpoint.from) : undefined,
       skipSourceDest: flag(raw('skipSourceDest')),
+      ha: raw('ha') ? flag(raw('ha')) : HA_DEFAULTS.ha,
+      haPort: integer(raw('haPort'), HA_DEFAULTS.haPort, 1, 65535),
+      heartbeatIntervalMs: seconds(raw('heartbeatInterval'), HA_DEFAULTS.heartbeatIntervalMs / 1000, 0.05, 10),
+      peerTimeoutMs: seconds(raw('peerTimeout'), HA_DEFAULTS.peerTimeoutMs / 1000, 0.1, 60),
+      healthIntervalMs: seconds(raw('healthInterval'), HA_DEFAULTS.healthIntervalMs / 1000, 0.1, 60),
+      healthTimeoutMs: seconds(raw('healthTimeout'), HA_DEFAULTS.healthTimeoutMs / 1000, 0.05, 60),
+      rise: integer(raw('rise'), HA_DEFAULTS.rise, 1, 100),
+      fall: integer(raw('fall'), HA_DEFAULTS.fall, 1, 100),
+      failbackDelayMs: seconds(raw('failbackDelay'), HA_DEFAULTS.failbackDelayMs / 1000, 0, 3600),
+      peerIntervalMs: seconds(raw('peerInterval'), HA_DEFAULTS.peerIntervalMs / 1000, 5, 3600),
+      probeTarget: probeTarget(raw('probeTarget')),
       from,
     },
   };
@@ -170,6 +224,14 @@ function validStack(v: string, from: string): string {
 function validAz(v: string, from: string): string {
   if (!/^[a-z]{2,}(-[a-z0-9]+)+$/.test(v)) throw new UsageError(`${from} '${v}' is not an availability zone name such as us-east-1a`);
   return v;
+}
+
+function probeTarget(r: { value: string; from: string } | undefined): { host: string; port: number } | null | undefined {
+  if (!r) return undefined;
+  if (r.value === 'off') return null;
+  const m = /^([A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(r.value);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`${r.from} '${r.value}' must be host:port (TCP), or off`);
+  return { host: m[1]!, port: Number(m[2]) };
 }
 
 function flag(r: { value: string; from: string } | undefined): boolean {

@@ -16,6 +16,10 @@ import {
 } from '@aws-sdk/client-ec2';
 import { NETWORK_PRIVATE, TAG, awsErrorName, isRetryableAwsError, pointDefaultRoute, stackFilters, tagValue, type Ec2, type RouteWrite } from '@hanat/core';
 import { errorMessage } from './errors.js';
+import { isIpv4 } from './identity.js';
+import type { PeerInfo } from './ha/peers.js';
+
+
 
 /** An AWS call that failed, with what it tried to do to what. */
 export class AwsCallError extends Error {
@@ -104,6 +108,36 @@ export class Ec2Api {
       if (code === 'InvalidInstanceID.NotFound' || code === 'InvalidInstanceID.Malformed') return undefined;
       throw err;
     }
+  }
+
+  /**
+   * The stack's pending and running instances (its NATs), for the peer table: instance,
+   * AZ (its `hanat:az` tag, else its placement), private address and primary interface.
+   * Instances without a valid private address are left out.
+   */
+  async stackInstances(stack: string): Promise<PeerInfo[]> {
+    const out: PeerInfo[] = [];
+    let token: string | undefined;
+    do {
+      const res = await call('DescribeInstances', `${TAG.stack}=${stack}`, () =>
+        this.ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [...stackFilters(stack), { Name: 'instance-state-name', Values: ['pending', 'running'] }],
+            NextToken: token,
+          }),
+        ),
+      );
+      for (const i of (res.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+        const id = i.InstanceId;
+        const ip = i.PrivateIpAddress;
+        const az = tagValue(i.Tags, TAG.az) || i.Placement?.AvailabilityZone;
+        if (!id || !/^i-[0-9a-f]{8,17}$/.test(id) || !ip || !isIpv4(ip) || !az) continue;
+        const eni = (i.NetworkInterfaces ?? []).find((n) => n.Attachment?.DeviceIndex === 0)?.NetworkInterfaceId;
+        out.push({ instanceId: id, az, privateIp: ip, eniId: eni && /^eni-[0-9a-f]+$/.test(eni) ? eni : undefined, state: i.State?.Name ?? 'unknown' });
+      }
+      token = res.NextToken;
+    } while (token);
+    return out;
   }
 
   /** The instance's source/dest check, undefined if EC2 did not say. */

@@ -100,3 +100,12 @@ export function isIpv4Cidr(s: string): boolean {
   const [addr, len, ...rest] = s.split('/');
   return rest.length === 0 && addr !== undefined && isIpv4(addr) && len !== undefined && /^(0|[1-9][0-9]?)$/.test(len) && Number(len) <= 32;
 }
+
+/** Whether the IPv4 address `ip` lies inside `cidr` (both already valid). */
+export function cidrContains(cidr: string, ip: string): boolean {
+  const [net, len] = cidr.split('/') as [string, string];
+  const bits = Number(len);
+  const toInt = (a: string) => a.split('.').reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return (toInt(net) & mask) === (toInt(ip) & mask);
+}

@@ -15,7 +15,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import pino from 'pino';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent, STARTUP_WINDOW_MS, decideRoute } from '../src/agent.js';
-import type { Config } from '../src/config.js';
+import { HA_DEFAULTS, type Config } from '../src/config.js';
 import type { Identity } from '../src/identity.js';
 import { Kernel } from '../src/kernel.js';
 import { FakeHost } from './support/fake-host.js';
@@ -43,6 +43,8 @@ const CONFIG: Config = {
   recheckIntervalMs: 300_000,
   maxFailures: 3,
   skipSourceDest: false,
+  ...HA_DEFAULTS,
+  ha: false,
   from: {},
 };
 

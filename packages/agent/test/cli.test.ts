@@ -1,4 +1,5 @@
 import { DescribeRouteTablesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { main, type MainDeps } from '../src/cli.js';
@@ -6,7 +7,7 @@ import { parseCommandLine } from '../src/config.js';
 import { Kernel, conntrackMaxFor } from '../src/kernel.js';
 import { FakeHost } from './support/fake-host.js';
 import { defaultMetadata, startFakeImds, type FakeImds } from './support/fake-imds.js';
-import { FakeClock, fakeAwsEnv, logCapture } from './support/harness.js';
+import { FakeClock, FakeUdpNetwork, fakeAwsEnv, logCapture } from './support/harness.js';
 import pino from 'pino';
 
 const ec2Mock = mockClient(EC2Client);
@@ -33,6 +34,9 @@ function deps(extra: Partial<MainDeps> = {}): MainDeps {
     exec: host.exec,
     fs: host.fs,
     ec2: (region) => new EC2Client({ region }),
+    autoscaling: (region) => new AutoScalingClient({ region }),
+    socket: new FakeUdpNetwork().factory,
+    upstreamProbe: () => Promise.resolve(true),
     clock: new FakeClock(),
     stdout: { write: (s: string) => (out += s) },
     stderr: { write: (s: string) => (err += s) },

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../../../test-support/root.js';
 import { Agent } from '../src/agent.js';
 import { systemClock } from '../src/clock.js';
+import { HA_DEFAULTS } from '../src/config.js';
 import { realExec, realFs, type Exec } from '../src/host.js';
 import { Kernel } from '../src/kernel.js';
 import { fakeAwsEnv, logCapture } from './support/harness.js';
@@ -146,7 +147,7 @@ describe.runIf(run)('kernel NAT in network namespaces (real kernel)', () => {
       privateIp: NAT_OUT,
       tags: {},
     };
-    const config = { stack: 'prod', az: 'us-east-1a', logLevel: 'info' as const, intervalMs: 100, routeIntervalMs: 60_000, recheckIntervalMs: 600_000, maxFailures: 5, skipSourceDest: false, from: {} };
+    const config = { stack: 'prod', az: 'us-east-1a', logLevel: 'info' as const, intervalMs: 100, routeIntervalMs: 60_000, recheckIntervalMs: 600_000, maxFailures: 5, skipSourceDest: false, ...HA_DEFAULTS, ha: false, from: {} };
     const agent = new Agent(config, identity, { ec2: new EC2Client({ region: 'us-east-1' }), kernel, log: pino(logs.stream), clock: systemClock });
     const stop = new AbortController();
     const loop = agent.run(stop.signal);

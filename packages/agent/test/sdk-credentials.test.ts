@@ -8,12 +8,13 @@
  * credentials, so its default chain reaches the fake IMDS on loopback. Its AWS
  * endpoint is a closed loopback port, so nothing leaves the machine.
  */
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main, type MainDeps } from '../src/cli.js';
 import { FakeHost } from './support/fake-host.js';
 import { startFakeImds, type FakeImds } from './support/fake-imds.js';
-import { FakeClock, logCapture } from './support/harness.js';
+import { FakeClock, FakeUdpNetwork, logCapture } from './support/harness.js';
 
 const KEYS = [
   'AWS_ACCESS_KEY_ID',
@@ -62,6 +63,9 @@ async function runUntilFirstAwsFailure(argv: string[]): Promise<{ exit: number; 
     exec: host.exec,
     fs: host.fs,
     ec2: (region) => new EC2Client({ region }),
+    autoscaling: (region) => new AutoScalingClient({ region }),
+    socket: new FakeUdpNetwork().factory,
+    upstreamProbe: () => Promise.resolve(true),
     clock: new FakeClock(),
     stdout: { write: () => true },
     stderr: { write: () => true },

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/src/agent.js';
 import { systemClock } from '../../agent/src/clock.js';
-import type { Config } from '../../agent/src/config.js';
+import { HA_DEFAULTS, type Config } from '../../agent/src/config.js';
 import { Kernel } from '../../agent/src/kernel.js';
 import { createLogger } from '../../agent/src/log.js';
 import { FakeHost } from '../../agent/test/support/fake-host.js';
@@ -93,6 +93,9 @@ describe('eventual consistency at boot', () => {
       recheckIntervalMs: 300_000,
       maxFailures: 5,
       skipSourceDest: false,
+      // This test is about start-up; no peers to watch.
+      ...HA_DEFAULTS,
+      ha: false,
       from: {},
     };
     const identity = {

@@ -99,3 +99,30 @@ export function fakeAwsEnv(): void {
   delete process.env.AWS_PROFILE;
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 }
+
+/**
+ * An in-memory UDP network for the HA runtime: sockets bound by address, datagrams
+ * delivered on the next macrotask unless `drop` says otherwise. `sent` records every
+ * datagram.
+ */
+export class FakeUdpNetwork {
+  readonly sent: { from: string; to: string; buf: Buffer }[] = [];
+  private readonly bound = new Map<string, (buf: Buffer, from: string) => void>();
+  drop: (from: string, to: string) => boolean = () => false;
+
+  readonly factory = (bind: { address: string; port: number }, onMessage: (buf: Buffer, from: string) => void) => {
+    const key = `${bind.address}:${bind.port}`;
+    this.bound.set(key, onMessage);
+    return Promise.resolve({
+      send: (buf: Buffer, port: number, address: string) => {
+        this.sent.push({ from: bind.address, to: address, buf });
+        if (this.drop(bind.address, address)) return;
+        const deliver = this.bound.get(`${address}:${port}`);
+        if (deliver) setImmediate(() => deliver(buf, bind.address));
+      },
+      close: () => {
+        this.bound.delete(key);
+      },
+    });
+  };
+}

@@ -426,7 +426,9 @@ export class DataPlane implements InstanceLauncher {
     if (this.options.agentCommand) {
       const logFile = join(dir, 'agent.log');
       const extra = typeof this.options.agentEnv === 'function' ? this.options.agentEnv(spec) : this.options.agentEnv;
-      const env = { ...baseEnv(join(dir, 'home')), ...extra, AWS_ENDPOINT_URL: this.apiEndpoint };
+      // The agent's upstream probe defaults to the regional EC2 endpoint on the internet;
+      // in the lab it probes the lab's internet host instead (TCP echo), never a real address.
+      const env = { ...baseEnv(join(dir, 'home')), HANAT_PROBE_TARGET: `${INTERNET_HOSTS[0]}:${ECHO_PORT}`, ...extra, AWS_ENDPOINT_URL: this.apiEndpoint };
       const agent = spawnIn(ep.ns, this.options.agentCommand, { env, logFile, cwd: join(dir, 'home') });
       ep.agent = agent;
       agent.on('error', (err) => this.logger.warn('instance.agent_error', { instanceId: spec.instanceId, err: err.message }));

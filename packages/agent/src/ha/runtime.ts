@@ -1,0 +1,404 @@
+/**
+ * The HA runtime: heartbeats, the self-watchdog and the takeover machines (takeover.ts)
+ * wired to a UDP socket and a clock, both injected. It runs two loops of its own,
+ * apart from the agent's reconcilers, so that a slow AWS call never delays a heartbeat:
+ *
+ *   heartbeat loop (every heartbeat interval): judge each peer's silence, look for
+ *     witnesses, send a heartbeat to every live peer.
+ *   health loop (every health interval): the self-checks (kernel as last verified, the
+ *     upstream probe, the forward probe via peers), through the hysteresis.
+ *
+ * It never calls AWS itself. It says what it needs through `HaDeps`: run the route
+ * reconciler now, refresh the peers from EC2 now, fence a peer, mark itself unhealthy.
+ * The route reconciler asks it, per table, what HA wants (`decide`).
+ */
+import type { Logger } from 'pino';
+import { successorAz } from '@hanat/core';
+import type { Clock } from '../clock.js';
+import { errorMessage } from '../errors.js';
+import { encode, type Heartbeat } from './heartbeat.js';
+import { Hysteresis, judge, type SelfChecks } from './health.js';
+import { PeerTable, probeAddress, type PeerInfo, type PeerRecord } from './peers.js';
+import type { HaSocket, SocketFactory } from './socket.js';
+import {
+  azCanServe,
+  canServe,
+  decideTable,
+  initialSelf,
+  stepPeer,
+  stepSelf,
+  takeoverAzs,
+  type AzView,
+  type PeerAction,
+  type PeerEvent,
+  type SelfAction,
+  type SelfEvent,
+  type SelfMachine,
+  type SelfState,
+  type TableDecision,
+  type TargetKind,
+} from './takeover.js';
+
+export interface HaSettings {
+  port: number;
+  heartbeatIntervalMs: number;
+  peerTimeoutMs: number;
+  healthIntervalMs: number;
+  healthTimeoutMs: number;
+  rise: number;
+  fall: number;
+  failbackDelayMs: number;
+  failbackMaxMs: number;
+  /** Upstream probe target (`host:port`, TCP connect); undefined: no upstream probe. */
+  probeTarget?: { host: string; port: number } | undefined;
+  /** Send forward probes (needs the probe address on the loopback interface). */
+  forwardProbe: boolean;
+}
+
+export interface HaMe {
+  instanceId: string;
+  stack: string;
+  az: string;
+  privateIp: string;
+  eniId: string;
+}
+
+export interface HaDeps {
+  clock: Clock;
+  log: Logger;
+  socket: SocketFactory;
+  /** Whether the kernel reconciler last verified (or repaired) the NAT. */
+  kernelOk: () => boolean;
+  /** TCP connect to the probe target within the timeout. */
+  upstreamProbe?: ((target: { host: string; port: number }, timeoutMs: number) => Promise<boolean>) | undefined;
+  /** Run the route reconciler now. */
+  onRoutes: () => void;
+  /** Refresh the peers from EC2 soon (the agent rate-limits it). */
+  onDescribe: () => void;
+  /** SetInstanceHealth Unhealthy (ShouldRespectGracePeriod false) on `instanceId`. */
+  setUnhealthy: (instanceId: string) => Promise<void>;
+}
+
+export interface HaTableDecision {
+  decision: TableDecision | { kind: 'hand-over'; to: PeerInfo };
+  target: TargetKind;
+}
+
+export class Ha {
+  readonly peers: PeerTable;
+  readonly health: Hysteresis;
+  private self: SelfMachine = initialSelf();
+  private azs: string[] = [];
+  private seq = 0;
+  private fpSeq = 0;
+  /** The forward probe last sent: its sequence number and our heartbeat sequence number then. */
+  private lastProbe: { fp: number; hb: number } | undefined;
+  private lastChecks: SelfChecks | undefined;
+  private readonly boot: number;
+  private socket: HaSocket | undefined;
+  private probeSocket: HaSocket | undefined;
+  private readonly fenced = new Set<string>();
+  private readonly noticed = new Set<string>();
+  private readonly log: Logger;
+
+  constructor(
+    private readonly me: HaMe,
+    readonly settings: HaSettings,
+    private readonly deps: HaDeps,
+  ) {
+    this.peers = new PeerTable({ instanceId: me.instanceId, stack: me.stack });
+    this.health = new Hysteresis(settings.rise, settings.fall);
+    this.boot = deps.clock.now();
+    this.log = deps.log.child({ component: 'ha' });
+  }
+
+  get state(): SelfState {
+    return this.self.state;
+  }
+
+  /** Binds the sockets and starts both loops; they end when `signal` aborts. */
+  async start(signal: AbortSignal): Promise<void> {
+    this.socket = await this.deps.socket({ address: this.me.privateIp, port: this.settings.port }, (buf, from) => this.onPacket(buf, from));
+    if (this.settings.forwardProbe) {
+      try {
+        this.probeSocket = await this.deps.socket({ address: probeAddress(this.me.privateIp), port: this.settings.port }, () => {});
+      } catch (err) {
+        this.log.warn({ event: 'ha.forward_probe_off', err }, `forward probe disabled: cannot send from ${probeAddress(this.me.privateIp)}: ${errorMessage(err)}`);
+      }
+    }
+    this.log.info(
+      { event: 'ha.started', port: this.settings.port, heartbeatIntervalMs: this.settings.heartbeatIntervalMs, peerTimeoutMs: this.settings.peerTimeoutMs, forwardProbe: this.probeSocket !== undefined },
+      'heartbeats started',
+    );
+    void this.loop(signal, this.settings.heartbeatIntervalMs, () => this.heartbeatTick());
+    void this.loop(signal, this.settings.healthIntervalMs, () => this.healthRound());
+  }
+
+  stop(): void {
+    this.socket?.close();
+    this.probeSocket?.close();
+  }
+
+  private async loop(signal: AbortSignal, intervalMs: number, body: () => void | Promise<void>): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await body();
+      } catch (err) {
+        this.log.error({ event: 'ha.internal_error', err }, `HA loop failed: ${errorMessage(err)}`);
+      }
+      await this.deps.clock.sleep(intervalMs, signal);
+    }
+  }
+
+  // ---- inputs from the agent ----
+
+  /** The stack's NATs as EC2 lists them (DescribeInstances), this one included or not. */
+  updatePeers(instances: readonly PeerInfo[]): void {
+    const now = this.deps.clock.now();
+    for (const id of this.peers.update(instances, now)) this.peerEvent(this.peers.get(id), { type: 'ec2-gone' });
+  }
+
+  /** The stack's AZs (from its private route tables). */
+  setAzs(azs: Iterable<string>): void {
+    this.azs = [...new Set([...azs, this.me.az])].sort();
+  }
+
+  /** SIGTERM: drain. Returns whether a successor takes the routes. */
+  sigterm(): boolean {
+    const successor = this.successor() !== undefined;
+    this.selfEvent({ type: 'sigterm', successor });
+    return successor;
+  }
+
+  // ---- what HA wants ----
+
+  view(): AzView {
+    const azs = new Set([...this.azs, ...this.peers.all().map((p) => p.info.az)]);
+    return {
+      azs: [...azs].sort(),
+      me: { az: this.me.az, state: this.self.state, healthy: this.health.healthy },
+      peers: this.peers.all().map((p) => ({ az: p.info.az, machine: p.machine })),
+    };
+  }
+
+  /** The AZs other than ours whose tables we must serve now. */
+  takeoverAzs(): string[] {
+    return takeoverAzs(this.view(), successorAz);
+  }
+
+  /** The serving NAT of our AZ's successor, if one qualifies. */
+  successor(): PeerInfo | undefined {
+    const view = this.view();
+    const az = successorAz(this.me.az, view.azs, (c) => c !== this.me.az && azCanServe(view, c));
+    if (!az) return undefined;
+    return this.peers.all().find((p) => p.info.az === az && canServe(p.machine) && p.info.eniId !== undefined)?.info;
+  }
+
+  /**
+   * HA's rule for one table: `own` when our AZ serves it, else one we took over. A NAT
+   * that steps aside or drains hands every table that points at it to its successor.
+   */
+  decide(own: boolean, route: { NetworkInterfaceId?: string | undefined; State?: string | undefined } | undefined): HaTableDecision {
+    const target = this.targetKind(route);
+    if (target === 'me' && (this.self.state === 'stepped-aside' || this.self.state === 'draining')) {
+      const to = this.successor();
+      return { target, decision: to ? { kind: 'hand-over', to } : { kind: 'keep' } };
+    }
+    return { target, decision: decideTable(own, target, this.self.state) };
+  }
+
+  private targetKind(route: { NetworkInterfaceId?: string | undefined; State?: string | undefined } | undefined): TargetKind {
+    if (!route) return 'missing';
+    if (route.State === 'blackhole') return 'blackhole';
+    if (route.NetworkInterfaceId === this.me.eniId) return 'me';
+    const peer = route.NetworkInterfaceId ? this.peers.all().find((p) => p.info.eniId === route.NetworkInterfaceId && p.goneAt === undefined) : undefined;
+    if (!peer) return 'not-serving';
+    if (peer.info.az === this.me.az) return 'same-az';
+    return canServe(peer.machine) ? 'serving-peer' : 'not-serving';
+  }
+
+  // ---- packets ----
+
+  private onPacket(buf: Buffer, from: string): void {
+    const now = this.deps.clock.now();
+    const r = this.peers.receive(buf, from, now);
+    if (!r.ok) {
+      if (r.reason === 'unknown-source') this.deps.onDescribe(); // perhaps a replacement EC2 has not shown us yet
+      this.once(`drop:${r.reason}:${from}`, () =>
+        this.log.warn({ event: 'peer.dropped', reason: r.reason, from, detail: r.detail, counters: this.peers.counters }, `heartbeat from ${from} dropped: ${r.reason}`),
+      );
+      return;
+    }
+    if (r.message.kind === 'hb') this.peerEvent(r.peer, { type: 'heartbeat', state: r.message.state, healthy: r.message.healthy });
+  }
+
+  private sendHeartbeat(): void {
+    if (!this.socket) return;
+    const now = this.deps.clock.now();
+    const hb: Heartbeat = {
+      kind: 'hb',
+      stack: this.me.stack,
+      id: this.me.instanceId,
+      az: this.me.az,
+      boot: this.boot,
+      seq: ++this.seq,
+      state: this.self.state,
+      healthy: this.health.healthy,
+      upstream: this.lastChecks?.upstream ?? null,
+      peers: this.peers.view(now),
+    };
+    const buf = encode(hb);
+    for (const p of this.peers.all()) if (p.goneAt === undefined) this.socket.send(buf, this.settings.port, p.info.privateIp);
+  }
+
+  private heartbeatTick(): void {
+    const now = this.deps.clock.now();
+    const timeout = this.settings.peerTimeoutMs;
+    for (const p of this.peers.all()) {
+      if (p.goneAt !== undefined) continue;
+      if (p.machine.status === 'alive' && p.heardAt !== undefined && now - p.heardAt > timeout) this.peerEvent(p, { type: 'silence' });
+      if (p.machine.status === 'suspect') {
+        const witness = this.peers.witness(p.info.instanceId, now, timeout);
+        if (witness) this.peerEvent(p, { type: 'corroborated', by: 'peer' }, { witness });
+      }
+    }
+    this.selfEvent({ type: 'tick', level: this.health.level, now });
+    this.sendHeartbeat();
+  }
+
+  // ---- self-checks ----
+
+  private async healthRound(): Promise<void> {
+    const forward = this.judgeForwardProbe();
+    const target = this.settings.probeTarget;
+    const upstream = target && this.deps.upstreamProbe ? await this.deps.upstreamProbe(target, this.settings.healthTimeoutMs) : undefined;
+    const checks: SelfChecks = { kernel: this.deps.kernelOk(), upstream, forward };
+    this.lastChecks = checks;
+    const { result, failed } = judge(checks);
+    const level = this.health.record(result);
+    if (level) {
+      const now = this.deps.clock.now();
+      if (level === 'down') this.log.warn({ event: 'self.unhealthy', failed, checks }, `this NAT failed its checks ${this.settings.fall} times in a row: ${failed.join(', ')}`);
+      else this.log.info({ event: 'self.healthy', checks }, `this NAT passed its checks ${this.settings.rise} times in a row`);
+      this.selfEvent({ type: 'health', level, successor: this.successor() !== undefined, now });
+    }
+    this.sendForwardProbe();
+  }
+
+  /**
+   * The last forward probe: ok when a peer reported receiving it; failed when a peer
+   * reported a heartbeat we sent after it but not the probe; else nobody can say.
+   */
+  private judgeForwardProbe(): boolean | undefined {
+    if (!this.probeSocket || !this.lastProbe) return undefined;
+    const { fp, hb } = this.lastProbe;
+    let heard = false;
+    for (const p of this.peers.heard(this.deps.clock.now(), this.settings.peerTimeoutMs)) {
+      const mine = p.last?.peers.find((v) => v.id === this.me.instanceId);
+      if (!mine || p.last?.boot === undefined) continue;
+      if (mine.fp >= fp) return true;
+      if (mine.hb > hb) heard = true;
+    }
+    return heard ? false : undefined;
+  }
+
+  private sendForwardProbe(): void {
+    if (!this.probeSocket) return;
+    const buf = encode({ kind: 'fp', stack: this.me.stack, id: this.me.instanceId, boot: this.boot, seq: ++this.fpSeq });
+    this.lastProbe = { fp: this.fpSeq, hb: this.seq };
+    for (const p of this.peers.all()) if (p.goneAt === undefined) this.probeSocket.send(buf, this.settings.port, p.info.privateIp);
+  }
+
+  // ---- machines ----
+
+  private selfEvent(e: SelfEvent): void {
+    const before = this.self.state;
+    const { next, actions } = stepSelf(this.self, e, { baseMs: this.settings.failbackDelayMs, maxMs: this.settings.failbackMaxMs });
+    this.self = next;
+    if (next.state !== before) {
+      const successor = this.successor();
+      const fields = { event: 'self.state', from: before, to: next.state, failures: next.failures, holdUntil: next.holdUntil ? new Date(next.holdUntil).toISOString() : undefined, successor: successor?.instanceId };
+      if (next.state === 'stepped-aside') this.log.warn({ ...fields, event: 'self.step_aside' }, `stepping aside: ${successor?.az ?? 'no AZ'}'s NAT ${successor?.instanceId ?? ''} takes over`);
+      else this.log.info(fields, `${before} → ${next.state}`);
+    }
+    this.selfActions(actions);
+  }
+
+  private selfActions(actions: SelfAction[]): void {
+    for (const a of actions) {
+      switch (a) {
+        case 'heartbeat':
+          this.sendHeartbeat();
+          break;
+        case 'hand-over':
+        case 'reconcile-routes':
+          this.deps.onRoutes();
+          break;
+        case 'mark-self-unhealthy':
+          this.setUnhealthy(this.me.instanceId, 'self');
+          break;
+        case 'warn-no-successor':
+          this.log.warn({ event: 'self.no_successor' }, 'this NAT fails its checks, but no other AZ has a healthy NAT to take over: it keeps serving');
+          break;
+        case 'exit':
+          break; // the agent exits once the route reconciler has handed over
+      }
+    }
+  }
+
+  private peerEvent(p: PeerRecord | undefined, e: PeerEvent, extra: Record<string, unknown> = {}): void {
+    if (!p) return;
+    const before = p.machine;
+    const { next, actions } = stepPeer(before, e);
+    p.machine = next;
+    const id = p.info.instanceId;
+    if (next.status !== before.status) {
+      const fields = { peer: id, az: p.info.az, from: before.status, to: next.status, ...extra };
+      if (next.status === 'suspect') this.log.warn({ event: 'peer.suspect', ...fields, silentMs: this.deps.clock.now() - (p.heardAt ?? 0) }, `no heartbeat from ${id} (${p.info.az}) for ${this.settings.peerTimeoutMs} ms`);
+      else if (next.status === 'failed') this.log.warn({ event: 'peer.down', ...fields, by: next.failedBy }, `${id} (${p.info.az}) is down (${next.failedBy})`);
+      else if (next.status === 'alive') this.log.info({ event: 'peer.up', ...fields, state: next.state, healthy: next.healthy }, `${id} (${p.info.az}) is alive`);
+    } else if (next.state !== before.state && next.status === 'alive') {
+      this.log.info({ event: 'peer.state', peer: id, az: p.info.az, state: next.state, healthy: next.healthy }, `${id} (${p.info.az}) is ${next.state}`);
+    }
+    this.peerActions(p, actions);
+  }
+
+  private peerActions(p: PeerRecord, actions: PeerAction[]): void {
+    for (const a of actions) {
+      switch (a) {
+        case 'heartbeat':
+          this.sendHeartbeat();
+          break;
+        case 'describe':
+          this.deps.onDescribe();
+          break;
+        case 'reconcile-routes':
+          this.deps.onRoutes();
+          break;
+        case 'fence':
+          // Only the AZ's successor fences, and only a NAT EC2 still has running.
+          if (p.info.state === 'running' && p.machine.failedBy !== 'gone' && this.takeoverAzs().includes(p.info.az)) this.setUnhealthy(p.info.instanceId, 'fence');
+          break;
+      }
+    }
+  }
+
+  /** Marks an instance Unhealthy in its Auto Scaling group, once. */
+  private setUnhealthy(instanceId: string, why: 'self' | 'fence'): void {
+    if (this.fenced.has(instanceId)) return;
+    this.fenced.add(instanceId);
+    this.deps.setUnhealthy(instanceId).then(
+      () => this.log.warn({ event: why === 'self' ? 'self.marked_unhealthy' : 'peer.fenced', instanceId }, `${instanceId} marked Unhealthy in its Auto Scaling group`),
+      (err: unknown) => {
+        this.fenced.delete(instanceId);
+        this.log.error({ event: 'ha.set_unhealthy_failed', instanceId, err }, `could not mark ${instanceId} Unhealthy: ${errorMessage(err)}`);
+      },
+    );
+  }
+
+  private once(key: string, fn: () => void): void {
+    if (this.noticed.has(key)) return;
+    this.noticed.add(key);
+    fn();
+  }
+}
