@@ -123,28 +123,82 @@ ${Object.values(SETTINGS)
 Exit codes: 0 stopped / healthy, 1 failed / unhealthy or not verified, 2 bad usage or configuration.
 `;
 
+/** The one-line usage that follows a command-line mistake. */
+export const USAGE = 'Usage: hanat-agent run|check [--stack <name>] [--az <az>] [options]; hanat-agent --help lists every option.';
+
+/** A mistake on the command line: the message, then the usage line. Exit 2. */
+function commandLineError(message: string, cause?: unknown): UsageError {
+  return new UsageError(`${message}\n${USAGE}`, { cause });
+}
+
+/**
+ * Edits (insert, delete, substitute, swap two neighbours) between two words:
+ * the optimal string alignment distance.
+ */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The candidate a typo most likely meant (at most 2 edits away, and not most of the word), if any. */
+export function didYouMean(typo: string, candidates: readonly string[]): string | undefined {
+  const bare = (w: string) => w.replace(/^-+/, '');
+  let best: { word: string; distance: number } | undefined;
+  for (const word of candidates) {
+    const distance = editDistance(bare(typo), bare(word));
+    const length = Math.max(bare(typo).length, bare(word).length);
+    if (distance > 2 || (length - distance) / length <= 0.4) continue;
+    if (!best || distance < best.distance) best = { word, distance };
+  }
+  return best?.word;
+}
+
+const COMMANDS = ['run', 'check'] as const;
+
 export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): { command: Command; options: Options } {
+  const spec = {
+    version: { type: 'boolean' as const },
+    help: { type: 'boolean' as const, short: 'h' },
+    ...Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }])),
+  } as Record<string, { type: 'boolean' | 'string'; short?: string }>;
+  // Node's own messages for these ("Unknown option '--stak'. To specify a positional argument
+  // starting with a '-', …") speak of parseArgs, not of hanat-agent: find them first, and say them ours.
+  const { tokens } = parseArgs({ args: [...argv], allowPositionals: true, strict: false, tokens: true, options: spec });
+  for (const t of tokens) {
+    if (t.kind !== 'option') continue;
+    const option = spec[t.name];
+    if (!option) {
+      const meant = t.rawName.startsWith('--') ? didYouMean(t.rawName, Object.keys(spec).map((k) => `--${k}`)) : undefined;
+      throw commandLineError(`unknown option '${t.rawName}'${meant ? ` (did you mean ${meant}?)` : ''}`);
+    }
+    if (option.type === 'string' && (t.value === undefined || (!t.inlineValue && t.value.startsWith('-')))) {
+      throw commandLineError(`option '${t.rawName}' needs a value: ${t.rawName} <value>, or ${t.rawName}=<value> for a value that starts with '-'`);
+    }
+    if (option.type === 'boolean' && t.value !== undefined) throw commandLineError(`option '${t.rawName}' takes no value`);
+  }
   let parsed;
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        version: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        ...Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }])),
-      },
-    });
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: spec });
   } catch (err) {
-    throw new UsageError(`${(err as Error).message}; see hanat-agent --help`, { cause: err });
+    throw commandLineError((err as Error).message, err);
   }
   const { values, positionals } = parsed;
   let command: Command;
   if (values.version) command = 'version';
   else if (values.help || positionals.length === 0) command = 'help';
-  else if (positionals.length === 1 && (positionals[0] === 'run' || positionals[0] === 'check')) command = positionals[0];
-  else throw new UsageError(`unknown command '${positionals.join(' ')}'; expected 'run' or 'check' (see hanat-agent --help)`);
+  else if (positionals.length === 1 && (COMMANDS as readonly string[]).includes(positionals[0]!)) command = positionals[0] as Command;
+  else {
+    const meant = positionals.length === 1 ? didYouMean(positionals[0]!, COMMANDS) : undefined;
+    throw commandLineError(`unknown command '${positionals.join(' ')}'${meant ? ` (did you mean ${meant}?)` : ''}; the commands are run and check`);
+  }
 
   const raw = (key: keyof typeof SETTINGS): { value: string; from: string } | undefined => {
     const s = SETTINGS[key]!;

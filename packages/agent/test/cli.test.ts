@@ -3,7 +3,7 @@ import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { main, type MainDeps } from '../src/cli.js';
-import { parseCommandLine } from '../src/config.js';
+import { USAGE, didYouMean, parseCommandLine } from '../src/config.js';
 import { Kernel, conntrackMaxFor } from '../src/kernel.js';
 import { FakeHost } from './support/fake-host.js';
 import { defaultMetadata, startFakeImds, type FakeImds } from './support/fake-imds.js';
@@ -68,6 +68,37 @@ describe('configuration', () => {
     expect(err).toMatch(/unknown command 'start'/);
     expect(await main(['run', '--nope'], {}, deps())).toBe(2);
     expect(host.calls).toEqual([]);
+  });
+
+  it('answers a misspelt option with its own message, a did-you-mean and the usage, exit 2, not node\'s parser text', async () => {
+    expect(await main(['check', '--stak', 'prod'], {}, deps())).toBe(2);
+    expect(err).toBe(`hanat-agent: unknown option '--stak' (did you mean --stack?)\n${USAGE}\n`);
+    expect(err).not.toMatch(/positional argument|ERR_PARSE_ARGS/);
+    err = '';
+    expect(await main(['run', '--route-intervall=10'], {}, deps())).toBe(2);
+    expect(err).toBe(`hanat-agent: unknown option '--route-intervall' (did you mean --route-interval?)\n${USAGE}\n`);
+    err = '';
+    expect(await main(['run', '--bogus'], {}, deps())).toBe(2);
+    expect(err).toBe(`hanat-agent: unknown option '--bogus'\n${USAGE}\n`);
+    err = '';
+    expect(await main(['chek'], {}, deps())).toBe(2);
+    expect(err).toBe(`hanat-agent: unknown command 'chek' (did you mean check?); the commands are run and check\n${USAGE}\n`);
+    err = '';
+    expect(await main(['check', '--stack'], {}, deps())).toBe(2);
+    expect(err).toBe(`hanat-agent: option '--stack' needs a value: --stack <value>, or --stack=<value> for a value that starts with '-'\n${USAGE}\n`);
+    err = '';
+    expect(await main(['check', '--version=1'], {}, deps())).toBe(2);
+    expect(err).toBe(`hanat-agent: option '--version' takes no value\n${USAGE}\n`);
+    expect(host.calls).toEqual([]);
+  });
+
+  it('didYouMean suggests a near option, not a far one', () => {
+    const flags = ['--stack', '--az', '--log-level', '--interval', '--route-interval'];
+    expect(didYouMean('--stak', flags)).toBe('--stack');
+    expect(didYouMean('--tsack', flags)).toBe('--stack');
+    expect(didYouMean('--loglevel', flags)).toBe('--log-level');
+    expect(didYouMean('--verbose', flags)).toBeUndefined();
+    expect(didYouMean('--s', flags)).toBeUndefined();
   });
 
   it('exits 2 for an IMDS endpoint that is not an http:// URL, from the environment or the flag, and says what to set', async () => {

@@ -81,6 +81,29 @@ function sources(cmd: Command): { regionFrom: RegionFrom; profileFrom: ProfileFr
   };
 }
 
+/**
+ * Options a command cannot run without, checked by the preAction hook of
+ * buildProgram. Not commander's requiredOption(): commander checks those
+ * before it looks for unknown options, so a typo (`--nmae lab`) was reported
+ * as a missing `--name`, hiding the typo and commander's did-you-mean.
+ */
+const REQUIRED = new WeakSet<Option>();
+
+function required(flags: string, description: string): Option {
+  const option = new Option(flags, description);
+  REQUIRED.add(option);
+  return option;
+}
+
+/** Refuses, as commander words it (exit 2), a command run without one of its required options. */
+function checkRequired(cmd: Command): void {
+  for (const option of cmd.options) {
+    if (REQUIRED.has(option) && cmd.getOptionValue(option.attributeName()) === undefined) {
+      cmd.error(`error: required option '${option.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
+    }
+  }
+}
+
 function azsOption(): Option {
   return new Option('--azs <n>', `Availability Zones to use, ${MIN_AZS} to ${MAX_AZS}`)
     .default(DEFAULT_TEMPLATE_OPTIONS.azs)
@@ -113,6 +136,8 @@ export function buildProgram(deps: ProgramDeps): Command {
     .option('--debug', 'print AWS SDK diagnostics and stack traces (also HANAT_DEBUG=1; empty, 0, false or no leave it off)')
     .addOption(new Option('--color <when>', 'colour on stderr').choices(['auto', 'always', 'never']).default('auto'))
     .showHelpAfterError('(run with --help for usage)')
+    // Runs after commander has refused unknown options (with its did-you-mean), before the action.
+    .hook('preAction', (_program, actionCommand) => checkRequired(actionCommand))
     .exitOverride()
     .configureOutput({
       writeOut: (s) => deps.stdout(s),
@@ -133,8 +158,8 @@ export function buildProgram(deps: ProgramDeps): Command {
   program
     .command('deploy')
     .description('create or update the stack through a change set, following its events')
-    .requiredOption('--name <stack>', 'CloudFormation stack name (also the VPC name)')
-    .requiredOption('--cidr-prefix <x.y>', 'first two octets of the VPC range: 10.20 gives 10.20.0.0/16')
+    .addOption(required('--name <stack>', 'CloudFormation stack name (also the VPC name)'))
+    .addOption(required('--cidr-prefix <x.y>', 'first two octets of the VPC range: 10.20 gives 10.20.0.0/16'))
     .option('--key <keypair>', 'EC2 key pair for the NAT instances (default: none)')
     .option('--ami <ami-id|ssm-parameter>', 'NAT image: an AMI id, or an SSM parameter holding one (default: /hanat/ami/<arch of --instance-type>)')
     .addOption(azsOption())
@@ -175,7 +200,7 @@ to CloudFormation; see docs/cli.md for how to watch it again.`,
   program
     .command('destroy')
     .description('delete the stack and everything in it, following its events')
-    .requiredOption('--name <stack>', 'CloudFormation stack name')
+    .addOption(required('--name <stack>', 'CloudFormation stack name'))
     .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
     .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config or ~/.aws/credentials').env('AWS_PROFILE'))
     .option('-y, --yes', 'delete without asking (required when there is no terminal)')
@@ -190,7 +215,7 @@ to CloudFormation; see docs/cli.md for how to watch it again.`,
   program
     .command('status')
     .description('show which NAT serves which AZ; exit 1 when an AZ cannot reach the internet')
-    .requiredOption('--name <stack>', 'CloudFormation stack name')
+    .addOption(required('--name <stack>', 'CloudFormation stack name'))
     .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
     .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config or ~/.aws/credentials').env('AWS_PROFILE'))
     .option('--json', 'print the result as JSON on stdout')
@@ -231,8 +256,8 @@ Examples:
   program
     .command('failover')
     .description("move an AZ's internet traffic to another AZ's NAT by hand, or undo that with --restore")
-    .requiredOption('--name <stack>', 'CloudFormation stack name')
-    .requiredOption('--az <az>', 'the AZ whose private routes move (or, with --restore, return)')
+    .addOption(required('--name <stack>', 'CloudFormation stack name'))
+    .addOption(required('--az <az>', 'the AZ whose private routes move (or, with --restore, return)'))
     .addOption(
       new Option('--to <az>', 'the AZ whose NAT takes them (default: the next AZ, alphabetically and wrapping around, whose NAT can serve it)').conflicts('restore'),
     )

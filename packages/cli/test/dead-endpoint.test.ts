@@ -5,14 +5,9 @@
  * command fails within seconds, exit 1, naming the endpoint and what to do.
  * (Issue 12: status and failover used to retry in silence for 150 s.)
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-
-const REPO = join(import.meta.dirname, '../../..');
-const BIN = join(REPO, 'packages/cli/bin/hanat.mjs');
+import { requireCliBundle, runHanat as hanat } from './support/binary.js';
 
 /** A loopback port nothing listens on: bound, then closed. */
 function deadPort(): Promise<number> {
@@ -27,36 +22,11 @@ function deadPort(): Promise<number> {
   });
 }
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs the built binary with `env` only (no inherited AWS settings); kills it after `killAfterMs`. */
-function hanat(args: string[], env: Record<string, string>, killAfterMs = 10_000): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const start = performance.now();
-    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: performance.now() - start });
-    });
-  });
-}
-
 let port: number;
 let labExports: Record<string, string>;
 
 beforeAll(async () => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/hanat.mjs'))) throw new Error('missing packages/cli/dist/hanat.mjs: run `pnpm build` first (`pnpm test` does)');
+  requireCliBundle();
   port = await deadPort();
   // What `hanat-lab up` exports (LAB.md), with a lab that has since stopped.
   labExports = {
@@ -71,6 +41,17 @@ beforeAll(async () => {
   };
 });
 
+/**
+ * Within 5 s, as issue 12 asks. On a machine so loaded that starting node and
+ * loading the bundle alone takes seconds (`hanat --version`, just before), no
+ * more than 2 s beyond that start. The old code took 150 s either way.
+ */
+async function expectFast(ms: number): Promise<void> {
+  if (ms < 5_000) return;
+  const bare = await hanat(['--version'], {});
+  expect(ms - bare.ms, `took ${Math.round(ms)} ms; hanat --version alone took ${Math.round(bare.ms)} ms`).toBeLessThan(2_000);
+}
+
 describe('hanat with the exports of a stopped lab', () => {
   const commands: [string, string[]][] = [
     ['status', ['status', '--name', 'lab']],
@@ -84,7 +65,7 @@ describe('hanat with the exports of a stopped lab', () => {
   it.each(commands)('%s exits 1 within 5 s, naming the endpoint and what to do', async (_name, args) => {
     const r = await hanat(args, labExports);
     expect(r.code, r.stderr).toBe(1);
-    expect(r.ms).toBeLessThan(5_000);
+    await expectFast(r.ms);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(`AWS_ENDPOINT_URL=http://127.0.0.1:${port}`);
     expect(r.stderr).toContain('ECONNREFUSED');
@@ -99,7 +80,7 @@ describe('hanat with the exports of a stopped lab', () => {
     const { AWS_ENDPOINT_URL: _unused, ...rest } = labExports;
     const r = await hanat(['status', '--name', 'lab'], { ...rest, AWS_ENDPOINT_URL_CLOUDFORMATION: `http://localhost:${port}` });
     expect(r.code, r.stderr).toBe(1);
-    expect(r.ms).toBeLessThan(5_000);
+    await expectFast(r.ms);
     expect(r.stderr).toContain(`AWS_ENDPOINT_URL_CLOUDFORMATION=http://localhost:${port}`);
     expect(r.stderr).toContain('unset AWS_ENDPOINT_URL_CLOUDFORMATION');
   }, 15_000);

@@ -37,6 +37,45 @@ describe('hanat (the program)', () => {
     expect(option.stderr).toContain("error: unknown option '--az'");
   });
 
+  it('reports a misspelt option, with its suggestion, before a required option it leaves missing', async () => {
+    const r = await harness().hanat('deploy', '--nmae', 'lab', '--cidr-prefix', '10.0');
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe("error: unknown option '--nmae'\n(Did you mean --name?)\n(run with --help for usage)\n");
+  });
+
+  it.each([
+    ['deploy', ['deploy', '--name', 'lab', '--cidr-prefx', '10.0', '--yes'], '--cidr-prefx', '--cidr-prefix'],
+    ['deploy', ['deploy', '--cidr-prefix', '10.0', '--nmae', 'lab'], '--nmae', '--name'],
+    ['destroy', ['destroy', '--nmae', 'lab', '--yes'], '--nmae', '--name'],
+    ['status', ['status', '--nam', 'lab'], '--nam', '--name'],
+    ['status', ['status', '--name', 'lab', '--regoin', 'eu-west-1'], '--regoin', '--region'],
+    ['failover', ['failover', '--name', 'lab', '--za', 'eu-west-1a'], '--za', '--az'],
+    ['failover', ['failover', '--nmae', 'lab', '--az', 'eu-west-1a', '--restore'], '--nmae', '--name'],
+    ['template', ['template', '--cidr-prefx', '10.0'], '--cidr-prefx', '--cidr-prefix'],
+  ])('%s: a typo says which option is unknown and suggests the right one, exit 2, no AWS call (%s)', async (_cmd, args, typo, meant) => {
+    const h = harness();
+    const r = await h.hanat(...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: unknown option '${typo}'\n(Did you mean ${meant}?)`);
+    expect(r.stderr).not.toContain('required option');
+    expect(r.stdout).toBe('');
+    expect(names(cfnMock)).toEqual([]);
+  });
+
+  it.each([
+    ['deploy', ['deploy', '--cidr-prefix', '10.0', '--yes'], '--name <stack>'],
+    ['deploy', ['deploy', '--name', 'lab', '--yes'], '--cidr-prefix <x.y>'],
+    ['destroy', ['destroy', '--yes'], '--name <stack>'],
+    ['status', ['status'], '--name <stack>'],
+    ['failover', ['failover', '--name', 'lab'], '--az <az>'],
+  ])('%s still refuses a missing required option, exit 2, before any AWS call', async (_cmd, args, flags) => {
+    const r = await harness().hanat(...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`error: required option '${flags}' not specified\n(run with --help for usage)\n`);
+    expect(names(cfnMock)).toEqual([]);
+  });
+
   it('exits 2 without a command, showing the help on stderr', async () => {
     const r = await harness().hanat();
     expect(r.code).toBe(2);

@@ -6,7 +6,7 @@
  * factory, and that requests carry the hanat user agent. No mocks here.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { VERSION } from '@hanat/core';
 import { awsFactory } from '../src/aws.js';
@@ -161,5 +161,44 @@ describe('--debug on the wire', () => {
     const r = await hanat('deploy', '--name', 'demo', '--cidr-prefix', '10.0', '--region', 'eu-west-1', '--key', 'laptop', '--yes');
     expect(r.code).toBe(2);
     expect(debugLines).toEqual([]);
+  });
+});
+
+describe('an endpoint where nothing listens (a stopped lab), real SDK', () => {
+  it('status fails at once, exit 1: one connection attempt, no retry pause, the endpoint and what to do in the message', async () => {
+    const dead = await new Promise<number>((resolve) => {
+      const tcp = createTcpServer();
+      tcp.listen(0, '127.0.0.1', () => {
+        const port = (tcp.address() as AddressInfo).port;
+        tcp.close(() => resolve(port));
+      });
+    });
+    const url = `http://127.0.0.1:${dead}`;
+    vi.stubEnv('AWS_ENDPOINT_URL', url);
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDTESTONLY');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test-secret');
+    vi.stubEnv('AWS_CONFIG_FILE', '/nonexistent/hanat-test-config');
+    vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', '/nonexistent/hanat-test-credentials');
+    vi.stubEnv('AWS_PROFILE', '');
+    const sleeps: number[] = [];
+    let stderr = '';
+    const code = await run(['status', '--name', 'lab', '--region', 'us-east-1'], {
+      aws: awsFactory(() => {}),
+      stdout: () => {},
+      stderr: (s) => (stderr += s),
+      stdinIsTTY: false,
+      stderrIsTTY: false,
+      env: {},
+      confirm: () => Promise.resolve(false),
+      clock: { now: () => Date.now(), sleep: (ms) => (sleeps.push(ms), Promise.resolve()) },
+      signal: new AbortController().signal,
+    });
+    expect(code).toBe(1);
+    expect(sleeps).toEqual([]);
+    expect(stderr).toBe(
+      `error: Could not reach AWS for DescribeStacks: nothing listens at AWS_ENDPOINT_URL=${url} (ECONNREFUSED). ` +
+        'If that is a hanat lab, it is not running any more: hanat-lab status shows the labs that run, and hanat-lab up starts one (then use its exports). ' +
+        'To use real AWS, unset AWS_ENDPOINT_URL.\n',
+    );
   });
 });
