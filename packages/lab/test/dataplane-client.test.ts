@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SERVICE_ENDPOINT_VARS, envExports } from '../src/dataplane/cli-support.js';
 import { NoLabError, findLab } from '../src/dataplane/client.js';
+import { writeRunState } from '../src/dataplane/state.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hanat-lab-client-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,6 +17,36 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('findLab', () => {
   it('says no lab is running when the state directory does not exist', () => {
     expect(() => findLab(join(dir, 'absent'))).toThrow(new NoLabError('no lab is running; start one with `hanat-lab up`'));
+  });
+
+  const run = (prefix: string, pid: number, port: number) => ({
+    prefix,
+    pid,
+    startedAt: new Date(0).toISOString(),
+    runDir: dir,
+    ready: true,
+    region: 'us-east-1',
+    apiEndpoint: `http://127.0.0.1:${port}`,
+    admin: { url: `http://127.0.0.1:${port + 1}`, token: 't' },
+  });
+
+  it('picks the lab AWS_ENDPOINT_URL points at when several run, and lists them when nothing says which', () => {
+    const state = join(dir, 'two');
+    writeRunState(state, run('hl0001', process.pid, 4000));
+    writeRunState(state, run('hl0002', process.pid, 5000));
+    expect(findLab(state, undefined, 'http://127.0.0.1:5000/').prefix).toBe('hl0002');
+    expect(findLab(state, undefined, 'http://127.0.0.1:4000').prefix).toBe('hl0001');
+    expect(findLab(state, 'hl0001', 'http://127.0.0.1:5000').prefix).toBe('hl0001');
+    expect(() => findLab(state)).toThrow(expect.objectContaining({ reason: 'ambiguous', message: expect.stringContaining('2 labs are running (hl0001 at http://127.0.0.1:4000, hl0002 at http://127.0.0.1:5000)') }));
+    expect(() => findLab(state, undefined, 'http://127.0.0.1:9')).toThrow(/AWS_ENDPOINT_URL \(http:\/\/127\.0\.0\.1:9\) is none of them/);
+  });
+
+  it('names `hanat-lab cleanup` when no lab runs but a dead one left its run behind', () => {
+    const state = join(dir, 'dead');
+    writeRunState(state, run('hl0003', 0x3fffffff, 6000));
+    expect(() => findLab(state)).toThrow(
+      new NoLabError('no lab is running; lab hl0003 (pid 1073741823) stopped without cleaning up; its namespaces and processes may remain: `hanat-lab cleanup` removes them; start one with `hanat-lab up`'),
+    );
   });
 
   it('says the state directory cannot be read (as for a user without root) instead of claiming no lab runs', () => {

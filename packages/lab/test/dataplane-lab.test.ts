@@ -18,6 +18,7 @@ import { renderStatus } from '../src/dataplane/cli-support.js';
 import { findLab } from '../src/dataplane/client.js';
 import { execCommand } from '../src/dataplane/exec.js';
 import type { FaultResult, LabEmulator, LabStatus } from '../src/dataplane/lab.js';
+import { DataPlane } from '../src/dataplane/dataplane.js';
 import { Lab } from '../src/dataplane/lab.js';
 import { namespacePids } from '../src/dataplane/processes.js';
 import { FakeView, buildWorkers } from './dataplane-helpers.js';
@@ -249,5 +250,36 @@ describe.runIf(requireRoot('lab wiring', ['ip', 'nft', 'iptables']))('lab: data 
     await adminRequest(admin, 'POST', '/down');
     await new Promise((r) => setImmediate(r));
     expect(downRequested).toBe(true);
+  });
+});
+
+describe.runIf(requireRoot('lab worker output', ['ip', 'nft']))('lab workers', { timeout: 30_000 }, () => {
+  it("turn what a worker writes to stderr into JSON log lines (a detached lab's lab.log holds nothing else)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hanat-lab-stderr-'));
+    const logged: { event: string; fields?: Record<string, unknown> }[] = [];
+    const worker = await buildWorkers();
+    let dp: DataPlane | undefined;
+    try {
+      dp = await DataPlane.create({
+        // Every worker says something on stderr before it starts, as a crashing one would.
+        workerCommand: ['sh', '-c', 'echo "worker says: $1" >&2; exec "$@"', 'sh', ...worker],
+        apiSocketPath: join(dir, 'emulator.sock'),
+        runDir: join(dir, 'run'),
+        stateDir: join(dir, 'state'),
+        probe: false,
+        logger: { info: (event, fields) => logged.push({ event, ...(fields ? { fields } : {}) }), warn: (event, fields) => logged.push({ event, ...(fields ? { fields } : {}) }) },
+      });
+      const deadline = Date.now() + 5_000;
+      while (logged.filter((l) => l.event === 'dataplane.worker_stderr').length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(logged.filter((l) => l.event === 'dataplane.worker_stderr').map((l) => l.fields)).toEqual(
+        expect.arrayContaining([
+          { label: 'internet-echo', line: `worker says: ${worker[0]}` },
+          { label: 'imds-api-proxy', line: `worker says: ${worker[0]}` },
+        ]),
+      );
+    } finally {
+      await dp?.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,6 +6,8 @@
  * instance type; the destroy of a stack made from hanat's template without
  * hanat. Also `hanat-lab serve`.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateStackCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
@@ -216,6 +218,25 @@ describe('hanat-lab serve', () => {
     stop.abort();
     await running;
     expect(err).toContain('emulator stopped');
+  });
+
+  it("prints what EMULATOR.md's sample shows", async () => {
+    const doc = readFileSync(join(import.meta.dirname, '../EMULATOR.md'), 'utf8');
+    const sample = /# prints, on stdout:\n([\s\S]*?)# and, on stderr:\n([\s\S]*?)```/.exec(doc);
+    expect(sample, 'the sample in EMULATOR.md, "Running it"').not.toBeNull();
+    const stop = new AbortController();
+    let out = '';
+    let err = '';
+    const program = buildProgram({ stdout: (s) => (out += s), stderr: (s) => (err += s), env: {}, signal: stop.signal }).exitOverride();
+    const running = program.parseAsync(['node', 'hanat-lab', 'serve', '--port', '0']);
+    const deadline = Date.now() + 5000;
+    while (!err.includes('\n') && Date.now() < deadline) await sleep(5);
+    stop.abort();
+    await running;
+    // The sample uses the default port, 4566; this test took any free one.
+    const asDocumented = (text: string) => text.replaceAll(/127\.0\.0\.1:\d+/g, '127.0.0.1:4566');
+    expect(asDocumented(out)).toBe(sample![1]);
+    expect(asDocumented(err).split('\n')[0]).toBe(sample![2]!.trimEnd());
   });
 
   it('takes single operations\' latency from --op-latency', async () => {

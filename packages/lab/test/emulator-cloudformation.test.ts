@@ -336,6 +336,8 @@ describe('failures and rollback', () => {
     expect(failed.ResourceStatusReason).toContain('We currently do not have sufficient t4g.nano capacity in the Availability Zone you requested (us-east-1b)');
     expect(h.emu.world.ec2.vpcs.size).toBe(0);
     expect([...h.emu.world.ec2.instances.values()].every((i) => i.state === 'terminated')).toBe(true);
+    // The group that failed goes too, as rollback deletes it on AWS: none is left retrying launches.
+    expect([...h.emu.world.autoscaling.groups.keys()]).toEqual([]);
   });
 
   it('rejects resource types it does not know, as CloudFormation does', async () => {

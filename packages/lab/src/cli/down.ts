@@ -1,7 +1,7 @@
 /** `hanat-lab down` stops a running lab; `hanat-lab cleanup` removes what crashed labs left behind. */
 import { Option, type Command } from 'commander';
 import { adminRequest } from '../dataplane/admin.js';
-import { NoLabError, orphanNote, type RunningLab } from '../dataplane/client.js';
+import { NoLabError, orphanNote, orphanedRuns, type RunningLab } from '../dataplane/client.js';
 import { LabOperationError, LabUsageError, labFor, stateDirOf, type LabCommandDeps } from '../dataplane/cli-support.js';
 import { execCommand } from '../dataplane/exec.js';
 import { PREFIX_PATTERN } from '../dataplane/names.js';
@@ -13,6 +13,8 @@ export interface DownResult {
   prefix?: string;
   /** Why nothing was stopped, and what crashed labs left behind. */
   note?: string;
+  /** The lab named was not running, and what its dead process left behind was removed. */
+  removedOrphan?: boolean;
 }
 
 export async function downAction(opts: { lab?: string; timeout?: string }, deps: LabCommandDeps): Promise<DownResult> {
@@ -23,6 +25,12 @@ export async function downAction(opts: { lab?: string; timeout?: string }, deps:
     // Nothing to stop is success, as `hanat destroy` of a missing stack is; an ambiguous or
     // unreadable state is not.
     if (err instanceof NoLabError && err.reason === 'none') {
+      // `down --lab X` of a lab whose process died (its state file is still here): finish its
+      // teardown, as `cleanup --lab X` would. Namespaces alone may be another state directory's lab.
+      if (opts.lab !== undefined && orphanedRuns(stateDirOf(deps)).some((r) => r.prefix === opts.lab)) {
+        const { removed } = await cleanupAction({ lab: opts.lab }, deps);
+        return { removedOrphan: true, note: `lab ${opts.lab} was not running (its process was gone); removed what it left: ${removed.length ? removed.join(' ') : 'its state file'}` };
+      }
       const orphans = orphanNote(stateDirOf(deps));
       return { note: `${opts.lab === undefined ? 'no lab is running' : `lab ${opts.lab} is not running`}${orphans ? `; ${orphans}` : ''}` };
     }
@@ -68,7 +76,7 @@ export function registerDown(program: Command, deps: LabCommandDeps): void {
     .option('--timeout <s>', 'how long to wait for it to stop', '60')
     .action(async (opts: { lab?: string; timeout?: string }) => {
       const r = await downAction(opts, deps);
-      deps.stderr(r.prefix ? `hanat-lab: lab ${r.prefix} stopped\n` : `hanat-lab: ${r.note ?? 'no lab is running'}; nothing to stop\n`);
+      deps.stderr(r.prefix ? `hanat-lab: lab ${r.prefix} stopped\n` : r.removedOrphan ? `hanat-lab: ${r.note}\n` : `hanat-lab: ${r.note ?? 'no lab is running'}; nothing to stop\n`);
     });
   program
     .command('cleanup')

@@ -98,13 +98,19 @@ function otherLabsNote(deps: LabCommandDeps, prefix: string): string | undefined
   );
 }
 
+/** The agent bundle to run, which must exist. */
+function agentBundle(opts: UpOptions): string {
+  const agent = resolve(opts.agent ?? defaultAgentBundle());
+  if (!existsSync(agent)) throw new LabUsageError(`the agent bundle ${agent} does not exist; build it with \`node scripts/build.mjs agent\` or pass --agent <path>`);
+  return agent;
+}
+
 /** Runs the lab in this process until it is told to stop. */
 export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onReady: (lab: Lab) => void): Promise<void> {
   checkRoot();
   const prefix = opts.prefix ?? newPrefix();
   const runDir = resolve(opts.runDir ?? join(process.cwd(), '.lab'), prefix);
-  const agent = resolve(opts.agent ?? defaultAgentBundle());
-  if (!existsSync(agent)) throw new LabUsageError(`the agent bundle ${agent} does not exist; build it with \`node scripts/build.mjs agent\` or pass --agent <path>`);
+  const agent = agentBundle(opts);
   const settings: EmulatorSettings = {
     latency: opts.latency,
     opLatency: parseOpLatency(opts.opLatency),
@@ -154,10 +160,7 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
     onReady(lab);
     await stopped;
   } catch (err) {
-    const message = `the lab did not start: ${err instanceof Error ? err.message : String(err)}`;
-    if (!opts.daemon) throw new LabOperationError(message, { cause: err });
-    deps.stderr(logLine('lab.failed', { level: 'error', err: message }));
-    throw new ReportedError(message, { cause: err });
+    throw new LabOperationError(`the lab did not start: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   } finally {
     await lab?.stop();
   }
@@ -169,6 +172,10 @@ export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise
   // A bad value fails here, not in the detached child's log.
   const latency = describeLatency(opts.latency, parseOpLatency(opts.opLatency));
   agentEnvOf(opts);
+  agentBundle(opts);
+  intOption('boot-delay', opts.bootDelay, 0);
+  intOption('port', opts.port, 0);
+  intOption('probe-interval', opts.probeInterval, 10);
   intOption('status-check-delay', opts.statusCheckDelay, 0);
   if (opts.healthCheckGrace !== undefined) intOption('health-check-grace', opts.healthCheckGrace, 0);
   const prefix = newPrefix();
@@ -258,7 +265,7 @@ each instance's agent log is <run-dir>/<prefix>/instances/<id>/agent.log.`,
         if (r.others) deps.stderr(r.others);
         return;
       }
-      await upForeground(opts, deps, (lab) => {
+      const running = upForeground(opts, deps, (lab) => {
         if (opts.daemon) {
           deps.stderr(logLine('lab.ready', { prefix: lab.prefix, apiEndpoint: lab.apiEndpoint, region: lab.emulator.region, latency: describeLatency(opts.latency, parseOpLatency(opts.opLatency)) }));
           return;
@@ -267,6 +274,13 @@ each instance's agent log is <run-dir>/<prefix>/instances/<id>/agent.log.`,
         deps.stderr(`hanat-lab: lab ${lab.prefix} is up (latency ${describeLatency(opts.latency, parseOpLatency(opts.opLatency))}); Ctrl-C or \`hanat-lab down\` stops it\n`);
         const others = otherLabsNote(deps, lab.prefix);
         if (others) deps.stderr(others);
+      });
+      if (!opts.daemon) return running;
+      // The detached child's stdout and stderr are lab.log: its failure, too, is a JSON line there.
+      return running.catch((err: unknown) => {
+        const message = err instanceof Error ? err.message : String(err);
+        deps.stderr(logLine('lab.failed', { level: 'error', err: message }));
+        throw new ReportedError(message, { cause: err });
       });
     });
 

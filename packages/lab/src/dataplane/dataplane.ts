@@ -580,6 +580,8 @@ export class DataPlane implements InstanceLauncher {
     const child = spawnIn(ns, [...this.options.workerCommand, ...args], { env: baseEnv('/') });
     this.coreWorkers.push(child);
     const lines = createInterface({ input: child.stdout! });
+    // Whatever a worker (or `ip netns exec`) says on stderr becomes a log line: the lab's log holds JSON lines only.
+    createInterface({ input: child.stderr! }).on('line', (line) => this.logger.warn('dataplane.worker_stderr', { label, line }));
     let ready = false;
     const readyOrExit = new Promise<void>((resolve, reject) => {
       child.once('exit', (code, signal) => {

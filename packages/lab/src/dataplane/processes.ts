@@ -7,7 +7,7 @@ import type { Exec } from './exec.js';
 export interface SpawnInOptions {
   /** The whole environment of the process (nothing is inherited). */
   env: Record<string, string>;
-  /** Append stdout and stderr to this file (stdin is then /dev/null); otherwise stdin and stdout are pipes and stderr is inherited. */
+  /** Append stdout and stderr to this file (stdin is then /dev/null); otherwise all three are pipes. */
   logFile?: string;
   cwd?: string;
 }
@@ -18,7 +18,7 @@ export interface SpawnInOptions {
  * pipe: workers exit when it closes, that is when the lab process dies.
  */
 export function spawnIn(ns: string, argv: readonly string[], options: SpawnInOptions): ChildProcess {
-  let stdio: StdioOptions = ['pipe', 'pipe', 'inherit'];
+  let stdio: StdioOptions = ['pipe', 'pipe', 'pipe'];
   let fd: number | undefined;
   if (options.logFile !== undefined) {
     fd = openSync(options.logFile, 'a');

@@ -630,6 +630,9 @@ const autoScalingGroup: Provider = {
     try {
       await as.waitForCapacity(name);
     } catch (err) {
+      // The resource failed, so the stack does not own it: the handler removes the group it
+      // made, or it would stay behind, retrying launches, after the stack is gone.
+      if (as.groups.has(name)) await as.deleteGroup(name, true).catch((e: unknown) => ctx.region.env.log(`could not delete the failed group ${name}: ${String(e)}`));
       throw new AwsError('GeneralServiceException', `Group did not stabilize. ${err instanceof Error ? err.message : String(err)}`, 400, { cause: err });
     }
     return { physicalId: name, attrs: { AutoScalingGroupARN: g.arn } };
