@@ -179,7 +179,6 @@ describe.runIf(requireRoot('lab crash e2e', ['ip', 'nft', 'iptables']))('a NAT t
 
     const outages = hostRoutes(lab.status(), azA).flatMap((h) => h.outages.filter((o) => o.start >= t0 - 200 && o.durationMs !== undefined));
     expect(outages).toHaveLength(4); // two hosts, tcp and udp
-    const worst = Math.max(...outages.map((o) => o.durationMs!));
     const floor = STATUS_CHECK_DELAY_MS + HEALTH_CHECK_DELAY_MS + BOOT_DELAY_MS;
     console.log(
       `crash in place of ${natA}: outage of ${azA}'s hosts ${outages.map((o) => `${o.proto} ${o.durationMs} ms`).join(', ')}; ` +
