@@ -109,7 +109,7 @@ describe('API rate limits (token buckets)', () => {
       // The SDK backs off and retries RequestLimitExceeded; meanwhile a second passes and 20 tokens come back.
       const sent = patient.send(new DescribeVpcsCommand({}));
       // The burst's last call and the SDK's first attempt are throttled; no time passes on this clock until we say so.
-      await eventually(async () => (h!.emu.counters.throttled('ec2:DescribeVpcs') === 2 ? true : undefined), 5_000, "the SDK's first attempt");
+      await eventually(() => Promise.resolve(h!.emu.counters.throttled('ec2:DescribeVpcs') === 2 ? true : undefined), 5_000, "the SDK's first attempt");
       await clock.advance(1_000);
       await expect(sent).resolves.toMatchObject({ Vpcs: [] });
     } finally {
