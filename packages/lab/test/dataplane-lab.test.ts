@@ -237,10 +237,18 @@ describe.runIf(requireRoot('lab wiring', ['ip', 'nft', 'iptables']))('lab: data 
     const ping = spawnSync('ip', ['netns', 'exec', lab.dataplane.names.router, 'ping', '-c', '1', '-W', '1', NATS[1].ip]);
     expect(ping.status).not.toBe(0);
     await expect(adminRequest(admin, 'POST', '/fault', { kind: 'crash', target: id })).rejects.toMatchObject({ status: 400, message: expect.stringContaining('already crashed') });
-    // Terminating a hung instance does not wait for a shutdown it cannot run.
+    // Terminating a hung instance does not wait for a shutdown it cannot run, and lets nothing through on the way.
+    const answered: number[] = [];
+    const onResult = (_h: string, r: { ok: boolean; t: number }) => {
+      if (r.ok) answered.push(r.t);
+    };
+    lab.dataplane.probes.on('result', onResult);
     const t0 = Date.now();
     await lab.dataplane.terminate(id);
     expect(Date.now() - t0).toBeLessThan(450);
+    await new Promise((r) => setTimeout(r, 1_500)); // past the probe timeout
+    lab.dataplane.probes.off('result', onResult);
+    expect(answered).toEqual([]);
     expect(await lab.dataplane.namespaces()).not.toContain(ns);
     expect((await adminRequest<LabStatus>(admin, 'GET', '/status')).faults.crashed).toEqual([]);
   });

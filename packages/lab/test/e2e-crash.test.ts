@@ -10,7 +10,7 @@
  * therefore about status-check delay + health check + boot (+ the agent's start-up).
  *
  * AWS's delays are shortened through the lab's settings so that the test takes seconds:
- * status checks 6 s (AWS: every minute), health check 6 s, boot 3 s, grace period 0 (the
+ * status checks 15 s (AWS: every minute), health check 10 s, boot 3 s, grace period 0 (the
  * template's 120 s). bench/replacement-outage measures with the real ones.
  */
 import { execFile } from 'node:child_process';
@@ -30,8 +30,9 @@ import { REPO, requireBundles } from './bundle-helpers.js';
 
 const REGION = 'us-east-1';
 const STACK = 'e2e-crash';
-const STATUS_CHECK_DELAY_MS = 6_000;
-const HEALTH_CHECK_DELAY_MS = 6_000;
+// Long enough for `hanat status` (a Node process and five API calls) to run inside each on a loaded machine.
+const STATUS_CHECK_DELAY_MS = 15_000;
+const HEALTH_CHECK_DELAY_MS = 10_000;
 const BOOT_DELAY_MS = 3_000;
 const CLI = join(REPO, 'packages/cli/dist/hanat.mjs');
 
@@ -43,7 +44,7 @@ interface CliRun {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.runIf(requireRoot('lab crash e2e', ['ip', 'nft', 'iptables']))('a NAT that crashes in place, in the lab, with real traffic', { timeout: 90_000 }, () => {
+describe.runIf(requireRoot('lab crash e2e', ['ip', 'nft', 'iptables']))('a NAT that crashes in place, in the lab, with real traffic', { timeout: 120_000 }, () => {
   let dir: string;
   let lab: Lab;
   let env: NodeJS.ProcessEnv;
@@ -162,7 +163,8 @@ describe.runIf(requireRoot('lab crash e2e', ['ip', 'nft', 'iptables']))('a NAT t
     expect(late).toMatchObject({ state: 'running', routeStates: ['active'], reachability: { Name: 'reachability', Status: 'failed' } });
     const since = late.reachability!.ImpairedSince!.getTime();
     expect(since - t0).toBeGreaterThanOrEqual(STATUS_CHECK_DELAY_MS - 50);
-    expect(since - t0).toBeLessThan(STATUS_CHECK_DELAY_MS + 1_000);
+    // t0 is when the fault was asked for; EC2 learns of the crash once the data plane has frozen it.
+    expect(since - t0).toBeLessThan(STATUS_CHECK_DELAY_MS + 5_000);
     const after = await status();
     expect(Date.now() - impairedAt, 'status ran inside the health-check delay').toBeLessThan(HEALTH_CHECK_DELAY_MS);
     expect(after.run.code).toBe(1);
@@ -187,7 +189,7 @@ describe.runIf(requireRoot('lab crash e2e', ['ip', 'nft', 'iptables']))('a NAT t
     for (const o of outages) {
       expect(o.durationMs!).toBeGreaterThanOrEqual(floor - 200);
       // The agent's start-up (IMDS, kernel, source/dest check, EIP, route) takes ~1.5 s; a loaded machine gets a margin.
-      expect(o.durationMs!).toBeLessThan(floor + 10_000);
+      expect(o.durationMs!).toBeLessThan(floor + 15_000);
     }
     // B never noticed.
     expect(hostRoutes(lab.status(), azB).every((h) => h.outages.every((o) => o.start < t0))).toBe(true);

@@ -463,6 +463,9 @@ export class DataPlane implements InstanceLauncher {
   /** Kills an instance abruptly (a hardware failure): every process at once, then the namespace. Idempotent. */
   async killInstance(instanceId: string): Promise<void> {
     const ns = this.names.instance(instanceId);
+    // A crashed instance's kernel still forwards: its namespace goes while the router still
+    // drops its link, or a sync in between would let packets through for a moment.
+    if (this.faults.crashed.has(instanceId)) await destroyNamespaces(this.exec, [ns]);
     const existed = this.endpoints.delete(instanceId);
     await destroyNamespaces(this.exec, [ns]);
     this.faults.gray.delete(instanceId);

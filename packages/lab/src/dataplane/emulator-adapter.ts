@@ -18,6 +18,8 @@ export interface EmulatorSettings {
   healthCheckGracePeriodMs?: number;
   /** How long Auto Scaling takes to notice a dead or impaired instance (default: the latency profile's). */
   healthCheckDelayMs?: number;
+  /** AWS's API rate limits (token buckets); default: on with `aws` latency, off with `zero`. */
+  rateLimits?: boolean;
   region: string;
   log?: (message: string) => void;
 }
@@ -31,6 +33,7 @@ export function labEmulator(launcher: InstanceLauncher, settings: EmulatorSettin
     statusCheckDelayMs: settings.statusCheckDelayMs,
     healthCheckGracePeriodMs: settings.healthCheckGracePeriodMs,
     healthCheckDelayMs: settings.healthCheckDelayMs,
+    rateLimits: settings.rateLimits,
     region: settings.region,
     // One router carries every VPC of the lab: overlapping ranges would make addresses ambiguous.
     distinctVpcCidrs: true,

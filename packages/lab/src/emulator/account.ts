@@ -15,6 +15,7 @@ import { latencyProfile, withOpLatency, type LatencyName, type LatencyProfile, t
 import { buildSnapshot } from './network-view.js';
 import { resolveOperation } from './operations.js';
 import { IdGenerator, seededRandom } from './random.js';
+import { RateLimiter } from './ratelimit.js';
 import { Region } from './region.js';
 
 export interface AccountOptions {
@@ -46,6 +47,11 @@ export interface AccountOptions {
   healthCheckDelayMs?: number | undefined;
   /** Quotas and delays (AWS's defaults when left out); `account.settings` may be changed later. */
   settings?: Partial<AccountSettings> | undefined;
+  /**
+   * Throttle the API with AWS's token buckets (ratelimit.ts). Default: on with the `aws`
+   * latency profile, off otherwise (unit tests run at full speed unless they ask).
+   */
+  rateLimits?: boolean | undefined;
   /** Default: a launcher that does nothing (instances just become `running`). */
   launcher?: InstanceLauncher | undefined;
   clock?: Clock | undefined;
@@ -85,6 +91,8 @@ export class Account implements NetworkView {
   readonly opLatency: OpLatency;
   readonly faults: Faults;
   readonly counters = new Counters();
+  /** AWS's API rate limits, when on. */
+  readonly rateLimits: RateLimiter | undefined;
   readonly ids: IdGenerator;
   readonly publicIps = new PublicIpPool();
   readonly iam: Iam;
@@ -114,6 +122,7 @@ export class Account implements NetworkView {
     const healthCheckDelayMs = opts.healthCheckDelayMs;
     this.latency = healthCheckDelayMs === undefined ? profile : { ...profile, healthCheck: () => healthCheckDelayMs };
     this.faults = new Faults(random);
+    this.rateLimits = (opts.rateLimits ?? opts.latency === 'aws') ? new RateLimiter(this.clock) : undefined;
     this.ids = new IdGenerator(`hanat-lab-${seed}`);
     this.iam = new Iam(ACCOUNT_ID, this.ids, () => this.clock.now());
     this.launcher = opts.launcher ?? noopLauncher;
