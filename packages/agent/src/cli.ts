@@ -4,7 +4,7 @@
  * The host, IMDS, AWS and output are injectable so tests run `main` itself.
  */
 import type { DestinationStream } from 'pino';
-import { VERSION, ec2Client, type Ec2 } from '@hanat/core';
+import { VERSION, connectionPool, ec2Client, type Connections, type Ec2 } from '@hanat/core';
 import { Agent } from './agent.js';
 import { check } from './check.js';
 import { systemClock, type Clock } from './clock.js';
@@ -32,16 +32,17 @@ function sdkEnv(env: NodeJS.ProcessEnv, options: Options): void {
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }
 
-function agentEc2(region: string): Ec2 {
+function agentEc2(region: string, connections: Connections): Ec2 {
   // Few SDK attempts: the agent's loop owns retries (jittered, and logged as aws.retry).
-  return ec2Client({ region, component: 'agent', maxAttempts: 2, connectionTimeoutMs: 1_000, requestTimeoutMs: 5_000 });
+  return ec2Client({ region, component: 'agent', maxAttempts: 2, connectionTimeoutMs: 1_000, requestTimeoutMs: 5_000, connections });
 }
 
 /** What `main` talks to; the defaults are the real host, process and AWS. */
 export interface MainDeps {
   exec: Exec;
   fs: HostFs;
-  ec2: (region: string) => Ec2;
+  /** The EC2 client, on `connections`, which the agent drops after associating its Elastic IP. */
+  ec2: (region: string, connections: Connections) => Ec2;
   clock: Clock;
   stdout: { write(s: string): unknown };
   stderr: { write(s: string): unknown };
@@ -98,8 +99,9 @@ async function run(options: Options, log: Logger, deps: MainDeps): Promise<numbe
     `serving ${config.az} for stack ${config.stack}`,
   );
 
-  const ec2 = deps.ec2(id.region);
-  const agent = new Agent(config, id, { ec2, kernel, log, clock: deps.clock, imds, startedAt: deps.startedAt });
+  const connections = connectionPool();
+  const ec2 = deps.ec2(id.region, connections);
+  const agent = new Agent(config, id, { ec2, kernel, log, clock: deps.clock, imds, startedAt: deps.startedAt, freshConnections: () => connections.reset() });
   let signal = deps.signal;
   let detach = () => {};
   if (!signal) {
@@ -148,7 +150,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, deps
     try {
       const kernel = new Kernel({ exec: deps.exec, fs: deps.fs, log: log.child({ component: 'kernel' }) });
       const imds = new Imds({ endpoint: options.imdsEndpoint ?? DEFAULT_IMDS_ENDPOINT, totalTimeoutMs: 2_000 });
-      const result = await check(options, { imds, kernel, ec2: deps.ec2 });
+      const result = await check(options, { imds, kernel, ec2: (region) => deps.ec2(region, connectionPool()) });
       deps.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       return result.healthy ? EXIT_OK : EXIT_FAILED;
     } catch (err) {
