@@ -47,6 +47,7 @@ async function deployStack(): Promise<void> {
         { ParameterKey: 'VpcName', ParameterValue: STACK },
         { ParameterKey: 'CidrPrefix', ParameterValue: '10.9' },
         { ParameterKey: 'NatAmi', ParameterValue: LAB_IMAGES.find((i) => i.architecture === 'arm64')!.id },
+        { ParameterKey: 'AvailabilityZones', ParameterValue: 'us-east-1a,us-east-1b,us-east-1c' },
       ],
       Capabilities: ['CAPABILITY_IAM'],
       Tags: [{ Key: 'hanat:stack', Value: STACK }],

@@ -50,7 +50,6 @@ import {
   DescribeInstancesCommand,
   DescribeKeyPairsCommand,
   DescribeRouteTablesCommand,
-  DescribeSubnetsCommand,
   type AssociateAddressCommandOutput,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
@@ -125,16 +124,10 @@ const HANAT_READS = {
     readBy: ['packages/cli/src/ami.ts'],
     fields: ['Images[].ImageId', 'Images[].State', 'Images[].Architecture', 'Images[].Name'],
   },
-  // hanat deploy's zone check: what Fn::GetAZs will give, and what each AZ offers.
+  // hanat deploy's zone check: the region's AZs, and what each offers.
   'ec2:DescribeAvailabilityZones': {
     readBy: ['packages/cli/src/zones.ts'],
     fields: ['AvailabilityZones[].ZoneName', 'AvailabilityZones[].ZoneType'],
-  },
-  // zones.ts asks for default subnets, which the lab has none of (EMULATOR.md); the
-  // stack's subnets show the same fields. A missing DefaultForAz would count as a default subnet.
-  'ec2:DescribeSubnets': {
-    readBy: ['packages/cli/src/zones.ts'],
-    fields: ['Subnets[].DefaultForAz', 'Subnets[].AvailabilityZone'],
   },
   // hanat deploy's Elastic IP quota check (quota.ts; it reads DescribeAddresses as observe.ts does).
   'ec2:DescribeAccountAttributes': {
@@ -285,8 +278,6 @@ const CALLS: Record<ContractKey, (w: World) => Promise<object>> = {
   'ec2:DescribeImages': (w) => w.h.ec2.send(new DescribeImagesCommand({ ImageIds: [w.ami] })),
   'ec2:DescribeAccountAttributes': (w) => w.h.ec2.send(new DescribeAccountAttributesCommand({})),
   'ec2:DescribeAvailabilityZones': (w) => w.h.ec2.send(new DescribeAvailabilityZonesCommand({ Filters: [{ Name: 'zone-type', Values: ['availability-zone'] }] })),
-  // zones.ts filters on default-for-az=true; see HANAT_READS.
-  'ec2:DescribeSubnets': (w) => w.h.ec2.send(new DescribeSubnetsCommand({ Filters: stackFilters(STACK) })),
   'ec2:DescribeInstanceTypeOfferings': (w) =>
     w.h.ec2.send(
       new DescribeInstanceTypeOfferingsCommand({
@@ -319,6 +310,7 @@ function stackParameters(ami: string, instanceType: string, cidrPrefix: string, 
     { ParameterKey: PARAM.keyName, ParameterValue: KEY_NAME },
     { ParameterKey: PARAM.natAmi, ParameterValue: ami },
     { ParameterKey: PARAM.instanceType, ParameterValue: instanceType },
+    { ParameterKey: PARAM.availabilityZones, ParameterValue: 'us-east-1a,us-east-1b,us-east-1c' },
   ];
 }
 
