@@ -22,7 +22,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
+import { DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand, DescribeScalingActivitiesCommand } from '@aws-sdk/client-auto-scaling';
 import {
   CreateChangeSetCommand,
   CreateStackCommand,
@@ -223,6 +223,15 @@ const HANAT_READS = {
     readBy: ['packages/cli/src/observe.ts'],
     fields: ['AutoScalingInstances[].InstanceId', 'AutoScalingInstances[].AutoScalingGroupName', 'AutoScalingInstances[].HealthStatus', 'AutoScalingInstances[].LifecycleState'],
   },
+  // hanat status, for an AZ without a running NAT: its group, and why it has no NAT.
+  'autoscaling:DescribeAutoScalingGroups': {
+    readBy: ['packages/cli/src/observe.ts'],
+    fields: ['AutoScalingGroups[].AutoScalingGroupName', 'AutoScalingGroups[].Tags[Key=hanat:az].Value'],
+  },
+  'autoscaling:DescribeScalingActivities': {
+    readBy: ['packages/cli/src/observe.ts'],
+    fields: ['Activities[].StatusCode', 'Activities[].StartTime', 'Activities[].Description'],
+  },
   'ec2:DescribeAddresses (every AZ)': {
     readBy: ['packages/cli/src/observe.ts'],
     fields: ['Addresses[].AllocationId', 'Addresses[].PublicIp', 'Addresses[].Tags[Key=hanat:az].Value', 'Addresses[?].InstanceId', 'Addresses[?].NetworkInterfaceId'],
@@ -292,6 +301,11 @@ const CALLS: Record<ContractKey, (w: World) => Promise<object>> = {
   'ec2:DescribeInstances': (w) =>
     w.h.ec2.send(new DescribeInstancesCommand({ Filters: [...stackFilters(STACK), { Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped'] }] })),
   'autoscaling:DescribeAutoScalingInstances': (w) => w.h.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: w.instanceIds })),
+  'autoscaling:DescribeAutoScalingGroups': (w) => w.h.asg.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: `tag:${TAG.stack}`, Values: [STACK] }] })),
+  'autoscaling:DescribeScalingActivities': async (w) => {
+    const groups = await w.h.asg.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: `tag:${TAG.stack}`, Values: [STACK] }] }));
+    return w.h.asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: groups.AutoScalingGroups![0]!.AutoScalingGroupName, MaxRecords: 10 }));
+  },
   'ec2:DescribeAddresses (every AZ)': (w) => w.h.ec2.send(new DescribeAddressesCommand({ Filters: stackFilters(STACK) })),
   'cloudformation:DescribeStacks': (w) => w.h.cfn.send(new DescribeStacksCommand({ StackName: STACK })),
   'cloudformation:DescribeStacks (deleted, by id)': (w) => w.h.cfn.send(new DescribeStacksCommand({ StackName: w.brokenStackId })),
