@@ -14,7 +14,8 @@
  * alphabetical order (DescribeAvailabilityZones; no default subnet needed); for an
  * existing stack the AZs it has, in its order, plus the next ones when --azs asks
  * for more. Then it checks that each offers the instance type: `--azs 6` in
- * us-east-1 takes us-east-1a..f, and us-east-1e offers no Graviton type, so a
+ * us-east-1 takes us-east-1a..f, and in many accounts (AZ names map to
+ * different physical zones per account) us-east-1e offers no Graviton type, so a
  * t4g NAT could not launch there and the stack would roll back minutes later.
  */
 import { DescribeAvailabilityZonesCommand, DescribeInstanceTypeOfferingsCommand, type Filter, type InstanceTypeOffering } from '@aws-sdk/client-ec2';
