@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]")
 
 # Debian packages the kernel, lab and image checks use.
-APT_PACKAGES=(iproute2 iptables nftables conntrack iperf3 procps shellcheck packer systemd systemd-container awscli bsdutils)
+APT_PACKAGES=(iproute2 iptables nftables conntrack iperf3 procps shellcheck packer systemd systemd-container awscli bsdutils openssh-client)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

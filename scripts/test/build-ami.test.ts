@@ -20,7 +20,7 @@ import { REPO, hasCommand, requireTools, run, testEnv } from './support.js';
 const SCRIPT = join(REPO, 'scripts/build-ami');
 const SOURCE_AMI = 'ami-0123456789abcdef0';
 const BUILT_AMI = 'ami-0fedcba9876543210';
-const canRun = requireTools('build-ami', ['packer', 'bash']);
+const canRun = requireTools('build-ami', ['packer', 'bash', 'ssh-keygen']);
 /** What build-ami asks the AWS CLI first, to learn whether it knows ImdsSupport (a local call). */
 const PREFLIGHT = 'aws ec2 modify-image-attribute --generate-cli-skeleton';
 
@@ -62,6 +62,10 @@ case "$*" in
   *"ssm get-parameter"*"/hanat/ami/"*) echo "\${FAKE_PUBLISHED_AMI:-${BUILT_AMI}}" ;;
   *"ssm get-parameter"*) [ -n "$FAKE_SSM_FAIL" ] && { echo "An error occurred (ParameterNotFound)" >&2; exit 254; }; echo "\${FAKE_SOURCE_AMI:-${SOURCE_AMI}}" ;;
   *"ec2 modify-image-attribute"*) ;;
+  *"ec2 import-key-pair"*)
+    for a; do case "$a" in fileb://*) cut -d' ' -f1 "\${a#fileb://}" > "\${FAKE_KEY_TYPE_FILE:-/dev/null}" ;; esac; done
+    echo '{"KeyName": "k", "KeyPairId": "key-0123456789abcdef0"}' ;;
+  *"ec2 delete-key-pair"*) ;;
   *"ssm put-parameter"*) echo '{"Version": 3, "Tier": "Standard"}' ;;
   *) echo "fake aws: unexpected call: $*" >&2; exit 99 ;;
 esac
@@ -75,7 +79,8 @@ case "$1" in
   version) echo "Packer v1.6.6" ;;
   validate) exec /usr/bin/packer "$@" ;;
   build)
-    echo "1700000000,,ui,say,==> amazon-ebs.nat: Creating temporary keypair..."
+    [ -z "$FAKE_KEY_TYPE_FILE" ] || for a; do case "$a" in ssh_private_key_file=*) head -n 1 "\${a#ssh_private_key_file=}" > "$FAKE_KEY_TYPE_FILE.private" ;; esac; done
+    echo "1700000000,,ui,say,==> amazon-ebs.nat: Using SSH key pair..." 
     [ -n "$FAKE_BUILD_FAIL" ] && { echo "1700000001,,ui,error,Build 'amazon-ebs.nat' errored"; exit 1; }
     echo "1700000002,amazon-ebs.nat,artifact-count,1"
     echo "1700000002,amazon-ebs.nat,artifact,0,id,eu-west-1:${BUILT_AMI}"
@@ -108,12 +113,14 @@ esac
       'packer version',
       'aws ssm get-parameter',
       'packer validate',
+      'aws ec2 import-key-pair',
       'packer build',
       'aws ec2 modify-image-attribute',
       'aws ssm put-parameter',
       'aws ssm get-parameter',
+      'aws ec2 delete-key-pair',
     ]);
-    const [get, , build, modify, put, check] = c.slice(2);
+    const [get, , , build, modify, put, check] = c.slice(2);
     expect(get).toContain('/aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-default-arm64');
     expect(get!.join(' ')).toContain('--region eu-west-1');
     expect(build).toContain(`source_ami=${SOURCE_AMI}`);
@@ -124,6 +131,29 @@ esac
     expect(modify!.join(' ')).toContain(`--image-id ${BUILT_AMI} --imds-support Value=v2.0`);
     expect(put!.join(' ')).toContain(`--name /hanat/ami/arm64 --type String --data-type aws:ec2:image --overwrite --value ${BUILT_AMI}`);
     expect(check).toContain('/hanat/ami/arm64');
+  });
+
+  it('logs in to the build instance with its own ed25519 key (AL2023 refuses ssh-rsa signatures of old Packer), imported for the build and deleted after, even when the build fails', () => {
+    const keyType = join(work, 'key-type');
+    const r = buildAmi(['--arch', 'arm64', '--region', 'eu-west-1', '--bundle', bundle], { FAKE_KEY_TYPE_FILE: keyType });
+    expect(r.status).toBe(0);
+    expect(readFileSync(keyType, 'utf8').trim()).toBe('ssh-ed25519');
+    expect(readFileSync(`${keyType}.private`, 'utf8').trim()).toBe('-----BEGIN OPENSSH PRIVATE KEY-----');
+    const c = calls();
+    const imported = c.find((a) => a.includes('import-key-pair'))!;
+    const name = imported[imported.indexOf('--key-name') + 1]!;
+    expect(name).toMatch(/^hanat-build-ami-\d{8}T\d{6}Z-\d+$/);
+    const build = c.find((a) => a[1] === 'build')!;
+    expect(build).toContain(`ssh_keypair_name=${name}`);
+    expect(build.find((a) => a.startsWith('ssh_private_key_file='))).toMatch(/id_ed25519$/);
+    expect(c.find((a) => a.includes('delete-key-pair'))).toEqual(expect.arrayContaining(['--key-name', name]));
+    // The private key does not outlive the run.
+    expect(existsSync(build.find((a) => a.startsWith('ssh_private_key_file='))!.slice('ssh_private_key_file='.length))).toBe(false);
+
+    rmSync(callLog, { force: true });
+    const failed = buildAmi(['--arch', 'arm64', '--region', 'eu-west-1', '--bundle', bundle], { FAKE_BUILD_FAIL: '1' });
+    expect(failed.status).not.toBe(0);
+    expect(calls().map(verb)).toContain('aws ec2 delete-key-pair');
   });
 
   it('fails when SSM does not take the new value before the deadline', () => {
@@ -275,6 +305,19 @@ function awsRecorder(published: string): { server: Server; requests: Recorded[] 
         res.end('<?xml version="1.0" encoding="UTF-8"?><ModifyImageAttributeResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-1</requestId><return>true</return></ModifyImageAttributeResponse>');
         return;
       }
+      if (target === 'ImportKeyPair') {
+        const name = new URLSearchParams(body).get('KeyName') ?? '';
+        res.setHeader('content-type', 'text/xml');
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?><ImportKeyPairResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-2</requestId><keyName>${name}</keyName><keyFingerprint>fp</keyFingerprint><keyPairId>key-0123456789abcdef0</keyPairId></ImportKeyPairResponse>`,
+        );
+        return;
+      }
+      if (target === 'DeleteKeyPair') {
+        res.setHeader('content-type', 'text/xml');
+        res.end('<?xml version="1.0" encoding="UTF-8"?><DeleteKeyPairResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-3</requestId><return>true</return></DeleteKeyPairResponse>');
+        return;
+      }
       res.setHeader('content-type', 'application/x-amz-json-1.1');
       if (target === 'AmazonSSM.PutParameter') return res.end('{"Version":2,"Tier":"Standard"}');
       if (target === 'AmazonSSM.GetParameter') {
@@ -411,14 +454,17 @@ describe.runIf(knowsImds)(`scripts/build-ami with a real AWS CLI that knows Imds
 
     expect(result.packerCalls).toEqual(['version', 'validate', 'build']);
     const reqs = requests();
-    expect(reqs.map((r) => r.target)).toEqual(['AmazonSSM.GetParameter', 'ModifyImageAttribute', 'AmazonSSM.PutParameter', 'AmazonSSM.GetParameter']);
+    expect(reqs.map((r) => r.target)).toEqual(['AmazonSSM.GetParameter', 'ImportKeyPair', 'ModifyImageAttribute', 'AmazonSSM.PutParameter', 'AmazonSSM.GetParameter', 'DeleteKeyPair']);
     expect(reqs.every((r) => r.region === 'eu-west-1')).toBe(true);
     expect(JSON.parse(reqs[0]!.body)).toEqual({ Name: '/aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-default-arm64' });
-    const modify = new URLSearchParams(reqs[1]!.body);
+    const imported = new URLSearchParams(reqs[1]!.body);
+    expect(Buffer.from(imported.get('PublicKeyMaterial')!, 'base64').toString('utf8')).toMatch(/^ssh-ed25519 /);
+    expect(new URLSearchParams(reqs[5]!.body).get('KeyName')).toBe(imported.get('KeyName'));
+    const modify = new URLSearchParams(reqs[2]!.body);
     expect(modify.get('ImageId')).toBe(BUILT_AMI);
     expect(modify.get('ImdsSupport.Value')).toBe('v2.0');
-    expect(JSON.parse(reqs[2]!.body)).toMatchObject({ Name: '/hanat/ami/arm64', Type: 'String', DataType: 'aws:ec2:image', Overwrite: true, Value: BUILT_AMI });
-    expect(JSON.parse(reqs[3]!.body)).toEqual({ Name: '/hanat/ami/arm64' });
+    expect(JSON.parse(reqs[3]!.body)).toMatchObject({ Name: '/hanat/ami/arm64', Type: 'String', DataType: 'aws:ec2:image', Overwrite: true, Value: BUILT_AMI });
+    expect(JSON.parse(reqs[4]!.body)).toEqual({ Name: '/hanat/ami/arm64' });
   });
 });
 

@@ -76,6 +76,18 @@ variable "ssh_source_cidr" {
   description = "Who may reach the temporary build instance over SSH (temporary security group). Narrow it to your own address."
 }
 
+variable "ssh_keypair_name" {
+  type        = string
+  default     = ""
+  description = "EC2 key pair to log in to the build instance with (build-ami imports a fresh ed25519 key); empty lets Packer make a temporary one."
+}
+
+variable "ssh_private_key_file" {
+  type        = string
+  default     = ""
+  description = "Private key of ssh_keypair_name."
+}
+
 variable "kms_key_id" {
   type        = string
   default     = ""
@@ -108,6 +120,11 @@ source "amazon-ebs" "nat" {
   temporary_security_group_source_cidrs = [var.ssh_source_cidr]
   ssh_username                          = "ec2-user"
   ssh_timeout                           = "10m"
+  # AL2023 accepts RSA keys only with rsa-sha2-256/512 signatures; Packer before
+  # 1.7 signs its temporary RSA key with ssh-rsa and never gets in. An ed25519
+  # key works with every Packer version (build-ami brings one).
+  ssh_keypair_name     = var.ssh_keypair_name
+  ssh_private_key_file = var.ssh_private_key_file
 
   ami_name        = "hanat-nat-${var.hanat_version}-${var.arch}-${local.timestamp}"
   ami_description = "hanat NAT instance image ${var.hanat_version} (${var.arch}), Amazon Linux 2023 minimal"

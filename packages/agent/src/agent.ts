@@ -62,6 +62,12 @@ export interface AgentDeps {
   startedAt?: number;
   /** Peer heartbeats, self-watchdog and takeover; off when absent. */
   ha?: HaWiring | undefined;
+  /**
+   * Drops the EC2 client's open connections. Called once the Elastic IP is associated:
+   * that releases the public address they were opened from, and a call on one of them
+   * would hang until its timeout.
+   */
+  freshConnections?: () => void;
 }
 
 type TaskName = 'kernel' | 'srcdst' | 'eip' | 'routes' | 'peers';
@@ -485,6 +491,8 @@ export class Agent {
       return;
     }
     const associationId = await this.api.associateAddress(eip.AllocationId!, this.id.eniId, this.id.privateIp);
+    // The auto-assigned public IP is gone, and with it every connection opened from it.
+    this.deps.freshConnections?.();
     this.logs.eip.info(
       {
         event: 'eip.associated',

@@ -6,7 +6,7 @@
 import { connect } from 'node:net';
 import type { DestinationStream } from 'pino';
 import { SetInstanceHealthCommand } from '@aws-sdk/client-auto-scaling';
-import { VERSION, autoScalingClient, ec2Client, type AutoScaling, type Ec2 } from '@hanat/core';
+import { VERSION, autoScalingClient, connectionPool, ec2Client, type AutoScaling, type Connections, type Ec2 } from '@hanat/core';
 import { Agent, type HaWiring } from './agent.js';
 import { check } from './check.js';
 import { probeAddress } from './ha/peers.js';
@@ -36,9 +36,9 @@ function sdkEnv(env: NodeJS.ProcessEnv, options: Options): void {
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }
 
-function agentEc2(region: string): Ec2 {
+function agentEc2(region: string, connections: Connections): Ec2 {
   // Few SDK attempts: the agent's loop owns retries (jittered, and logged as aws.retry).
-  return ec2Client({ region, component: 'agent', maxAttempts: 2, connectionTimeoutMs: 1_000, requestTimeoutMs: 5_000 });
+  return ec2Client({ region, component: 'agent', maxAttempts: 2, connectionTimeoutMs: 1_000, requestTimeoutMs: 5_000, connections });
 }
 
 function agentAutoScaling(region: string): AutoScaling {
@@ -104,7 +104,8 @@ async function haWiring(config: Config, id: Identity, deps: MainDeps, log: Logge
 export interface MainDeps {
   exec: Exec;
   fs: HostFs;
-  ec2: (region: string) => Ec2;
+  /** The EC2 client, on `connections`, which the agent drops after associating its Elastic IP. */
+  ec2: (region: string, connections: Connections) => Ec2;
   autoscaling: (region: string) => AutoScaling;
   socket: SocketFactory;
   upstreamProbe: (target: { host: string; port: number }, timeoutMs: number) => Promise<boolean>;
@@ -182,9 +183,10 @@ async function run(options: Options, log: Logger, deps: MainDeps): Promise<numbe
     `serving ${config.az} for stack ${config.stack}`,
   );
 
-  const ec2 = deps.ec2(id.region);
+  const connections = connectionPool();
+  const ec2 = deps.ec2(id.region, connections);
   const ha = config.ha ? await haWiring(config, id, deps, log.child({ component: 'ha' })) : undefined;
-  const agent = new Agent(config, id, { ec2, kernel, log, clock: deps.clock, imds, startedAt: deps.startedAt, ha });
+  const agent = new Agent(config, id, { ec2, kernel, log, clock: deps.clock, imds, startedAt: deps.startedAt, ha, freshConnections: () => connections.reset() });
   let signal = deps.signal;
   let detach = () => {};
   if (!signal) {
@@ -233,7 +235,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, deps
     try {
       const kernel = new Kernel({ exec: deps.exec, fs: deps.fs, log: log.child({ component: 'kernel' }) });
       const imds = new Imds({ endpoint: options.imdsEndpoint ?? DEFAULT_IMDS_ENDPOINT, totalTimeoutMs: 2_000 });
-      const result = await check(options, { imds, kernel, ec2: deps.ec2 });
+      const result = await check(options, { imds, kernel, ec2: (region) => deps.ec2(region, connectionPool()) });
       deps.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       return result.healthy ? EXIT_OK : EXIT_FAILED;
     } catch (err) {

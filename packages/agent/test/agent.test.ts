@@ -105,11 +105,11 @@ afterEach(async () => {
 });
 
 /** Starts the agent's loop; `running` resolves with its exit code. */
-function startAgent(config: Partial<Config> = {}): void {
+function startAgent(config: Partial<Config> = {}, freshConnections?: () => void): void {
   const log = pino({ level: 'debug' }, logs.stream);
   const kernel = new Kernel({ exec: host.exec, fs: host.fs, log: log.child({ component: 'kernel' }) });
   const ec2 = new EC2Client({ region: 'us-east-1' });
-  const agent = new Agent({ ...CONFIG, ...config }, ME, { ec2, kernel, log, clock, random: () => 0 });
+  const agent = new Agent({ ...CONFIG, ...config }, ME, { ec2, kernel, log, clock, random: () => 0, freshConnections });
   running = agent.run(stop.signal);
 }
 
@@ -278,6 +278,21 @@ describe('start-up', () => {
     ]);
     expect(sent().indexOf('AssociateAddress')).toBeLessThan(sent().indexOf('ReplaceRoute'));
     expect(logs.lines.find((l) => l.event === 'eip.associated')).toMatchObject({ publicIp: '198.51.100.7', previous: OTHER_ENI });
+  });
+
+  it('drops the SDK connections right after associating the EIP (the public IP they came from is gone), and only then', async () => {
+    ec2Mock.on(DescribeAddressesCommand).resolves({ Addresses: [{ AllocationId: 'eipalloc-0123456789abcdef0', PublicIp: '198.51.100.7' }] });
+    const dropped: number[] = [];
+    startAgent({}, () => dropped.push(sent().length));
+    await clock.idle();
+    expect(dropped).toEqual([sent().indexOf('AssociateAddress') + 1]);
+    expect(sent().indexOf('ReplaceRoute')).toBeGreaterThan(dropped[0]! - 1);
+    // Later checks find the EIP on this interface: nothing to associate, nothing to drop.
+    ec2Mock.on(DescribeAddressesCommand).resolves({
+      Addresses: [{ AllocationId: 'eipalloc-0123456789abcdef0', PublicIp: '198.51.100.7', AssociationId: 'eipassoc-0123456789abcdef0', NetworkInterfaceId: ME.eniId }],
+    });
+    for (let i = 0; i < 3; i++) await clock.advance(300_000);
+    expect(dropped).toHaveLength(1);
   });
 
   it('skips AssociateAddress when the EIP is already on its interface', async () => {

@@ -206,20 +206,32 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
     if (input.key !== undefined) await checkKeyPairExists(clients.ec2, input.key, region);
     const ami = await resolveAmi(clients, input.ami, opts.ami, input.instanceType, region);
     deps.reporter.step(`NAT image ${ami.id}${ami.name ? ` (${ami.name})` : ''}, ${ami.arch}, from ${ami.source}`);
-    const zones = await checkZones(clients.ec2, { azs: input.azs, instanceType: input.instanceType, region });
-    if ('skipped' in zones) {
-      deps.reporter.warn(
-        `Did not check that ${input.instanceType.type} is offered in each of the ${input.azs} Availability Zones the stack will use: ${zones.skipped}. ` +
-          `Allow ${ZONE_CHECK_ACTIONS.join(', ')} to have it checked; an AZ that does not offer the type makes the stack roll back.`,
-      );
-    } else {
-      deps.reporter.step(`Availability Zones ${zones.azs.join(', ')} (the first ${input.azs} that Fn::GetAZs lists) all offer ${input.instanceType.type}`);
-    }
-
-    const body = (deps.templateBody ?? templateBody)({ azs: input.azs, eip: input.eip });
     const existing = await describeStack(cfn, name, deps);
     const owner = existing ? await ownershipOf(cfn, existing, deps) : undefined;
     const type = changeSetTypeFor(existing, owner, name, region);
+
+    const keep = type === 'UPDATE' && existing ? stackAzs(existing) : [];
+    const zones = await checkZones(clients.ec2, { azs: input.azs, instanceType: input.instanceType, region, keep });
+    const which =
+      zones.kept === 0
+        ? `the first ${input.azs} of ${region}`
+        : zones.kept === zones.azs.length
+          ? `the stack's own`
+          : `the stack's ${zones.azs.slice(0, zones.kept).join(', ')}, and ${zones.azs.slice(zones.kept).join(', ')} added`;
+    if (keep.length > zones.kept) {
+      deps.reporter.warn(`--azs ${input.azs} removes Availability Zone${keep.length - zones.kept === 1 ? '' : 's'} ${keep.slice(zones.kept).join(', ')} from stack ${name}: its subnets, private route table and NAT are deleted.`);
+    }
+    if (zones.unchecked) {
+      deps.reporter.step(`Availability Zones ${zones.azs.join(', ')} (${which})`);
+      deps.reporter.warn(
+        `Did not check that ${input.instanceType.type} is offered in each of the ${input.azs} Availability Zones the stack will use: ${zones.unchecked}. ` +
+          `Allow ${ZONE_CHECK_ACTIONS.join(', ')} to have it checked; an AZ that does not offer the type makes the stack roll back.`,
+      );
+    } else {
+      deps.reporter.step(`Availability Zones ${zones.azs.join(', ')} (${which}) all offer ${input.instanceType.type}`);
+    }
+
+    const body = (deps.templateBody ?? templateBody)({ azs: input.azs, eip: input.eip });
     if (owner === 'template') {
       deps.reporter.step(
         `Stack ${name} in ${region} was made from hanat's template outside hanat (its template carries Metadata.hanat, the stack has no ${TAG.stack} tag). ` +
@@ -257,6 +269,7 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
             { ParameterKey: PARAM.keyName, ParameterValue: input.key ?? '' },
             { ParameterKey: PARAM.natAmi, ParameterValue: ami.id },
             { ParameterKey: PARAM.instanceType, ParameterValue: input.instanceType.type },
+            { ParameterKey: PARAM.availabilityZones, ParameterValue: zones.azs.join(',') },
           ],
           Capabilities: capabilitiesFor(body),
           Tags: [{ Key: TAG.stack, Value: name }, ...input.tags],
@@ -345,6 +358,24 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
   } finally {
     clients.destroy();
   }
+}
+
+/**
+ * The Availability Zones an existing stack has, in order: its AvailabilityZones
+ * parameter, or, for a stack made from an earlier template that took them from
+ * Fn::GetAZs, its `Az<i>Name` outputs. Empty when neither says.
+ */
+export function stackAzs(stack: Stack): string[] {
+  const param = stack.Parameters?.find((p) => p.ParameterKey === PARAM.availabilityZones)?.ParameterValue;
+  if (param) return param.split(',').map((s) => s.trim()).filter(Boolean);
+  const byIndex = new Map<number, string>();
+  for (const o of stack.Outputs ?? []) {
+    const m = /^Az(\d)Name$/.exec(o.OutputKey ?? '');
+    if (m && o.OutputValue) byIndex.set(Number(m[1]), o.OutputValue);
+  }
+  const azs: string[] = [];
+  for (let i = 0; byIndex.has(i); i++) azs.push(byIndex.get(i)!);
+  return azs;
 }
 
 /**

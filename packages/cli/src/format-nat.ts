@@ -59,6 +59,9 @@ export function statusTable(r: StatusResult): string {
   const parts = [`Stack ${r.stack} in ${r.region} (${r.stackStatus})\n`, columns(azRows)];
   if (r.untagged.length) parts.push(`Private route tables without ${TAG.az} (in no AZ): ${r.untagged.join(', ')}\n`);
   parts.push('\nNAT instances\n', r.nats.length ? columns(natRows(r.nats)) : '  none (not terminated)\n');
+  if (r.failedLaunches.length) {
+    parts.push('\nFailed launches (the latest scaling activity of the AZ\'s group, in AWS\'s words)\n', columns([['AZ', 'TIME', 'GROUP', 'REASON'], ...r.failedLaunches.map((f) => [f.az, f.time ?? '-', f.group, f.message])]));
+  }
   if (r.eips.length) parts.push('\nElastic IPs\n', columns(eipRows(r.eips)));
   return parts.join('');
 }
@@ -104,6 +107,7 @@ export function statusJson(r: StatusResult): string {
     })),
     nats: r.nats.map(natJson),
     eips: r.eips.map((e) => ({ allocationId: e.allocationId, publicIp: orNull(e.publicIp), az: orNull(e.az), instanceId: orNull(e.instanceId), networkInterfaceId: orNull(e.networkInterfaceId) })),
+    failedLaunches: r.failedLaunches.map((f) => ({ az: f.az, group: f.group, time: orNull(f.time), message: f.message, description: orNull(f.description) })),
   };
   return JSON.stringify(doc, null, 2) + '\n';
 }

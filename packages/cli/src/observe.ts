@@ -5,7 +5,7 @@
  * scoped by the `hanat:stack` tag (DESIGN.md "Tag contract"), and every call
  * retries throttling and 5xx errors (cfn.ts `retrying`).
  */
-import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
+import { DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand, DescribeScalingActivitiesCommand } from '@aws-sdk/client-auto-scaling';
 import type { Stack } from '@aws-sdk/client-cloudformation';
 import { DescribeAddressesCommand, DescribeInstanceStatusCommand, DescribeInstancesCommand, DescribeRouteTablesCommand, type Instance, type RouteTable } from '@aws-sdk/client-ec2';
 import { NETWORK_PRIVATE, TAG, defaultRoute, routeOwner, routeTarget, stackFilters, tagValue, type AutoScaling, type Ec2 } from '@hanat/core';
@@ -270,6 +270,67 @@ export async function readStatusChecks(ec2: Ec2, nats: NatState[], deps: PollDep
 /** EC2's status checks say the NAT is impaired: it may answer nothing although it reads `running`. */
 export function isImpaired(nat: NatState): boolean {
   return nat.statusChecks?.instance === 'impaired' || nat.statusChecks?.system === 'impaired';
+}
+
+/** An AZ's most recent failed scaling activity, as Auto Scaling words it. */
+export interface FailedLaunch {
+  az: string;
+  group: string;
+  /** ISO time the activity started. */
+  time: string | undefined;
+  /** AWS's reason (StatusMessage), e.g. "The image id '[ami-…]' does not exist. Launching EC2 instance failed." */
+  message: string;
+  description: string | undefined;
+}
+
+/** How many of a group's newest activities are looked at for a failed launch. */
+const ACTIVITIES = 10;
+
+/**
+ * For each AZ in `azs` (those without a running NAT), its group's most recent
+ * failed scaling activity, unless a successful one came after it: why the
+ * group has no NAT there (an image deleted, no capacity, a tag refused, a
+ * quota). One DescribeAutoScalingGroups (filtered by the stack's tag), then one
+ * DescribeScalingActivities per such AZ; nothing at all when every AZ has a
+ * running NAT.
+ */
+export async function readFailedLaunches(asg: AutoScaling, stack: string, azs: readonly string[], deps: PollDeps): Promise<FailedLaunch[]> {
+  if (azs.length === 0) return [];
+  const groups = new Map<string, string>();
+  let token: string | undefined;
+  do {
+    const out = await retrying(
+      'DescribeAutoScalingGroups',
+      () => asg.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: `tag:${TAG.stack}`, Values: [stack] }], NextToken: token })),
+      deps,
+    );
+    for (const g of out.AutoScalingGroups ?? []) {
+      const az = tagValue(g.Tags, TAG.az)?.trim();
+      if (az && g.AutoScalingGroupName && azs.includes(az)) groups.set(az, g.AutoScalingGroupName);
+    }
+    token = out.NextToken;
+  } while (token);
+  const failed: FailedLaunch[] = [];
+  for (const az of [...azs].sort()) {
+    const group = groups.get(az);
+    if (!group) continue;
+    const out = await retrying(
+      'DescribeScalingActivities',
+      () => asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: group, MaxRecords: ACTIVITIES })),
+      deps,
+    );
+    const newestFirst = [...(out.Activities ?? [])].sort((a, b) => new Date(b.StartTime ?? 0).getTime() - new Date(a.StartTime ?? 0).getTime());
+    const last = newestFirst.find((a) => a.StatusCode === 'Failed' || a.StatusCode === 'Successful');
+    if (last?.StatusCode !== 'Failed') continue;
+    failed.push({
+      az,
+      group,
+      time: last.StartTime ? new Date(last.StartTime).toISOString() : undefined,
+      message: last.StatusMessage ?? last.Description ?? 'no reason given',
+      description: last.Description,
+    });
+  }
+  return failed;
 }
 
 /** The stack's Elastic IPs, sorted by AZ. */

@@ -15,12 +15,14 @@ import {
   natFor,
   readAutoScaling,
   readEips,
+  readFailedLaunches,
   readNats,
   readStatusChecks,
   readTables,
   requireTables,
   untaggedWarning,
   type EipState,
+  type FailedLaunch,
   type NatState,
   type TableState,
 } from './observe.js';
@@ -72,6 +74,8 @@ export interface StatusResult {
   degraded: string[];
   /** Private route tables without `hanat:az`: in no AZ, claimed by no agent (a warning on stderr). */
   untagged: string[];
+  /** AZs without a running NAT whose group's latest launch failed: AWS's reason, and when. */
+  failedLaunches: FailedLaunch[];
 }
 
 function sinceText(table: TableState, instanceId: string): string {
@@ -152,7 +156,10 @@ export async function status(opts: StatusOptions, deps: ActionDeps): Promise<Sta
     const eips = await readEips(clients.ec2, name, deps);
     const azs = judge(read.tables, nats);
     const degraded = azs.filter((a) => !FLOWING.has(a.verdict)).map((a) => a.az);
-    return { stack: name, region, stackStatus, azs, nats, eips, degraded, untagged: read.untagged };
+    // Only AZs without a running NAT can have a launch failing now: no extra call when every AZ has one.
+    const natless = azs.map((a) => a.az).filter((az) => !nats.some((n) => n.az === az && n.state === 'running'));
+    const failedLaunches = await readFailedLaunches(clients.autoScaling, name, natless, deps);
+    return { stack: name, region, stackStatus, azs, nats, eips, degraded, untagged: read.untagged, failedLaunches };
   } catch (err) {
     if (!(err instanceof HanatError) && isAbort(err, deps.signal)) throw new InterruptedError('Interrupted: hanat status only reads, so nothing was changed.', { cause: err });
     throw err;
@@ -180,6 +187,13 @@ export function statusFailure(result: StatusResult): OperationError | undefined 
 /** What to do about one AZ whose traffic does not flow. */
 function advice(a: AzStatus, r: StatusResult): string {
   const cmd = `hanat failover --name ${r.stack} --region ${r.region} --az ${a.az}`;
+  const failed = r.failedLaunches.find((f) => f.az === a.az);
+  if (failed) {
+    return (
+      `${a.az}: its Auto Scaling group ${failed.group} cannot launch a NAT; the latest attempt${failed.time ? ` (${failed.time})` : ''} failed: ${failed.message} ` +
+      `Fix that cause (the group retries by itself), and meanwhile move the traffic by hand: ${cmd}`
+    );
+  }
   const broken = a.routeTables.filter((t) => !FLOWING.has(t.verdict));
   const ownNat = r.nats.find((n) => n.az === a.az && n.state === 'running' && n.sourceDestCheck !== true);
   const pin = broken.find((t) => t.override !== undefined && t.override !== a.az)?.override;

@@ -1,49 +1,42 @@
 /**
- * Remote check of `--azs` and `--instance-type` together: the Availability
- * Zones the template will get, and whether the instance type is offered in
- * each of them.
+ * The Availability Zones of a stack, and whether the instance type is offered
+ * in each.
  *
- * The template picks AZ i with `Fn::Select [i, Fn::GetAZs '']`. CloudFormation
- * documents Fn::GetAZs as the region's AZs available to the account, in
- * alphabetical order, and only those with a default subnet unless no AZ has
- * one. So `--azs 6` in us-east-1 takes us-east-1a..f, and us-east-1e offers no
- * Graviton type: a t4g NAT cannot launch there and the stack rolls back minutes
- * later. This check says so before the stack is touched.
+ * The template takes its AZs as the `AvailabilityZones` parameter (a list, in
+ * order: AZ i is its element i), not from `Fn::GetAZs`: that function's answer
+ * depends on the account's default subnets and its order "can change when new
+ * Availability Zones are added" (CloudFormation Template Reference,
+ * "Fn::GetAZs"), so an update that re-evaluated it could move subnets to another
+ * AZ. A parameter keeps its value across updates (console and CLI offer "use
+ * existing value"), so the AZs are fixed once the stack exists.
+ *
+ * `hanat deploy` picks them: for a new stack the first N of the region's AZs in
+ * alphabetical order (DescribeAvailabilityZones; no default subnet needed); for an
+ * existing stack the AZs it has, in its order, plus the next ones when --azs asks
+ * for more. Then it checks that each offers the instance type: `--azs 6` in
+ * us-east-1 takes us-east-1a..f, and in many accounts (AZ names map to
+ * different physical zones per account) us-east-1e offers no Graviton type, so a
+ * t4g NAT could not launch there and the stack would roll back minutes later.
  */
-import {
-  DescribeAvailabilityZonesCommand,
-  DescribeInstanceTypeOfferingsCommand,
-  DescribeSubnetsCommand,
-  type Filter,
-  type InstanceTypeOffering,
-} from '@aws-sdk/client-ec2';
+import { DescribeAvailabilityZonesCommand, DescribeInstanceTypeOfferingsCommand, type Filter, type InstanceTypeOffering } from '@aws-sdk/client-ec2';
 import type { Ec2 } from '@hanat/core';
 import { amiParameter } from './ami.js';
 import { awsFailure, isAccessDenied } from './aws.js';
-import { UsageError } from './errors.js';
+import { OperationError, UsageError } from './errors.js';
 import { MIN_AZS } from './template/render.js';
 import { archOfFamily, type Arch, type InstanceType } from './validate.js';
 
 /** The EC2 calls of this check: what the caller's IAM policy must allow for it to run. */
-export const ZONE_CHECK_ACTIONS = ['ec2:DescribeAvailabilityZones', 'ec2:DescribeSubnets', 'ec2:DescribeInstanceTypeOfferings'] as const;
+export const ZONE_CHECK_ACTIONS = ['ec2:DescribeAvailabilityZones', 'ec2:DescribeInstanceTypeOfferings'] as const;
 
 /** How many alternative instance types a refusal suggests. */
 const SUGGESTIONS = 4;
 /** A bound on pages of one listing, so a misbehaving NextToken cannot loop forever. */
 const MAX_PAGES = 50;
 
-export interface GetAzs {
-  /** What Fn::GetAZs '' gives: the AZs in alphabetical order. */
-  azs: string[];
-  /** AZs left out because other AZs have a default subnet and these do not. */
-  withoutDefaultSubnet: string[];
-}
-
 export type ZoneCheck =
-  /** The first N AZs, each offering the instance type. */
-  | { azs: string[] }
-  /** The check could not run for lack of permission; why, for a warning. */
-  | { skipped: string };
+  /** The stack's AZs, in order, each offering the instance type (`unchecked` when offerings could not be listed: why). */
+  { azs: string[]; kept: number; unchecked?: string | undefined };
 
 /** Marks a call refused for lack of permission, so the check can be skipped rather than fail. */
 class Denied extends Error {
@@ -64,24 +57,16 @@ async function call<T>(action: string, send: () => Promise<T>): Promise<T> {
   }
 }
 
-/**
- * The AZs Fn::GetAZs gives a template in this region and account: the
- * account's Availability Zones (not Local or Wavelength Zones), alphabetically,
- * and of those only the ones with a default subnet if any has one.
- */
-export async function getAzs(ec2: Ec2): Promise<GetAzs> {
+/** The region's Availability Zones that can take a stack (not Local or Wavelength Zones), alphabetically. */
+export async function regionAzs(ec2: Ec2): Promise<string[]> {
   const zones = await call('DescribeAvailabilityZones', () =>
     ec2.send(new DescribeAvailabilityZonesCommand({ Filters: [{ Name: 'zone-type', Values: ['availability-zone'] }] })),
   );
-  const all = (zones.AvailabilityZones ?? [])
-    .filter((z) => z.ZoneType === undefined || z.ZoneType === 'availability-zone')
+  return (zones.AvailabilityZones ?? [])
+    .filter((z) => (z.ZoneType === undefined || z.ZoneType === 'availability-zone') && (z.State === undefined || z.State === 'available'))
     .map((z) => z.ZoneName)
     .filter((name): name is string => !!name)
     .sort();
-  const subnets = await call('DescribeSubnets', () => ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'default-for-az', Values: ['true'] }] })));
-  const withDefault = new Set((subnets.Subnets ?? []).filter((s) => s.DefaultForAz !== false).map((s) => s.AvailabilityZone));
-  if (withDefault.size === 0) return { azs: all, withoutDefaultSubnet: [] };
-  return { azs: all.filter((az) => withDefault.has(az)), withoutDefaultSubnet: all.filter((az) => !withDefault.has(az)) };
 }
 
 /** Every offering in `azs` that matches `filters`, following NextToken. */
@@ -150,38 +135,20 @@ function listAnd(items: readonly string[]): string {
   return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]!}`;
 }
 
-function sentence(parts: readonly string[]): string {
-  const text = parts.join(', or ');
-  return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
-}
-
-function tooFewMessage(n: number, region: string, got: GetAzs): string {
-  const { azs, withoutDefaultSubnet: missing } = got;
-  let msg =
-    `--azs ${n}: the template puts its NATs in the first ${n} Availability Zones that Fn::GetAZs lists, ` +
-    `but in ${region} it lists ${azs.length === 0 ? 'none' : `only ${azs.length} (${azs.join(', ')})`}.`;
-  if (missing.length) {
-    msg += ` While a region has default subnets, Fn::GetAZs lists only the AZs that have one, and ${listAnd(missing)} ${missing.length === 1 ? 'has' : 'have'} none.`;
-  }
-  if (azs.length < MIN_AZS) msg += ` hanat needs at least ${MIN_AZS}.`;
-  const fixes: string[] = [];
-  if (azs.length >= MIN_AZS) fixes.push(`pass --azs ${azs.length} or fewer`);
-  if (missing.length) {
-    fixes.push(
-      `create the missing default subnet${missing.length === 1 ? '' : 's'} first (aws ec2 create-default-subnet --availability-zone ${missing[0]!} --region ${region}` +
-        `${missing.length === 1 ? '' : ', and the same for the others'})`,
-    );
-  }
-  if (fixes.length === 0) fixes.push('deploy to another region');
-  return `${msg} ${sentence(fixes)}`;
+function tooFewMessage(n: number, region: string, all: readonly string[], kept: readonly string[]): string {
+  let msg = `--azs ${n}: ${region} has ${all.length === 0 ? 'no Availability Zone this account can use' : `only ${all.length} Availability Zone${all.length === 1 ? '' : 's'} (${all.join(', ')})`}`;
+  if (kept.length) msg += `, and the stack already uses ${kept.join(', ')}`;
+  msg += '.';
+  if (all.length < MIN_AZS) return `${msg} hanat needs at least ${MIN_AZS}. Deploy to another region.`;
+  return `${msg} Pass --azs ${all.length} or fewer.`;
 }
 
 function notOfferedMessage(n: number, region: string, chosen: readonly string[], missing: readonly string[], type: InstanceType, alternatives: Record<Arch, string[]>): string {
   const other: Arch = type.arch === 'arm64' ? 'x86_64' : 'arm64';
   const one = missing.length === 1;
   const msg =
-    `--instance-type ${type.type} is not offered in ${listAnd(missing)}, among the first ${n} Availability Zones that Fn::GetAZs lists in ${region} ` +
-    `(${chosen.join(', ')}), which --azs ${n} puts NATs in; ${one ? 'the NAT there' : 'the NATs there'} could not launch and the stack would roll back.`;
+    `--instance-type ${type.type} is not offered in ${listAnd(missing)}, among the ${n} Availability Zones of ${region} ` +
+    `(${chosen.join(', ')}) that --azs ${n} puts NATs in; ${one ? 'the NAT there' : 'the NATs there'} could not launch and the stack would roll back.`;
   const pass: string[] = [];
   const usable = chosen.findIndex((az) => missing.includes(az));
   if (usable >= MIN_AZS) pass.push(`--azs ${usable} or fewer`);
@@ -199,22 +166,40 @@ function notOfferedMessage(n: number, region: string, chosen: readonly string[],
 }
 
 /**
- * Works out the first `n` AZs Fn::GetAZs will give the template and checks that
- * each offers the instance type. Throws a UsageError naming the AZs and how to
- * go on when there are fewer than `n`, or one does not offer the type; returns
- * `{ skipped }` when the caller may not make these calls, so the deploy goes on.
+ * The AZs the stack gets, in order: those of an existing stack (`keep`, its
+ * AvailabilityZones), cut to `n` or followed by the region's next ones; for a
+ * new stack the region's first `n`. Throws a UsageError when the region has
+ * too few, or one does not offer the instance type (naming the AZs and how to
+ * go on). Without permission to list the AZs it can still keep an existing
+ * stack's; without permission to list offerings the type is not checked.
  */
-export async function checkZones(ec2: Ec2, want: { azs: number; instanceType: InstanceType; region: string }): Promise<ZoneCheck> {
+export async function checkZones(ec2: Ec2, want: { azs: number; instanceType: InstanceType; region: string; keep?: readonly string[] | undefined }): Promise<ZoneCheck> {
   const { azs: n, instanceType: type, region } = want;
+  const keep = (want.keep ?? []).slice(0, n);
+  let chosen: string[];
   try {
-    const got = await getAzs(ec2);
-    if (got.azs.length < n) throw new UsageError(tooFewMessage(n, region, got));
-    const chosen = got.azs.slice(0, n);
+    if (keep.length === n) {
+      chosen = [...keep];
+    } else {
+      const all = await regionAzs(ec2);
+      const more = all.filter((az) => !keep.includes(az));
+      if (keep.length + more.length < n) throw new UsageError(tooFewMessage(n, region, all, keep));
+      chosen = [...keep, ...more.slice(0, n - keep.length)];
+    }
+  } catch (err) {
+    if (!(err instanceof Denied)) throw err;
+    throw new OperationError(
+      `${err.message}. hanat deploy lists the region's Availability Zones to choose the stack's; allow ec2:DescribeAvailabilityZones.`,
+      { cause: err },
+    );
+  }
+  const kept = keep.length;
+  try {
     const offered = new Set(
       (await offerings(ec2, chosen, [{ Name: 'instance-type', Values: [type.type] }])).filter((o) => o.InstanceType === type.type).map((o) => o.Location),
     );
     const missing = chosen.filter((az) => !offered.has(az));
-    if (missing.length === 0) return { azs: chosen };
+    if (missing.length === 0) return { azs: chosen, kept };
     // The suggestions are a courtesy: the refusal stands even if they cannot be listed.
     const alternatives = await offeredEverywhere(ec2, chosen).catch((err: unknown) => {
       if (err instanceof Denied) return { arm64: [], x86_64: [] };
@@ -222,7 +207,7 @@ export async function checkZones(ec2: Ec2, want: { azs: number; instanceType: In
     });
     throw new UsageError(notOfferedMessage(n, region, chosen, missing, type, alternatives));
   } catch (err) {
-    if (err instanceof Denied) return { skipped: err.message };
+    if (err instanceof Denied) return { azs: chosen, kept, unchecked: err.message };
     throw err;
   }
 }

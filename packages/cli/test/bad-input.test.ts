@@ -73,6 +73,9 @@ const worlds: Record<string, (h: Harness) => void> = {
     h.zones = zonesOf('us-east-1', 6);
     h.offered = (type, az) => !(az === 'us-east-1e' && archOfFamily(type.split('.')[0]!) === 'arm64');
   },
+  '`eu-west-1` with only `eu-west-1a`': (h) => {
+    h.zones = ['eu-west-1a'];
+  },
   'three of the five Elastic IPs in use by stack `prod`': (h) => {
     for (const n of [1, 2, 3]) {
       h.addresses.push({ AllocationId: `eipalloc-0000000000000000${n}`, PublicIp: `198.51.100.${n}`, InstanceId: `i-000000000000000${n}0`, Tags: [{ Key: 'hanat:stack', Value: 'prod' }] });

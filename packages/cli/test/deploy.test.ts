@@ -1,5 +1,5 @@
 import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { DescribeAccountAttributesCommand, DescribeAddressesCommand, DescribeAvailabilityZonesCommand, DescribeInstanceTypeOfferingsCommand, DescribeSubnetsCommand, EC2ServiceException } from '@aws-sdk/client-ec2';
+import { DescribeAccountAttributesCommand, DescribeAddressesCommand, DescribeAvailabilityZonesCommand, DescribeInstanceTypeOfferingsCommand, EC2ServiceException } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_TEMPLATE_OPTIONS, templateBody } from '../src/template/render.js';
 import { MAX_POLL_RETRIES } from '../src/cfn.js';
@@ -47,7 +47,6 @@ describe('hanat deploy: create', () => {
     expect(sent(ec2Mock)).toEqual([
       ['DescribeImages', { ImageIds: [ARM_AMI] }],
       ['DescribeAvailabilityZones', { Filters: [{ Name: 'zone-type', Values: ['availability-zone'] }] }],
-      ['DescribeSubnets', { Filters: [{ Name: 'default-for-az', Values: ['true'] }] }],
       [
         'DescribeInstanceTypeOfferings',
         {
@@ -62,7 +61,7 @@ describe('hanat deploy: create', () => {
       ['DescribeAccountAttributes', {}],
       ['DescribeAddresses', {}],
     ]);
-    expect(r.stderr).toContain('Availability Zones eu-west-1a, eu-west-1b, eu-west-1c (the first 3 that Fn::GetAZs lists) all offer t4g.nano');
+    expect(r.stderr).toContain('Availability Zones eu-west-1a, eu-west-1b, eu-west-1c (the first 3 of eu-west-1) all offer t4g.nano');
     const calls = names(cfnMock);
     expect(calls.slice(0, 6)).toEqual(['DescribeStacks', 'CreateChangeSet', 'DescribeChangeSet', 'DescribeChangeSet', 'DescribeStackEvents', 'ExecuteChangeSet']);
     expect(new Set(calls.slice(6))).toEqual(new Set(['DescribeStackEvents', 'DescribeStacks']));
@@ -79,6 +78,7 @@ describe('hanat deploy: create', () => {
         { ParameterKey: 'KeyName', ParameterValue: '' },
         { ParameterKey: 'NatAmi', ParameterValue: ARM_AMI },
         { ParameterKey: 'InstanceType', ParameterValue: 't4g.nano' },
+        { ParameterKey: 'AvailabilityZones', ParameterValue: 'eu-west-1a,eu-west-1b,eu-west-1c' },
       ],
       Capabilities: ['CAPABILITY_IAM'],
       Tags: [{ Key: 'hanat:stack', Value: 'demo' }],
@@ -391,20 +391,59 @@ describe('hanat deploy: the instance type is offered in every AZ the template us
   const errorLine = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('error: '));
   const offeringsAsked = () => inputsOf(ec2Mock, 'DescribeInstanceTypeOfferings').map((i) => (i.Filters as { Name: string; Values: string[] }[]).find((f) => f.Name === 'location')!.Values);
 
-  it('takes the first N AZs in alphabetical order, as Fn::GetAZs does, whatever order EC2 lists them in', async () => {
+  const azsParam = () => inputsOf(cfnMock, 'CreateChangeSet').map((i) => (i.Parameters as { ParameterKey: string; ParameterValue: string }[]).find((p) => p.ParameterKey === 'AvailabilityZones')?.ParameterValue);
+
+  it('gives a new stack the first N AZs in alphabetical order, whatever order EC2 lists them in, as the AvailabilityZones parameter', async () => {
     h.zones = ['eu-west-1c', 'eu-west-1a', 'eu-west-1b'];
     const r = await h.hanat(...DEPLOY, '--yes', '--azs', '2');
     expect(r.code).toBe(0);
     expect(offeringsAsked()).toEqual([['eu-west-1a', 'eu-west-1b']]);
-    expect(r.stderr).toContain('Availability Zones eu-west-1a, eu-west-1b (the first 2 that Fn::GetAZs lists) all offer t4g.nano');
+    expect(r.stderr).toContain('Availability Zones eu-west-1a, eu-west-1b (the first 2 of eu-west-1) all offer t4g.nano');
+    expect(azsParam()).toEqual(['eu-west-1a,eu-west-1b']);
   });
 
-  it('counts only AZs with a default subnet when the region has any, as Fn::GetAZs does', async () => {
+  it('needs no default subnet: an account whose default VPC was deleted gets the region\'s AZs', async () => {
     h.zones = zonesOf('eu-west-1', 4);
-    h.defaultSubnets = ['eu-west-1d', 'eu-west-1a', 'eu-west-1c'];
+    h.defaultSubnets = [];
     const r = await h.hanat(...DEPLOY, '--yes');
     expect(r.code).toBe(0);
-    expect(offeringsAsked()).toEqual([['eu-west-1a', 'eu-west-1c', 'eu-west-1d']]);
+    expect(azsParam()).toEqual(['eu-west-1a,eu-west-1b,eu-west-1c']);
+    expect(names(ec2Mock)).not.toContain('DescribeSubnets');
+  });
+
+  it('keeps an existing stack\'s AZs, in its order, after the region\'s AZ list changed, and adds only new ones when --azs grows', async () => {
+    await existingStack();
+    expect(h.cfn.stack('demo')!.parameters.AvailabilityZones).toBe('eu-west-1a,eu-west-1b,eu-west-1c');
+    // AWS added eu-west-1d, and the account's default subnets changed: Fn::GetAZs would now
+    // give eu-west-1b, eu-west-1c, eu-west-1d, and move every AZ of a stack built on it.
+    h.zones = zonesOf('eu-west-1', 4);
+    h.defaultSubnets = ['eu-west-1b', 'eu-west-1c', 'eu-west-1d'];
+    const same = await h.hanat(...DEPLOY, '--yes', '--instance-type', 't4g.micro');
+    expect(same.code).toBe(0);
+    expect(same.stderr).toContain("Availability Zones eu-west-1a, eu-west-1b, eu-west-1c (the stack's own) all offer t4g.micro");
+    expect(azsParam()).toEqual(['eu-west-1a,eu-west-1b,eu-west-1c']);
+    expect(names(ec2Mock)).not.toContain('DescribeAvailabilityZones');
+    cfnMock.resetHistory();
+    const grown = await h.hanat(...DEPLOY, '--yes', '--azs', '4');
+    expect(grown.code).toBe(0);
+    expect(grown.stderr).toContain("Availability Zones eu-west-1a, eu-west-1b, eu-west-1c, eu-west-1d (the stack's eu-west-1a, eu-west-1b, eu-west-1c, and eu-west-1d added)");
+    expect(azsParam()).toEqual(['eu-west-1a,eu-west-1b,eu-west-1c,eu-west-1d']);
+    cfnMock.resetHistory();
+    const shrunk = await h.hanat(...DEPLOY, '--yes', '--azs', '2');
+    expect(shrunk.code).toBe(0);
+    expect(shrunk.stderr).toContain('warning: --azs 2 removes Availability Zones eu-west-1c, eu-west-1d from stack demo: its subnets, private route table and NAT are deleted.');
+    expect(azsParam()).toEqual(['eu-west-1a,eu-west-1b']);
+  });
+
+  it("keeps the AZs of a stack made by an earlier hanat from Fn::GetAZs, read from its Az<i>Name outputs", async () => {
+    h.cfn.seedStack({
+      name: 'demo',
+      status: 'UPDATE_COMPLETE',
+      outputs: { Az1Name: 'eu-west-1c', Az0Name: 'eu-west-1b', VpcId: 'vpc-0123456789abcdef0' },
+    });
+    const r = await h.hanat(...DEPLOY, '--yes', '--azs', '2');
+    expect(r.code).toBe(0);
+    expect(azsParam()).toEqual(['eu-west-1b,eu-west-1c']);
   });
 
   it('refuses --azs 6 in us-east-1 with the default t4g.nano before the stack is touched, naming us-east-1e and x86_64 types offered in all six', async () => {
@@ -413,12 +452,12 @@ describe('hanat deploy: the instance type is offered in every AZ the template us
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(errorLine(r.stderr)).toEqual([
-      'error: --instance-type t4g.nano is not offered in us-east-1e, among the first 6 Availability Zones that Fn::GetAZs lists in us-east-1 ' +
-        '(us-east-1a, us-east-1b, us-east-1c, us-east-1d, us-east-1e, us-east-1f), which --azs 6 puts NATs in; the NAT there could not launch and the stack would roll back. ' +
+      'error: --instance-type t4g.nano is not offered in us-east-1e, among the 6 Availability Zones of us-east-1 ' +
+        '(us-east-1a, us-east-1b, us-east-1c, us-east-1d, us-east-1e, us-east-1f) that --azs 6 puts NATs in; the NAT there could not launch and the stack would roll back. ' +
         'Pass --azs 4 or fewer, or an x86_64 instance type offered in all 6, e.g. t3.nano, t3a.nano, t2.nano, t3.micro ' +
         '(no arm64 type is; an x86_64 type needs an x86_64 image, and leaving out --ami picks /hanat/ami/x86_64).',
     ]);
-    expect(names(cfnMock)).toEqual([]);
+    expect(names(cfnMock)).toEqual(['DescribeStacks']);
     // The second listing, for the suggestions, is of every type in the six AZs.
     expect(offeringsAsked()).toEqual([zonesOf('us-east-1', 6), zonesOf('us-east-1', 6)]);
   });
@@ -428,7 +467,7 @@ describe('hanat deploy: the instance type is offered in every AZ the template us
     h.eipQuota = 6;
     const x86 = await h.hanat(...US_EAST_1, '--azs', '6', '--instance-type', 't3.nano', '--ami', X86_AMI);
     expect(x86.code).toBe(0);
-    expect(x86.stderr).toContain('(the first 6 that Fn::GetAZs lists) all offer t3.nano');
+    expect(x86.stderr).toContain('(the first 6 of us-east-1) all offer t3.nano');
     const four = await h.hanat('deploy', '--name', 'other', '--cidr-prefix', '10.21', '--region', 'us-east-1', '--yes', '--azs', '4');
     expect(four.code).toBe(0);
   });
@@ -437,7 +476,7 @@ describe('hanat deploy: the instance type is offered in every AZ the template us
     h.offered = (type, az) => !(az === 'eu-west-1c' && type === 't4g.nano');
     const r = await h.hanat(...DEPLOY, '--yes');
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('error: --instance-type t4g.nano is not offered in eu-west-1c, among the first 3 Availability Zones that Fn::GetAZs lists in eu-west-1 (eu-west-1a, eu-west-1b, eu-west-1c)');
+    expect(r.stderr).toContain('error: --instance-type t4g.nano is not offered in eu-west-1c, among the 3 Availability Zones of eu-west-1 (eu-west-1a, eu-west-1b, eu-west-1c)');
     expect(r.stderr).toContain('. Pass --azs 2 or fewer, or an instance type offered in all 3, e.g. t4g.micro, t4g.small, m7g.medium, c7g.large.\n');
   });
 
@@ -445,53 +484,56 @@ describe('hanat deploy: the instance type is offered in every AZ the template us
     h.offered = (type, az) => !(az !== 'eu-west-1a' && type === 'm7i.large');
     const r = await h.hanat(...DEPLOY, '--yes', '--instance-type', 'm7i.large');
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('not offered in eu-west-1b and eu-west-1c, among the first 3');
+    expect(r.stderr).toContain('not offered in eu-west-1b and eu-west-1c, among the 3 Availability Zones');
     expect(r.stderr).toContain('the NATs there could not launch and the stack would roll back. Pass an instance type offered in all 3, e.g. t3.nano, t3a.nano, t2.nano, t3.micro.\n');
   });
 
-  it('refuses more AZs than Fn::GetAZs gives in the region', async () => {
+  it('refuses more AZs than the region has', async () => {
     const r = await h.hanat(...DEPLOY, '--yes', '--azs', '4');
     expect(r.code).toBe(2);
-    expect(errorLine(r.stderr)).toEqual([
-      'error: --azs 4: the template puts its NATs in the first 4 Availability Zones that Fn::GetAZs lists, but in eu-west-1 it lists only 3 (eu-west-1a, eu-west-1b, eu-west-1c). Pass --azs 3 or fewer.',
-    ]);
-    expect(names(cfnMock)).toEqual([]);
+    expect(errorLine(r.stderr)).toEqual(['error: --azs 4: eu-west-1 has only 3 Availability Zones (eu-west-1a, eu-west-1b, eu-west-1c). Pass --azs 3 or fewer.']);
+    expect(names(cfnMock)).toEqual(['DescribeStacks']);
     expect(names(ec2Mock)).not.toContain('DescribeInstanceTypeOfferings');
   });
 
-  it('says when AZs are left out for want of a default subnet, and how to add one', async () => {
-    h.defaultSubnets = ['eu-west-1a', 'eu-west-1b'];
-    const r = await h.hanat(...DEPLOY, '--yes');
+  it('refuses a region with fewer than two AZs the account can use', async () => {
+    h.zones = ['eu-west-1a'];
+    const r = await h.hanat(...DEPLOY, '--yes', '--azs', '2');
     expect(r.code).toBe(2);
-    expect(errorLine(r.stderr)).toEqual([
-      'error: --azs 3: the template puts its NATs in the first 3 Availability Zones that Fn::GetAZs lists, but in eu-west-1 it lists only 2 (eu-west-1a, eu-west-1b). ' +
-        'While a region has default subnets, Fn::GetAZs lists only the AZs that have one, and eu-west-1c has none. ' +
-        'Pass --azs 2 or fewer, or create the missing default subnet first (aws ec2 create-default-subnet --availability-zone eu-west-1c --region eu-west-1).',
-    ]);
+    expect(errorLine(r.stderr)).toEqual(['error: --azs 2: eu-west-1 has only 1 Availability Zone (eu-west-1a). hanat needs at least 2. Deploy to another region.']);
   });
 
-  it.each(['DescribeAvailabilityZones', 'DescribeSubnets', 'DescribeInstanceTypeOfferings'] as const)(
-    'warns that the check was skipped, and deploys, when %s is denied',
-    async (action) => {
-      const command = { DescribeAvailabilityZones: DescribeAvailabilityZonesCommand, DescribeSubnets: DescribeSubnetsCommand, DescribeInstanceTypeOfferings: DescribeInstanceTypeOfferingsCommand }[action];
-      ec2Mock.on(command).rejects(ec2Error('UnauthorizedOperation', 'You are not authorized to perform this operation.'));
-      const r = await h.hanat(...DEPLOY, '--yes');
-      expect(r.code).toBe(0);
-      expect(r.stderr).toContain(
-        `warning: Did not check that t4g.nano is offered in each of the 3 Availability Zones the stack will use: AWS denied ${action} (You are not authorized to perform this operation.). ` +
-          'Allow ec2:DescribeAvailabilityZones, ec2:DescribeSubnets, ec2:DescribeInstanceTypeOfferings to have it checked; an AZ that does not offer the type makes the stack roll back.\n',
-      );
-      expect(names(cfnMock)).toContain('ExecuteChangeSet');
-      expect(h.cfn.stack('demo')!.status).toBe('CREATE_COMPLETE');
-    },
-  );
+  it('warns that the type check was skipped, and deploys, when DescribeInstanceTypeOfferings is denied', async () => {
+    ec2Mock.on(DescribeInstanceTypeOfferingsCommand).rejects(ec2Error('UnauthorizedOperation', 'You are not authorized to perform this operation.'));
+    const r = await h.hanat(...DEPLOY, '--yes');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      'warning: Did not check that t4g.nano is offered in each of the 3 Availability Zones the stack will use: AWS denied DescribeInstanceTypeOfferings (You are not authorized to perform this operation.). ' +
+        'Allow ec2:DescribeAvailabilityZones, ec2:DescribeInstanceTypeOfferings to have it checked; an AZ that does not offer the type makes the stack roll back.\n',
+    );
+    expect(names(cfnMock)).toContain('ExecuteChangeSet');
+    expect(h.cfn.stack('demo')!.status).toBe('CREATE_COMPLETE');
+  });
+
+  it('stops (exit 1) when DescribeAvailabilityZones is denied for a new stack, as it needs the list to choose the AZs, but keeps an existing stack\'s without it', async () => {
+    await existingStack();
+    ec2Mock.on(DescribeAvailabilityZonesCommand).rejects(ec2Error('UnauthorizedOperation', 'You are not authorized to perform this operation.'));
+    const kept = await h.hanat(...DEPLOY, '--yes', '--instance-type', 't4g.micro');
+    expect(kept.code).toBe(0);
+    const fresh = await h.hanat('deploy', '--name', 'fresh', '--cidr-prefix', '10.30', '--region', 'eu-west-1', '--yes');
+    expect(fresh.code).toBe(1);
+    expect(errorLine(fresh.stderr)).toEqual([
+      "error: AWS denied DescribeAvailabilityZones (You are not authorized to perform this operation.). hanat deploy lists the region's Availability Zones to choose the stack's; allow ec2:DescribeAvailabilityZones.",
+    ]);
+    expect(h.cfn.stack('fresh')).toBeUndefined();
+  });
 
   it('stops with exit 1 when the check fails for another reason than permission', async () => {
     ec2Mock.on(DescribeInstanceTypeOfferingsCommand).rejects(ec2Error('InternalError', 'An internal error has occurred', 500));
     const r = await h.hanat(...DEPLOY, '--yes');
     expect(r.code).toBe(1);
     expect(errorLine(r.stderr)).toEqual(['error: DescribeInstanceTypeOfferings failed: InternalError: An internal error has occurred']);
-    expect(names(cfnMock)).toEqual([]);
+    expect(names(cfnMock)).toEqual(['DescribeStacks']);
   });
 });
 

@@ -130,6 +130,40 @@ describe('hanat status', () => {
     expect(row(r.stdout, A)).toMatch(new RegExp(`^${A} +ok `));
   });
 
+  it("shows an AZ's most recent failed launch in AWS's words, with its time, and says to fix its cause", async () => {
+    // B's NAT is gone and its group cannot launch another: the image was deregistered.
+    w.nat(B).state = 'terminated';
+    const reason = "The image id '[ami-0a1b2c3d4e5f60718]' does not exist. Launching EC2 instance failed.";
+    w.activities.set(w.groupOf(B), [
+      { ActivityId: 'a1', AutoScalingGroupName: w.groupOf(B), Cause: 'c', StartTime: new Date(Date.UTC(2026, 0, 10, 8, 0)), StatusCode: 'Successful', Description: 'Launching a new EC2 instance: i-0' },
+      { ActivityId: 'a2', AutoScalingGroupName: w.groupOf(B), Cause: 'c', StartTime: new Date(Date.UTC(2026, 0, 15, 11, 58)), StatusCode: 'Failed', StatusMessage: reason, Description: 'Launching a new EC2 instance.  Status Reason: x' },
+    ]);
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("\nFailed launches (the latest scaling activity of the AZ's group, in AWS's words)\n");
+    expect(r.stdout).toMatch(new RegExp(`^${B} +2026-01-15T11:58:00\\.000Z +${w.groupOf(B)} +The image id '\\[ami-0a1b2c3d4e5f60718\\]' does not exist\\. Launching EC2 instance failed\\.$`, 'm'));
+    expect(r.stderr).toContain(`${B}: its Auto Scaling group ${w.groupOf(B)} cannot launch a NAT; the latest attempt (2026-01-15T11:58:00.000Z) failed: ${reason} Fix that cause`);
+    // One group listing and one activity listing, for the one AZ without a running NAT.
+    expect(names(asgMock)).toEqual(['DescribeAutoScalingInstances', 'DescribeAutoScalingGroups', 'DescribeScalingActivities']);
+    const { doc } = await json();
+    expect(doc.failedLaunches).toEqual([{ az: B, group: w.groupOf(B), time: '2026-01-15T11:58:00.000Z', message: reason, description: 'Launching a new EC2 instance.  Status Reason: x' }]);
+  });
+
+  it('shows no failed launch once a later launch succeeded, and asks Auto Scaling nothing more while every AZ has a running NAT', async () => {
+    w.activities.set(w.groupOf(C), [
+      { ActivityId: 'a1', AutoScalingGroupName: w.groupOf(C), Cause: 'c', StartTime: new Date(Date.UTC(2026, 0, 10, 8, 0)), StatusCode: 'Failed', StatusMessage: 'We currently do not have sufficient t4g.nano capacity' },
+      { ActivityId: 'a2', AutoScalingGroupName: w.groupOf(C), Cause: 'c', StartTime: new Date(Date.UTC(2026, 0, 10, 8, 5)), StatusCode: 'Successful' },
+    ]);
+    const healthy = await h.hanat(...STATUS);
+    expect(healthy.stdout).not.toContain('Failed launches');
+    expect(names(asgMock)).toEqual(['DescribeAutoScalingInstances']);
+    asgMock.resetHistory();
+    w.nat(C).state = 'stopped';
+    const { doc } = await json();
+    expect(doc.failedLaunches).toEqual([]);
+    expect(names(asgMock)).toEqual(['DescribeAutoScalingInstances', 'DescribeAutoScalingGroups', 'DescribeScalingActivities']);
+  });
+
   it('exits 1 when an AZ has no default route', async () => {
     w.table(C).route = undefined;
     const { code, doc, stderr } = await json();
@@ -230,7 +264,7 @@ describe('hanat status', () => {
   it('prints one JSON document with every AZ, NAT and Elastic IP', async () => {
     const { code, doc } = await json();
     expect(code).toBe(0);
-    expect(Object.keys(doc)).toEqual(['stack', 'region', 'stackStatus', 'healthy', 'degraded', 'untaggedRouteTables', 'azs', 'nats', 'eips']);
+    expect(Object.keys(doc)).toEqual(['stack', 'region', 'stackStatus', 'healthy', 'degraded', 'untaggedRouteTables', 'azs', 'nats', 'eips', 'failedLaunches']);
     expect(doc).toMatchObject({ stack: 'prod', region: 'eu-west-1', stackStatus: 'UPDATE_COMPLETE', healthy: true, degraded: [], untaggedRouteTables: [] });
     expect(doc.azs.map((a: { az: string; verdict: string }) => [a.az, a.verdict])).toEqual(AZS.map((az) => [az, 'ok']));
     expect(doc.azs[1].routeTables[0]).toEqual({

@@ -33,7 +33,7 @@ import { tagProperty } from './template/validate.js';
 const CHECKED_IN = new URL('../../../templates/hanat.json', import.meta.url);
 
 const stackName = { Ref: 'AWS::StackName' };
-const azName = (i: number) => ({ 'Fn::Select': [i, { 'Fn::GetAZs': '' }] });
+const azName = (i: number) => ({ 'Fn::Select': [i, { Ref: 'AvailabilityZones' }] });
 const ref = (id: string) => ({ Ref: id });
 
 function ofType(t: CfnTemplate, type: string): [string, CfnResource][] {
@@ -371,8 +371,15 @@ describe('parameters', () => {
   const t = renderTemplate(DEFAULT_TEMPLATE_OPTIONS);
   const matches = (pattern: string, value: string) => new RegExp(pattern).test(value);
 
+  it('never takes the AZs from Fn::GetAZs, whose answer can change under an existing stack', () => {
+    for (const opts of [DEFAULT_TEMPLATE_OPTIONS, { azs: 6, eip: false }]) expect(templateBody(opts)).not.toContain('Fn::GetAZs');
+  });
+
   it('are exactly the ones hanat deploy passes', () => {
-    expect(Object.keys(t.Parameters).sort()).toEqual(['CidrPrefix', 'InstanceType', 'KeyName', 'NatAmi', 'VpcName']);
+    expect(Object.keys(t.Parameters).sort()).toEqual(['AvailabilityZones', 'CidrPrefix', 'InstanceType', 'KeyName', 'NatAmi', 'VpcName']);
+    // No default: the console and aws cloudformation deploy make the operator pick them, and keep them on updates.
+    expect(t.Parameters.AvailabilityZones).toMatchObject({ Type: 'List<AWS::EC2::AvailabilityZone::Name>' });
+    expect(t.Parameters.AvailabilityZones?.Default).toBeUndefined();
     expect(t.Parameters.KeyName?.Default).toBe('');
     expect(t.Parameters.InstanceType?.Default).toBe('t4g.nano');
     expect(t.Parameters.CidrPrefix?.AllowedPattern).toBe(CIDR_PREFIX_PATTERN);

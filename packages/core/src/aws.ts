@@ -16,6 +16,8 @@
  * (b) marks each failed call's error with where it went (endpointOf), so that
  * the message can name the endpoint and the setting it came from.
  */
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { EC2Client } from '@aws-sdk/client-ec2';
@@ -40,6 +42,35 @@ export interface AwsClientOptions {
    * `AWS_ENDPOINT_URL*` setting a failed call went to (endpointOf).
    */
   env?: Readonly<Record<string, string | undefined>> | undefined;
+  /** The keep-alive connections the client uses, when the caller must be able to drop them (connectionPool). */
+  connections?: Connections | undefined;
+}
+
+/**
+ * The keep-alive connections of one or more clients, held by the caller so that
+ * it can drop them: a NAT's agent must after associating its Elastic IP, as that
+ * releases the public address its open connections to AWS came from, and the next
+ * call on such a connection would wait out its timeout.
+ */
+export interface Connections {
+  readonly httpAgent: HttpAgent;
+  readonly httpsAgent: HttpsAgent;
+  /** Closes every pooled connection; the next call opens a new one. Call it with no request in flight. */
+  reset(): void;
+}
+
+export function connectionPool(): Connections {
+  const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 50 });
+  const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 50 });
+  return {
+    httpAgent,
+    httpsAgent,
+    reset() {
+      // An Agent stays usable after destroy(): it only closes the sockets it holds.
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+  };
 }
 
 export interface SdkLogger {
@@ -76,6 +107,7 @@ function config(opts: AwsClientOptions) {
     requestHandler: {
       connectionTimeout: opts.connectionTimeoutMs ?? 3_000,
       requestTimeout: opts.requestTimeoutMs ?? 20_000,
+      ...(opts.connections ? { httpAgent: opts.connections.httpAgent, httpsAgent: opts.connections.httpsAgent } : {}),
     },
     logger: opts.logger ?? silent,
   };

@@ -36,7 +36,10 @@ afterEach(async () => {
   await h?.close();
 });
 
-const HANAT_PARAMS: Parameter[] = [{ ParameterKey: 'CidrPrefix', ParameterValue: '10.0' }];
+const HANAT_PARAMS: Parameter[] = [
+  { ParameterKey: 'CidrPrefix', ParameterValue: '10.0' },
+  { ParameterKey: 'AvailabilityZones', ParameterValue: 'us-east-1a,us-east-1b,us-east-1c' },
+];
 
 async function waitChangeSet(cfn: CloudFormationClient, id: string): Promise<DescribeChangeSetCommandOutput> {
   return eventually(async () => {
@@ -351,10 +354,10 @@ describe('failures and rollback', () => {
 
   it('validates parameters, capabilities and template structure', async () => {
     const body = templateBody({ azs: 2, eip: true });
-    const pattern = await rejection(changeSet(h.cfn, 'lab', body, [{ ParameterKey: 'CidrPrefix', ParameterValue: '10.0.0' }]));
+    const pattern = await rejection(changeSet(h.cfn, 'lab', body, [{ ParameterKey: 'CidrPrefix', ParameterValue: '10.0.0' }, HANAT_PARAMS[1]!]));
     expect(pattern.message).toBe('Parameter CidrPrefix failed to satisfy constraint: two octets from 0 to 255 without leading zeros, e.g. 10.0 or 172.31');
     const missing = await rejection(changeSet(h.cfn, 'lab', body, []));
-    expect(missing.message).toBe('Parameters: [CidrPrefix] must have values');
+    expect(missing.message).toBe('Parameters: [AvailabilityZones, CidrPrefix] must have values');
     const extra = await rejection(changeSet(h.cfn, 'lab', body, [...HANAT_PARAMS, { ParameterKey: 'Nope', ParameterValue: 'x' }]));
     expect(extra.message).toBe('Parameters: [Nope] do not exist in the template');
     const caps = await rejection(h.cfn.send(new CreateChangeSetCommand({ StackName: 'lab', ChangeSetName: 'c', ChangeSetType: 'CREATE', TemplateBody: body, Parameters: HANAT_PARAMS })));
@@ -374,7 +377,7 @@ describe('failures and rollback', () => {
     const out = await h.cfn.send(new ValidateTemplateCommand({ TemplateBody: templateBody({ azs: 2, eip: true }) }));
     expect(out.Capabilities).toEqual(['CAPABILITY_IAM']);
     expect(out.CapabilitiesReason).toContain('AWS::IAM::Role');
-    expect(out.Parameters!.map((p) => p.ParameterKey).sort()).toEqual(['CidrPrefix', 'InstanceType', 'KeyName', 'NatAmi', 'VpcName']);
+    expect(out.Parameters!.map((p) => p.ParameterKey).sort()).toEqual(['AvailabilityZones', 'CidrPrefix', 'InstanceType', 'KeyName', 'NatAmi', 'VpcName']);
   });
 });
 

@@ -24,7 +24,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
+import { DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand, DescribeScalingActivitiesCommand } from '@aws-sdk/client-auto-scaling';
 import {
   CreateChangeSetCommand,
   CreateStackCommand,
@@ -53,7 +53,6 @@ import {
   DescribeInstancesCommand,
   DescribeKeyPairsCommand,
   DescribeRouteTablesCommand,
-  DescribeSubnetsCommand,
   type AssociateAddressCommandOutput,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
@@ -128,16 +127,10 @@ const HANAT_READS = {
     readBy: ['packages/cli/src/ami.ts'],
     fields: ['Images[].ImageId', 'Images[].State', 'Images[].Architecture', 'Images[].Name'],
   },
-  // hanat deploy's zone check: what Fn::GetAZs will give, and what each AZ offers.
+  // hanat deploy's zone check: the region's AZs, and what each offers.
   'ec2:DescribeAvailabilityZones': {
     readBy: ['packages/cli/src/zones.ts'],
     fields: ['AvailabilityZones[].ZoneName', 'AvailabilityZones[].ZoneType'],
-  },
-  // zones.ts asks for default subnets, which the lab has none of (EMULATOR.md); the
-  // stack's subnets show the same fields. A missing DefaultForAz would count as a default subnet.
-  'ec2:DescribeSubnets': {
-    readBy: ['packages/cli/src/zones.ts'],
-    fields: ['Subnets[].DefaultForAz', 'Subnets[].AvailabilityZone'],
   },
   // hanat deploy's Elastic IP quota check (quota.ts; it reads DescribeAddresses as observe.ts does).
   'ec2:DescribeAccountAttributes': {
@@ -237,6 +230,15 @@ const HANAT_READS = {
     readBy: ['packages/cli/src/observe.ts'],
     fields: ['AutoScalingInstances[].InstanceId', 'AutoScalingInstances[].AutoScalingGroupName', 'AutoScalingInstances[].HealthStatus', 'AutoScalingInstances[].LifecycleState'],
   },
+  // hanat status, for an AZ without a running NAT: its group, and why it has no NAT.
+  'autoscaling:DescribeAutoScalingGroups': {
+    readBy: ['packages/cli/src/observe.ts'],
+    fields: ['AutoScalingGroups[].AutoScalingGroupName', 'AutoScalingGroups[].Tags[Key=hanat:az].Value'],
+  },
+  'autoscaling:DescribeScalingActivities': {
+    readBy: ['packages/cli/src/observe.ts'],
+    fields: ['Activities[].StatusCode', 'Activities[].StartTime', 'Activities[].Description'],
+  },
   'ec2:DescribeAddresses (every AZ)': {
     readBy: ['packages/cli/src/observe.ts'],
     fields: ['Addresses[].AllocationId', 'Addresses[].PublicIp', 'Addresses[].Tags[Key=hanat:az].Value', 'Addresses[?].InstanceId', 'Addresses[?].NetworkInterfaceId'],
@@ -292,8 +294,6 @@ const CALLS: Record<ContractKey, (w: World) => Promise<object>> = {
   'ec2:DescribeImages': (w) => w.h.ec2.send(new DescribeImagesCommand({ ImageIds: [w.ami] })),
   'ec2:DescribeAccountAttributes': (w) => w.h.ec2.send(new DescribeAccountAttributesCommand({})),
   'ec2:DescribeAvailabilityZones': (w) => w.h.ec2.send(new DescribeAvailabilityZonesCommand({ Filters: [{ Name: 'zone-type', Values: ['availability-zone'] }] })),
-  // zones.ts filters on default-for-az=true; see HANAT_READS.
-  'ec2:DescribeSubnets': (w) => w.h.ec2.send(new DescribeSubnetsCommand({ Filters: stackFilters(STACK) })),
   'ec2:DescribeInstanceTypeOfferings': (w) =>
     w.h.ec2.send(
       new DescribeInstanceTypeOfferingsCommand({
@@ -309,6 +309,11 @@ const CALLS: Record<ContractKey, (w: World) => Promise<object>> = {
     w.h.ec2.send(new DescribeInstancesCommand({ Filters: [...stackFilters(STACK), { Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped'] }] })),
   'ec2:DescribeInstanceStatus': (w) => w.h.ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: w.instanceIds })),
   'autoscaling:DescribeAutoScalingInstances': (w) => w.h.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: w.instanceIds })),
+  'autoscaling:DescribeAutoScalingGroups': (w) => w.h.asg.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: `tag:${TAG.stack}`, Values: [STACK] }] })),
+  'autoscaling:DescribeScalingActivities': async (w) => {
+    const groups = await w.h.asg.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: `tag:${TAG.stack}`, Values: [STACK] }] }));
+    return w.h.asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: groups.AutoScalingGroups![0]!.AutoScalingGroupName, MaxRecords: 10 }));
+  },
   'ec2:DescribeAddresses (every AZ)': (w) => w.h.ec2.send(new DescribeAddressesCommand({ Filters: stackFilters(STACK) })),
   'cloudformation:DescribeStacks': (w) => w.h.cfn.send(new DescribeStacksCommand({ StackName: STACK })),
   'cloudformation:DescribeStacks (deleted, by id)': (w) => w.h.cfn.send(new DescribeStacksCommand({ StackName: w.brokenStackId })),
@@ -327,6 +332,7 @@ function stackParameters(ami: string, instanceType: string, cidrPrefix: string, 
     { ParameterKey: PARAM.keyName, ParameterValue: KEY_NAME },
     { ParameterKey: PARAM.natAmi, ParameterValue: ami },
     { ParameterKey: PARAM.instanceType, ParameterValue: instanceType },
+    { ParameterKey: PARAM.availabilityZones, ParameterValue: 'us-east-1a,us-east-1b,us-east-1c' },
   ];
 }
 

@@ -41,7 +41,7 @@ beforeEach(async () => {
         IamInstanceProfile: { Name: 'nat-profile' },
         NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: true }],
         MetadataOptions: { HttpTokens: 'required', InstanceMetadataTags: 'enabled' },
-        TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'hanat:stack', Value: 'lab' }, { Key: 'hanat:az', Value: 'us-east-1a' }, { Key: 'has space', Value: 'hidden' }] }],
+        TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'hanat:stack', Value: 'lab' }, { Key: 'hanat:az', Value: 'us-east-1a' }] }],
         UserData: Buffer.from('#!/bin/sh\necho hi\n').toString('base64'),
       },
     }),

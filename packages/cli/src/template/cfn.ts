@@ -61,7 +61,8 @@ export const sub = (text: string, variables?: Record<string, CfnValue>): CfnValu
   variables ? { 'Fn::Sub': [text, variables] } : { 'Fn::Sub': text };
 
 /** The name of the region's i-th Availability Zone (0-based), resolved at deploy time. */
-export const azName = (index: number): CfnValue => ({ 'Fn::Select': [index, { 'Fn::GetAZs': '' }] });
+/** AZ `index` of the stack: element `index` of the AvailabilityZones parameter (the renderer's header says why not Fn::GetAZs). */
+export const azName = (index: number): CfnValue => ({ 'Fn::Select': [index, { Ref: 'AvailabilityZones' }] });
 
 export const ifCondition = (condition: string, whenTrue: CfnValue, whenFalse: CfnValue): CfnValue => ({
   'Fn::If': [condition, whenTrue, whenFalse],

@@ -1,7 +1,10 @@
 /**
  * Renders hanat's CloudFormation template (DESIGN.md "The network the template
- * creates"). The output is raw CloudFormation JSON that works without the CLI:
- * Availability Zones come from `Fn::GetAZs`, so one file fits every region.
+ * creates"). The output is raw CloudFormation JSON that works without the CLI
+ * and fits every region: the Availability Zones are the `AvailabilityZones`
+ * parameter, not `Fn::GetAZs`, whose answer depends on the account's default
+ * subnets and whose order can change when AWS adds an AZ; a parameter keeps its
+ * value across updates, so a stack's AZs never move unless someone asks.
  *
  * The AZ count and the Elastic IPs are render-time structure (`--azs`,
  * `--no-eip`); everything an operator picks per stack is a Parameter.
@@ -57,6 +60,7 @@ export const PARAM = {
   keyName: 'KeyName',
   natAmi: 'NatAmi',
   instanceType: 'InstanceType',
+  availabilityZones: 'AvailabilityZones',
 } as const;
 
 const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
@@ -117,6 +121,10 @@ function parameters(opts: TemplateOptions): CfnTemplate['Parameters'] {
       Default: 'hanat',
       MinLength: 1,
       MaxLength: 200,
+    },
+    [PARAM.availabilityZones]: {
+      Type: 'List<AWS::EC2::AvailabilityZone::Name>',
+      Description: `The ${opts.azs} Availability Zones of the stack, in order (AZ 0 first). Keep them on updates: a changed list moves subnets.`,
     },
     [PARAM.cidrPrefix]: {
       Type: 'String',
@@ -362,7 +370,7 @@ export function renderTemplate(opts: TemplateOptions): CfnTemplate {
       'cfn-lint': { config: { ignore_checks: ['W2506'] } },
       'AWS::CloudFormation::Interface': {
         ParameterGroups: [
-          { Label: { default: 'Network' }, Parameters: [PARAM.vpcName, PARAM.cidrPrefix] },
+          { Label: { default: 'Network' }, Parameters: [PARAM.vpcName, PARAM.cidrPrefix, PARAM.availabilityZones] },
           { Label: { default: 'NAT instances' }, Parameters: [PARAM.natAmi, PARAM.instanceType, PARAM.keyName] },
         ],
       },

@@ -192,6 +192,7 @@ export class FakeCloudFormation {
       StackStatusReason: stack.statusReason,
       CreationTime: new Date(this.clock.now()),
       Tags: stack.tags,
+      Parameters: Object.entries(stack.parameters).map(([ParameterKey, ParameterValue]) => ({ ParameterKey, ParameterValue })),
       Outputs: Object.entries(stack.outputs).map(([OutputKey, OutputValue]) => ({ OutputKey, OutputValue })),
     };
     return { Stacks: [out] };

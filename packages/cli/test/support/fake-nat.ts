@@ -7,8 +7,12 @@
  * to a NAT that is stopped or gone is a blackhole.
  */
 import {
+  DescribeAutoScalingGroupsCommand,
   DescribeAutoScalingInstancesCommand,
+  DescribeScalingActivitiesCommand,
+  type Activity,
   type AutoScalingClientResolvedConfig,
+  type DescribeScalingActivitiesCommandInput,
   type DescribeAutoScalingInstancesCommandInput,
   type ServiceInputTypes as AsgInput,
   type ServiceOutputTypes as AsgOutput,
@@ -82,6 +86,8 @@ export class FakeNatWorld {
   readonly nats: FakeNat[] = [];
   readonly tables: FakeTable[] = [];
   readonly eips: { allocationId: string; publicIp: string; az: string; eni?: string }[] = [];
+  /** Scaling activities by group name, in any order (DescribeScalingActivities returns them newest first). */
+  readonly activities = new Map<string, Activity[]>();
   private readonly throttled = new Map<string, number>();
   private readonly failing = new Map<string, { pass: number; err: Error }>();
   private seq = 0;
@@ -119,11 +125,16 @@ export class FakeNatWorld {
       launchTime: new Date(Date.UTC(2026, 0, 10, 8, 0, n)),
       health: 'HEALTHY',
       lifecycle: 'InService',
-      group: `${this.stack}-Az${this.azs.indexOf(az) + 1}NatGroup`,
+      group: this.groupOf(az),
       ...o,
     };
     this.nats.push(nat);
     return nat;
+  }
+
+  /** The Auto Scaling group of an AZ's NAT. */
+  groupOf(az: string): string {
+    return `${this.stack}-Az${this.azs.indexOf(az) + 1}NatGroup`;
   }
 
   addTable(az: string): FakeTable {
@@ -299,6 +310,32 @@ export class FakeNatWorld {
       if (t.route) throw ec2Error('RouteAlreadyExists', `The route identified by ${input.DestinationCidrBlock} already exists.`);
       t.route = { eni: input.NetworkInterfaceId };
       return { Return: true };
+    });
+    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { Filters?: Filter[] }) => {
+      this.gate('DescribeAutoScalingGroups');
+      const stack = input.Filters?.find((f) => f.Name === 'tag:hanat:stack')?.Values;
+      const groups = stack && !stack.includes(this.stack) ? [] : this.azs;
+      return {
+        AutoScalingGroups: groups.map((az) => ({
+          AutoScalingGroupName: this.groupOf(az),
+          MinSize: 1,
+          MaxSize: 1,
+          DesiredCapacity: 1,
+          DefaultCooldown: 300,
+          AvailabilityZones: [az],
+          HealthCheckType: 'EC2',
+          CreatedTime: new Date(Date.UTC(2026, 0, 10)),
+          Tags: [
+            { Key: 'hanat:stack', Value: this.stack, PropagateAtLaunch: true, ResourceId: this.groupOf(az), ResourceType: 'auto-scaling-group' },
+            { Key: 'hanat:az', Value: az, PropagateAtLaunch: true, ResourceId: this.groupOf(az), ResourceType: 'auto-scaling-group' },
+          ],
+        })),
+      };
+    });
+    asg.on(DescribeScalingActivitiesCommand).callsFake((input: DescribeScalingActivitiesCommandInput) => {
+      this.gate('DescribeScalingActivities');
+      const all = [...(this.activities.get(input.AutoScalingGroupName ?? '') ?? [])].sort((a, b) => b.StartTime!.getTime() - a.StartTime!.getTime());
+      return { Activities: all.slice(0, input.MaxRecords ?? 100) };
     });
     asg.on(DescribeAutoScalingInstancesCommand).callsFake((input: DescribeAutoScalingInstancesCommandInput) => {
       this.gate('DescribeAutoScalingInstances');

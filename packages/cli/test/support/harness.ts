@@ -57,7 +57,7 @@ export class FakeClock implements Clock {
 export const ARM_AMI = 'ami-0a1b2c3d4e5f60718';
 export const X86_AMI = 'ami-0123456789abcdef0';
 
-/** A template with the five parameters of the contract, IAM, and an output. */
+/** A template with the six parameters of the contract, IAM, and an output. */
 export function smallTemplate(extra: Record<string, unknown> = {}): string {
   return JSON.stringify({
     AWSTemplateFormatVersion: '2010-09-09',
@@ -67,6 +67,7 @@ export function smallTemplate(extra: Record<string, unknown> = {}): string {
       KeyName: { Type: 'String', Default: '' },
       NatAmi: { Type: 'String' },
       InstanceType: { Type: 'String', Default: 't4g.nano' },
+      AvailabilityZones: { Type: 'List<AWS::EC2::AvailabilityZone::Name>' },
     },
     Resources: {
       Vpc: { Type: 'AWS::EC2::VPC', Properties: { CidrBlock: { 'Fn::Sub': '${CidrPrefix}.0.0/16' } } },
