@@ -89,6 +89,9 @@ function runAgent(inst: EmulatedInstance, deps: { ec2: Ec2; freshConnections?: (
     recheckIntervalMs: 300_000,
     maxFailures: 5,
     skipSourceDest: false,
+    // This test is about start-up; no peers to watch.
+    ...HA_DEFAULTS,
+    ha: false,
     from: {},
   };
   const identity = {
