@@ -140,7 +140,8 @@ describe.runIf(requireRoot('lab HA e2e', ['ip', 'nft', 'iptables']))('HA in the 
 
   afterAll(async () => {
     await lab?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dir && !process.env.HANAT_KEEP_LAB) rmSync(dir, { recursive: true, force: true });
+    else if (dir) console.log(`lab run directory kept: ${dir}`);
   }, 60_000);
 
   it('steady state: heartbeats cost no API call; each agent makes at most 6 EC2 calls a minute, and nothing moves', async () => {
@@ -219,7 +220,8 @@ describe.runIf(requireRoot('lab HA e2e', ['ip', 'nft', 'iptables']))('HA in the 
       expect(o.answerAfter).toBe(eip.get(c));
     }
     expect(agentEvents(gray, 'self.step_aside')).toHaveLength(1);
-    expect(agentEvents(gray, 'self.unhealthy')[0]).toMatchObject({ failed: ['forward'] });
+    const verdict = agentEvents(gray, 'self.unhealthy')[0];
+    expect(verdict, JSON.stringify(verdict)).toMatchObject({ failed: ['forward'] });
     await until(() => agentEvents(gray, 'self.marked_unhealthy').length > 0, 5_000, () => 'self.marked_unhealthy');
     expect(((await counters()).calls['autoscaling:SetInstanceHealth'] ?? 0) - (before.calls['autoscaling:SetInstanceHealth'] ?? 0)).toBeGreaterThanOrEqual(1);
     await settled(BOOT_DELAY_MS + 30_000);

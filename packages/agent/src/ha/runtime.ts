@@ -139,14 +139,16 @@ export class Ha {
     this.probeSocket?.close();
   }
 
+  /** Runs `body` every `intervalMs` at a fixed rate: a slow round (a probe timing out) does not stretch the period. */
   private async loop(signal: AbortSignal, intervalMs: number, body: () => void | Promise<void>): Promise<void> {
     while (!signal.aborted) {
+      const t0 = this.deps.clock.now();
       try {
         await body();
       } catch (err) {
         this.log.error({ event: 'ha.internal_error', err }, `HA loop failed: ${errorMessage(err)}`);
       }
-      await this.deps.clock.sleep(intervalMs, signal);
+      await this.deps.clock.sleep(Math.max(0, intervalMs - (this.deps.clock.now() - t0)), signal);
     }
   }
 
@@ -214,6 +216,7 @@ export class Ha {
     const peer = route.NetworkInterfaceId ? this.peers.all().find((p) => p.info.eniId === route.NetworkInterfaceId && p.goneAt === undefined) : undefined;
     if (!peer) return 'not-serving';
     if (peer.info.az === this.me.az) return 'same-az';
+    if (peer.machine.status === 'unknown') return 'unheard-peer';
     return canServe(peer.machine) ? 'serving-peer' : 'not-serving';
   }
 
@@ -229,7 +232,19 @@ export class Ha {
       );
       return;
     }
-    if (r.message.kind === 'hb') this.peerEvent(r.peer, { type: 'heartbeat', state: r.message.state, healthy: r.message.healthy });
+    if (r.message.kind === 'hb') {
+      this.peerEvent(r.peer, { type: 'heartbeat', state: r.message.state, healthy: r.message.healthy });
+      this.corroborate(now); // this heartbeat may be the witness a suspect peer waits for
+    }
+  }
+
+  /** Fails every suspect peer that another live peer also misses. */
+  private corroborate(now: number): void {
+    for (const p of this.peers.all()) {
+      if (p.goneAt !== undefined || p.machine.status !== 'suspect') continue;
+      const witness = this.peers.witness(p.info.instanceId, now, this.settings.peerTimeoutMs);
+      if (witness) this.peerEvent(p, { type: 'corroborated', by: 'peer' }, { witness });
+    }
   }
 
   private sendHeartbeat(): void {
@@ -257,21 +272,28 @@ export class Ha {
     for (const p of this.peers.all()) {
       if (p.goneAt !== undefined) continue;
       if (p.machine.status === 'alive' && p.heardAt !== undefined && now - p.heardAt > timeout) this.peerEvent(p, { type: 'silence' });
-      if (p.machine.status === 'suspect') {
-        const witness = this.peers.witness(p.info.instanceId, now, timeout);
-        if (witness) this.peerEvent(p, { type: 'corroborated', by: 'peer' }, { witness });
-      }
     }
+    this.corroborate(now);
     this.selfEvent({ type: 'tick', level: this.health.level, now });
     this.sendHeartbeat();
   }
 
   // ---- self-checks ----
 
+  /**
+   * One self-check round: send a forward probe, run the upstream probe meanwhile, and
+   * judge the forward probe once the peers have had time to report it (three heartbeat
+   * intervals, within the health timeout).
+   */
   private async healthRound(): Promise<void> {
-    const forward = this.judgeForwardProbe();
+    this.sendForwardProbe();
     const target = this.settings.probeTarget;
-    const upstream = target && this.deps.upstreamProbe ? await this.deps.upstreamProbe(target, this.settings.healthTimeoutMs) : undefined;
+    const wait = Math.min(this.settings.healthTimeoutMs, 3 * this.settings.heartbeatIntervalMs);
+    const [upstream] = await Promise.all([
+      target && this.deps.upstreamProbe ? this.deps.upstreamProbe(target, this.settings.healthTimeoutMs) : Promise.resolve(undefined),
+      this.probeSocket ? this.deps.clock.sleep(wait) : Promise.resolve(),
+    ]);
+    const forward = this.judgeForwardProbe();
     const checks: SelfChecks = { kernel: this.deps.kernelOk(), upstream, forward };
     this.lastChecks = checks;
     const { result, failed } = judge(checks);
@@ -282,7 +304,6 @@ export class Ha {
       else this.log.info({ event: 'self.healthy', checks }, `this NAT passed its checks ${this.settings.rise} times in a row`);
       this.selfEvent({ type: 'health', level, successor: this.successor() !== undefined, now });
     }
-    this.sendForwardProbe();
   }
 
   /**

@@ -17,7 +17,7 @@
  *
  * 2. PEER, per peer instance, as this NAT sees it:
  *      unknown ──heartbeat──▶ alive ──silence──▶ suspect ──corroborated──▶ failed
- *      (any) ──heartbeat──▶ alive                 suspect/failed ──ec2 gone──▶ failed
+ *      (any) ──heartbeat──▶ alive                 (any) ──ec2 gone──▶ failed (final)
  *    Silence alone never fails a peer: a second witness must agree (another peer that
  *    also misses it, or EC2 showing it not running or impaired). A peer that says it
  *    stepped aside or is draining is alive, and asks to be taken over.
@@ -136,8 +136,8 @@ export function stepPeer(m: PeerMachine, e: PeerEvent): { next: PeerMachine; act
       if (m.status === 'suspect') return { next: { ...m, status: 'failed', failedBy: e.by }, actions: ['reconcile-routes', 'fence'] };
       return { next: m, actions: [] };
     case 'ec2-gone':
+      // EC2 saying shutting-down, terminated or stopped is final: whatever it still sends, it will not serve.
       if (m.status === 'failed' && m.failedBy === 'gone') return { next: m, actions: [] };
-      if (m.status === 'alive' && m.state !== 'draining' && m.state !== 'stepped-aside') return { next: m, actions: [] };
       return { next: { ...m, status: 'failed', failedBy: 'gone' }, actions: ['reconcile-routes'] };
   }
 }
@@ -195,6 +195,8 @@ export type TargetKind =
   | 'serving-peer'
   /** Another NAT of this NAT's own AZ (a replacement): the agent's two-NATs-in-one-AZ rule decides. */
   | 'same-az'
+  /** A NAT of another AZ that EC2 lists but this NAT has not heard yet (it just booted): maybe a serving successor. */
+  | 'unheard-peer'
   /** Anything else: a failed, stepped-aside or draining NAT, one never heard, an unknown interface. */
   | 'not-serving';
 
@@ -210,7 +212,7 @@ export function decideTable(own: boolean, target: TargetKind, self: SelfState): 
   if (own && target === 'same-az') return { kind: 'default' };
   if (self === 'stepped-aside' || self === 'draining') return { kind: 'leave', why: `this NAT is ${self}` };
   if (target === 'missing' || target === 'blackhole') return { kind: 'claim', reason: target };
-  if (!own) return target === 'serving-peer' || target === 'same-az' ? { kind: 'leave', why: 'a serving NAT holds it' } : { kind: 'claim', reason: 'takeover' };
-  if (target === 'serving-peer') return self === 'serving' ? { kind: 'claim', reason: 'failback' } : { kind: 'leave', why: 'failback waits for rise' };
+  if (!own) return target === 'serving-peer' || target === 'same-az' || target === 'unheard-peer' ? { kind: 'leave', why: 'a serving NAT holds it' } : { kind: 'claim', reason: 'takeover' };
+  if (target === 'serving-peer' || target === 'unheard-peer') return self === 'serving' ? { kind: 'claim', reason: 'failback' } : { kind: 'leave', why: 'failback waits for rise' };
   return { kind: 'default' };
 }
