@@ -39,6 +39,11 @@ export interface HaWiring {
   upstreamProbe?: (target: { host: string; port: number }, timeoutMs: number) => Promise<boolean>;
   /** The longest a SIGTERM hand-over may take before the agent exits anyway. */
   drainMs: number;
+  /**
+   * How long the agent stays after the hand-over before it exits: the route change reaches
+   * the VPC's data plane, and connections already in flight through this NAT finish.
+   */
+  lingerMs: number;
 }
 
 export interface AgentDeps {
@@ -59,6 +64,8 @@ type TaskName = 'kernel' | 'srcdst' | 'eip' | 'routes' | 'peers';
 
 /** The soonest an event (an unknown heartbeat source, a silent peer) may refresh the peer list again. */
 const PEER_REFRESH_MIN_MS = 5_000;
+/** After a write from the tables last observed, the next route check comes this soon. */
+const FAST_PATH_VERIFY_MS = 2_000;
 
 interface Task {
   name: TaskName;
@@ -75,6 +82,8 @@ interface Task {
   identical: number;
   /** The last failure was AWS refusing the request (denied or rejected): retrying soon will not change it. */
   refused: boolean;
+  /** Set by a run that wants the next one sooner than its interval. */
+  nextDue?: number | undefined;
 }
 
 /** What the routes reconciler decided for one table. */
@@ -137,6 +146,10 @@ export class Agent {
   /** Aborted to cut the loop's sleep short (HA wants the routes reconciled now). */
   private wakeup: AbortController | undefined;
   private peersRanAt = -Infinity;
+  /** The private route tables as last observed, for HA's fast path. */
+  private lastTables: RouteTable[] | undefined;
+  /** HA asked for the routes: act on the tables last observed instead of describing them first. */
+  private fastRoutes = false;
 
   constructor(
     private readonly config: Config,
@@ -184,7 +197,10 @@ export class Agent {
           socket: deps.ha.socket,
           kernelOk: () => this.task('kernel').ok,
           upstreamProbe: deps.ha.upstreamProbe,
-          onRoutes: () => this.runSoon('routes', 0),
+          onRoutes: () => {
+            this.fastRoutes = true;
+            this.runSoon('routes', 0);
+          },
           onDescribe: () => this.runSoon('peers', PEER_REFRESH_MIN_MS),
           setUnhealthy: deps.ha.setUnhealthy,
         },
@@ -243,7 +259,8 @@ export class Agent {
       try {
         const left = await this.reconcileRoutes(false);
         if (left === 0) {
-          this.log.info({ event: 'agent.handed_over', durationMs: this.clock.now() - t0 }, 'every route table handed to the successor');
+          this.log.info({ event: 'agent.handed_over', durationMs: this.clock.now() - t0, lingerMs: this.deps.ha!.lingerMs }, 'every route table handed to the successor');
+          await this.clock.sleep(this.deps.ha!.lingerMs);
           return true;
         }
       } catch (err) {
@@ -301,7 +318,8 @@ export class Agent {
       task.identical = 0;
       task.lastFailure = undefined;
       task.refused = false;
-      task.due = this.clock.now() + task.intervalMs;
+      task.due = Math.min(this.clock.now() + task.intervalMs, task.nextDue ?? Infinity);
+      task.nextDue = undefined;
       return undefined;
     } catch (err) {
       task.ok = false;
@@ -460,7 +478,14 @@ export class Agent {
    */
   private async reconcileRoutes(boot: boolean): Promise<number> {
     const t0 = this.clock.now();
-    const tables = await this.api.privateRouteTables(this.config.stack);
+    // HA's fast path (a takeover, a hand-over, a failback): write from the tables last
+    // observed, saving a DescribeRouteTables on the outage's critical path, and observe
+    // again shortly after to verify. Every other run observes first.
+    const fast = this.fastRoutes && this.lastTables !== undefined && !boot;
+    this.fastRoutes = false;
+    const tables = fast ? this.lastTables! : await this.api.privateRouteTables(this.config.stack);
+    if (fast) this.task('routes').nextDue = t0 + FAST_PATH_VERIFY_MS;
+    else this.lastTables = tables;
     const mine: RouteTable[] = [];
     const taken: RouteTable[] = [];
     const unpinned = new Set<string>();

@@ -131,6 +131,9 @@ export class Ha {
       'heartbeats started',
     );
     void this.loop(signal, this.settings.heartbeatIntervalMs, () => this.heartbeatTick());
+    // Silence is checked four times per heartbeat interval, so a dead peer is suspected within
+    // a quarter interval of the timeout rather than a whole one.
+    void this.loop(signal, Math.max(10, Math.round(this.settings.heartbeatIntervalMs / 4)), () => this.watch());
     void this.loop(signal, this.settings.healthIntervalMs, () => this.healthRound());
   }
 
@@ -267,15 +270,19 @@ export class Ha {
   }
 
   private heartbeatTick(): void {
+    this.watch();
+    this.selfEvent({ type: 'tick', level: this.health.level, now: this.deps.clock.now() });
+    this.sendHeartbeat();
+  }
+
+  /** Peers silent for the timeout become suspect; suspects with a witness fail. */
+  private watch(): void {
     const now = this.deps.clock.now();
-    const timeout = this.settings.peerTimeoutMs;
     for (const p of this.peers.all()) {
       if (p.goneAt !== undefined) continue;
-      if (p.machine.status === 'alive' && p.heardAt !== undefined && now - p.heardAt > timeout) this.peerEvent(p, { type: 'silence' });
+      if (p.machine.status === 'alive' && p.heardAt !== undefined && now - p.heardAt > this.settings.peerTimeoutMs) this.peerEvent(p, { type: 'silence' });
     }
     this.corroborate(now);
-    this.selfEvent({ type: 'tick', level: this.health.level, now });
-    this.sendHeartbeat();
   }
 
   // ---- self-checks ----
@@ -397,8 +404,17 @@ export class Ha {
           this.deps.onRoutes();
           break;
         case 'fence':
-          // Only the AZ's successor fences, and only a NAT EC2 still has running.
-          if (p.info.state === 'running' && p.machine.failedBy !== 'gone' && this.takeoverAzs().includes(p.info.az)) this.setUnhealthy(p.info.instanceId, 'fence');
+          // Only the AZ's successor fences, only a NAT EC2 still has running, and not one that
+          // last said it stepped aside (it marks itself) or drains (it is being terminated).
+          if (
+            p.info.state === 'running' &&
+            p.machine.failedBy !== 'gone' &&
+            p.machine.state !== 'draining' &&
+            p.machine.state !== 'stepped-aside' &&
+            this.takeoverAzs().includes(p.info.az)
+          ) {
+            this.setUnhealthy(p.info.instanceId, 'fence');
+          }
           break;
       }
     }

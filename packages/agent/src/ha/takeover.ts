@@ -147,9 +147,13 @@ export function handsOver(p: PeerMachine): boolean {
   return p.status === 'failed' || (p.status === 'alive' && (p.state === 'stepped-aside' || p.state === 'draining'));
 }
 
-/** The peer can serve: alive, serving and healthy. */
+/**
+ * The peer can serve: serving and healthy when last heard, and not failed. A suspect
+ * peer still counts: suspicion alone is no evidence, so it neither loses the tables it
+ * holds nor its place as a successor.
+ */
 export function canServe(p: PeerMachine): boolean {
-  return p.status === 'alive' && p.state === 'serving' && p.healthy === true;
+  return (p.status === 'alive' || p.status === 'suspect') && p.state === 'serving' && p.healthy === true;
 }
 
 // ---- who serves which AZ ----
