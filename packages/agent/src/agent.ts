@@ -195,7 +195,8 @@ export class Agent {
           clock: deps.clock,
           log: deps.log,
           socket: deps.ha.socket,
-          kernelOk: () => this.task('kernel').ok,
+          // Unknown until the kernel reconciler has verified the NAT once (a slow boot is no failure).
+          kernelOk: () => (this.task('kernel').succeeded ? this.task('kernel').ok : undefined),
           upstreamProbe: deps.ha.upstreamProbe,
           onRoutes: () => {
             this.fastRoutes = true;
@@ -547,7 +548,11 @@ export class Agent {
         const az = servingAz(t.Tags)!;
         let decision: RouteDecision | undefined;
         if (ha) {
-          const { decision: d } = ha.decide(own, route);
+          const { decision: d } = ha.decide(own, route, routeOwner(t.Tags)?.since);
+          if (d.kind === 'leave' && d.until !== undefined) {
+            const routes = this.task('routes');
+            routes.nextDue = Math.min(routes.nextDue ?? Infinity, d.until);
+          }
           if (d.kind === 'hand-over') {
             toHandOver++;
             const c0 = this.clock.now();

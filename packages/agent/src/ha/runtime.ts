@@ -39,6 +39,9 @@ import {
   type TargetKind,
 } from './takeover.js';
 
+/** How long a peer must stay failed before its successor fences it. */
+export const FENCE_AFTER_MS = 3_000;
+
 export interface HaSettings {
   port: number;
   heartbeatIntervalMs: number;
@@ -67,8 +70,8 @@ export interface HaDeps {
   clock: Clock;
   log: Logger;
   socket: SocketFactory;
-  /** Whether the kernel reconciler last verified (or repaired) the NAT. */
-  kernelOk: () => boolean;
+  /** Whether the kernel reconciler last verified (or repaired) the NAT; undefined before its first run. */
+  kernelOk: () => boolean | undefined;
   /** TCP connect to the probe target within the timeout. */
   upstreamProbe?: ((target: { host: string; port: number }, timeoutMs: number) => Promise<boolean>) | undefined;
   /** Run the route reconciler now. */
@@ -203,13 +206,13 @@ export class Ha {
    * HA's rule for one table: `own` when our AZ serves it, else one we took over. A NAT
    * that steps aside or drains hands every table that points at it to its successor.
    */
-  decide(own: boolean, route: { NetworkInterfaceId?: string | undefined; State?: string | undefined } | undefined): HaTableDecision {
+  decide(own: boolean, route: { NetworkInterfaceId?: string | undefined; State?: string | undefined } | undefined, takenAt?: number): HaTableDecision {
     const target = this.targetKind(route);
     if (target === 'me' && (this.self.state === 'stepped-aside' || this.self.state === 'draining')) {
       const to = this.successor();
       return { target, decision: to ? { kind: 'hand-over', to } : { kind: 'keep' } };
     }
-    return { target, decision: decideTable(own, target, this.self.state) };
+    return { target, decision: decideTable(own, target, this.self.state, { now: this.deps.clock.now(), takenAt, delayMs: this.settings.failbackDelayMs }) };
   }
 
   private targetKind(route: { NetworkInterfaceId?: string | undefined; State?: string | undefined } | undefined): TargetKind {
@@ -413,11 +416,23 @@ export class Ha {
             p.machine.state !== 'stepped-aside' &&
             this.takeoverAzs().includes(p.info.az)
           ) {
-            this.setUnhealthy(p.info.instanceId, 'fence');
+            this.fenceLater(p);
           }
           break;
       }
     }
+  }
+
+  /**
+   * Fences a failed peer only if it is still failed `FENCE_AFTER_MS` later: the routes move at
+   * once, but a peer that was only stalled (a starved CPU) and heartbeats again is not replaced.
+   */
+  private fenceLater(p: PeerRecord): void {
+    const id = p.info.instanceId;
+    void this.deps.clock.sleep(FENCE_AFTER_MS).then(() => {
+      const now = this.peers.get(id);
+      if (now && now.machine.status === 'failed' && now.machine.failedBy !== 'gone' && this.takeoverAzs().includes(now.info.az)) this.setUnhealthy(id, 'fence');
+    });
   }
 
   /** Marks an instance Unhealthy in its Auto Scaling group, once. */

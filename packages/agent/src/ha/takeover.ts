@@ -204,19 +204,30 @@ export type TargetKind =
   /** Anything else: a failed, stepped-aside or draining NAT, one never heard, an unknown interface. */
   | 'not-serving';
 
-export type TableDecision = { kind: 'keep' } | { kind: 'claim'; reason: 'takeover' | 'failback' | 'missing' | 'blackhole' } | { kind: 'leave'; why: string } | { kind: 'default' };
+export type TableDecision =
+  | { kind: 'keep' }
+  | { kind: 'claim'; reason: 'takeover' | 'failback' | 'missing' | 'blackhole' }
+  /** Leave the table as it is; `until`: look again then (a failback hold-down). */
+  | { kind: 'leave'; why: string; until?: number }
+  | { kind: 'default' };
 
 /**
  * The HA rule for one private table, before the agent's older rules (two NATs in one
  * AZ, pins). `own`: the table is served by this NAT's AZ; else it is one this NAT took over.
  * `default` means: HA has no say, apply the usual route rules.
  */
-export function decideTable(own: boolean, target: TargetKind, self: SelfState): TableDecision {
+export function decideTable(own: boolean, target: TargetKind, self: SelfState, hold?: { now: number; takenAt: number | undefined; delayMs: number }): TableDecision {
   if (target === 'me') return { kind: 'keep' };
   if (own && target === 'same-az') return { kind: 'default' };
   if (self === 'stepped-aside' || self === 'draining') return { kind: 'leave', why: `this NAT is ${self}` };
   if (target === 'missing' || target === 'blackhole') return { kind: 'claim', reason: target };
   if (!own) return target === 'serving-peer' || target === 'same-az' || target === 'unheard-peer' ? { kind: 'leave', why: 'a serving NAT holds it' } : { kind: 'claim', reason: 'takeover' };
-  if (target === 'serving-peer' || target === 'unheard-peer') return self === 'serving' ? { kind: 'claim', reason: 'failback' } : { kind: 'leave', why: 'failback waits for rise' };
+  if (target === 'serving-peer' || target === 'unheard-peer') {
+    if (self !== 'serving') return { kind: 'leave', why: 'failback waits for rise' };
+    // Damping: a table taken over goes back no sooner than the failback delay after it was
+    // taken (its hanat:owner-since), however quickly its NAT looks healthy again.
+    if (hold?.takenAt !== undefined && hold.now < hold.takenAt + hold.delayMs) return { kind: 'leave', why: 'failback hold-down', until: hold.takenAt + hold.delayMs };
+    return { kind: 'claim', reason: 'failback' };
+  }
   return { kind: 'default' };
 }

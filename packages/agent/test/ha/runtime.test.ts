@@ -106,9 +106,25 @@ describe('HA runtime over an in-memory network', () => {
     expect(a!.ha.takeoverAzs()).toEqual(['us-east-1c']);
     expect(b!.ha.takeoverAzs()).toEqual([]);
     expect(events(a!, 'peer.down')[0]).toMatchObject({ peer: c!.info.instanceId, by: 'peer' });
+    expect(a!.unhealthy).toEqual([]); // routes first; fencing only if it stays failed
+    await run(clock, 3_000);
     expect(a!.unhealthy).toEqual([c!.info.instanceId]);
     expect(b!.unhealthy).toEqual([]);
     expect(a!.describes).toBeGreaterThan(0); // it asked EC2 too
+  });
+
+  it('a NAT that stalls and heartbeats again within the fence delay is taken over but not fenced', async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const [a, , c] = await cluster(net, clock);
+    await run(clock, 4_000);
+    net.drop = (from) => from === c!.info.privateIp || from === probeAddress(c!.info.privateIp);
+    await run(clock, 1_200);
+    expect(a!.ha.takeoverAzs()).toEqual(['us-east-1c']);
+    net.drop = () => false;
+    await run(clock, 4_000);
+    expect(a!.ha.takeoverAzs()).toEqual([]);
+    expect(a!.unhealthy).toEqual([]);
   });
 
   it('a partition between two healthy NATs: both suspect the other, nobody fails it, nothing is taken over or fenced', async () => {

@@ -134,4 +134,11 @@ describe('decideTable: (own?, route target, self state) → decision', () => {
   it.each(rows)('own=%s target=%s self=%s', (own, target, state, decision) => {
     expect(decideTable(own, target, state)).toEqual(decision);
   });
+
+  it('failback waits out the hold-down counted from the takeover (hanat:owner-since), then claims', () => {
+    const hold = { takenAt: 1_000_000, delayMs: 30_000 };
+    expect(decideTable(true, 'serving-peer', 'serving', { ...hold, now: 1_010_000 })).toEqual({ kind: 'leave', why: 'failback hold-down', until: 1_030_000 });
+    expect(decideTable(true, 'serving-peer', 'serving', { ...hold, now: 1_030_000 })).toEqual({ kind: 'claim', reason: 'failback' });
+    expect(decideTable(true, 'missing', 'serving', { ...hold, now: 1_010_000 })).toEqual({ kind: 'claim', reason: 'missing' });
+  });
 });
