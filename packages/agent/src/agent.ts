@@ -613,6 +613,8 @@ export class Agent {
       await this.api.tag(ids.sort(), ownerTags(owner, at));
       this.logs.routes.info({ event: 'route.owner_tagged', routeTableIds: ids, owner }, `${TAG.owner} written`);
     }
+    // What we wrote makes the tables last observed stale: the next fast path must observe first.
+    if (tagNow.length > 0 || handedTo.size > 0 || results.some((r) => r.status === 'rejected')) this.lastTables = undefined;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     this.logs.routes.debug({ event: 'routes.checked', tables: mine.length + taken.length, durationMs: this.clock.now() - t0 }, 'routes checked');

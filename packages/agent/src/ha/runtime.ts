@@ -272,14 +272,20 @@ export class Ha {
     for (const p of this.peers.all()) if (p.goneAt === undefined) this.socket.send(buf, this.settings.port, p.info.privateIp);
   }
 
-  private heartbeatTick(): void {
-    this.watch();
+  private async heartbeatTick(): Promise<void> {
+    await this.watch();
     this.selfEvent({ type: 'tick', level: this.health.level, now: this.deps.clock.now() });
     this.sendHeartbeat();
   }
 
-  /** Peers silent for the timeout become suspect; suspects with a witness fail. */
-  private watch(): void {
+  /**
+   * Peers silent for the timeout become suspect; suspects with a witness fail. It first
+   * lets every datagram already received be read (setImmediate runs after the poll phase):
+   * after this process was stalled (a starved CPU), the timers fire before the queued
+   * heartbeats are read, and the peers would look silent when this NAT was.
+   */
+  private async watch(): Promise<void> {
+    await new Promise<void>((r) => setImmediate(r));
     const now = this.deps.clock.now();
     for (const p of this.peers.all()) {
       if (p.goneAt !== undefined) continue;
@@ -430,8 +436,12 @@ export class Ha {
   private fenceLater(p: PeerRecord): void {
     const id = p.info.instanceId;
     void this.deps.clock.sleep(FENCE_AFTER_MS).then(() => {
-      const now = this.peers.get(id);
-      if (now && now.machine.status === 'failed' && now.machine.failedBy !== 'gone' && this.takeoverAzs().includes(now.info.az)) this.setUnhealthy(id, 'fence');
+      const r = this.peers.get(id);
+      const now = this.deps.clock.now();
+      // Still failed, and still corroborated now: a witness misses it at this moment too.
+      if (!r || r.machine.status !== 'failed' || r.machine.failedBy === 'gone' || !this.takeoverAzs().includes(r.info.az)) return;
+      if (r.machine.failedBy === 'peer' && !this.peers.witness(id, now, this.settings.peerTimeoutMs)) return;
+      this.setUnhealthy(id, 'fence');
     });
   }
 
