@@ -410,7 +410,7 @@ export class Ha {
           this.deps.onDescribe();
           break;
         case 'reconcile-routes':
-          this.deps.onRoutes();
+          this.routesIfChanged();
           break;
         case 'fence':
           // Only the AZ's successor fences, only a NAT EC2 still has running, and not one that
@@ -443,6 +443,21 @@ export class Ha {
       if (r.machine.failedBy === 'peer' && !this.peers.witness(id, now, this.settings.peerTimeoutMs)) return;
       this.setUnhealthy(id, 'fence');
     });
+  }
+
+  private lastWanted = '';
+
+  /**
+   * Runs the route reconciler when what HA wants changed: the AZs taken over, this NAT's
+   * state, its successor, the peers that can serve. A peer merely heard again changes none of them, and must not cost
+   * a DescribeRouteTables (peers that flap between alive and suspect on a starved CPU would).
+   */
+  private routesIfChanged(): void {
+    const serving = this.peers.all().filter((p) => p.goneAt === undefined && canServe(p.machine)).map((p) => p.info.instanceId);
+    const wanted = JSON.stringify([this.takeoverAzs(), this.self.state, this.successor()?.instanceId, serving]);
+    if (wanted === this.lastWanted) return;
+    this.lastWanted = wanted;
+    this.deps.onRoutes();
   }
 
   /** Marks an instance Unhealthy in its Auto Scaling group, once. */
