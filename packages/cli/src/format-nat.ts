@@ -76,6 +76,7 @@ function natJson(n: NatState) {
     sourceDestCheck: orNull(n.sourceDestCheck),
     launchTime: orNull(n.launchTime),
     autoScaling: n.autoScaling ? { group: n.autoScaling.group, health: n.autoScaling.health, lifecycle: n.autoScaling.lifecycle } : null,
+    statusChecks: n.statusChecks ? { instance: n.statusChecks.instance, system: n.statusChecks.system, impairedSince: orNull(n.statusChecks.impairedSince) } : null,
   };
 }
 

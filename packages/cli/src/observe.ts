@@ -7,7 +7,7 @@
  */
 import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
 import type { Stack } from '@aws-sdk/client-cloudformation';
-import { DescribeAddressesCommand, DescribeInstancesCommand, DescribeRouteTablesCommand, type Instance, type RouteTable } from '@aws-sdk/client-ec2';
+import { DescribeAddressesCommand, DescribeInstanceStatusCommand, DescribeInstancesCommand, DescribeRouteTablesCommand, type Instance, type RouteTable } from '@aws-sdk/client-ec2';
 import { NETWORK_PRIVATE, TAG, defaultRoute, routeOwner, routeTarget, stackFilters, tagValue, type AutoScaling, type Ec2 } from '@hanat/core';
 import { checkTarget, localRegion, type StackTargetOptions } from './aws.js';
 import { describeStack, ownershipOf, retrying, templateUnreadable } from './cfn.js';
@@ -52,6 +52,11 @@ export interface NatState {
   launchTime: string | undefined;
   /** From Auto Scaling (readAutoScaling); undefined when no group knows the instance. */
   autoScaling?: { group: string; health: string; lifecycle: string } | undefined;
+  /**
+   * EC2's status checks of a running NAT (readStatusChecks): `ok`, `impaired`,
+   * `initializing`, `insufficient-data`; impairedSince is when the instance check failed.
+   */
+  statusChecks?: { instance: string; system: string; impairedSince: string | undefined } | undefined;
 }
 
 export interface EipState {
@@ -235,6 +240,36 @@ export async function readAutoScaling(asg: AutoScaling, nats: NatState[], deps: 
       token = out.NextToken;
     } while (token);
   }
+}
+
+/**
+ * Adds each running NAT's EC2 status checks (DescribeInstanceStatus, 100 ids a call).
+ * A NAT that crashed in place (hung, kernel panic, failed hardware) still reads
+ * `running` and its routes `active`; only these checks show it, once they fail.
+ */
+export async function readStatusChecks(ec2: Ec2, nats: NatState[], deps: PollDeps): Promise<void> {
+  const running = nats.filter((n) => n.state === 'running');
+  const byId = new Map(running.map((n) => [n.instanceId, n]));
+  const ids = [...byId.keys()];
+  for (let i = 0; i < ids.length; i += 100) {
+    const chunk = ids.slice(i, i + 100);
+    const out = await retrying('DescribeInstanceStatus', () => ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: chunk })), deps);
+    for (const row of out.InstanceStatuses ?? []) {
+      const nat = row.InstanceId ? byId.get(row.InstanceId) : undefined;
+      if (!nat) continue;
+      const failed = row.InstanceStatus?.Details?.find((d) => d.ImpairedSince)?.ImpairedSince ?? row.SystemStatus?.Details?.find((d) => d.ImpairedSince)?.ImpairedSince;
+      nat.statusChecks = {
+        instance: row.InstanceStatus?.Status ?? 'unknown',
+        system: row.SystemStatus?.Status ?? 'unknown',
+        impairedSince: failed ? new Date(failed).toISOString() : undefined,
+      };
+    }
+  }
+}
+
+/** EC2's status checks say the NAT is impaired: it may answer nothing although it reads `running`. */
+export function isImpaired(nat: NatState): boolean {
+  return nat.statusChecks?.instance === 'impaired' || nat.statusChecks?.system === 'impaired';
 }
 
 /** The stack's Elastic IPs, sorted by AZ. */

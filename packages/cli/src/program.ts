@@ -45,7 +45,7 @@ Exit codes:
        their reasons are printed), AWS refused a call, the stack is busy or
        needs "hanat destroy" first, the prompt was answered "no", status
        found an AZ whose traffic does not flow (blackhole, no-route, stale,
-       cannot-forward), failover found no AZ whose NAT can take over or
+       impaired, cannot-forward), failover found no AZ whose NAT can take over or
        stopped part-way (the message says what was written and how to go on)
   2    bad usage or input: a bad flag value, a key pair or AMI that does not
        exist in the region, an AMI that does not fit the instance type, more
@@ -197,13 +197,16 @@ Reads only (Describe calls). One row per AZ's private route table, with a verdic
   BLACKHOLE       its route points at a NAT that is gone or stopped
   NO-ROUTE        it has no 0.0.0.0/0 route
   STALE           its route points at something that is not a running NAT of the stack
+  IMPAIRED        its route points at a running NAT whose EC2 status checks fail:
+                  it crashed in place (EC2 still says running, the route active)
   CANNOT-FORWARD  its route points at a running NAT whose source/dest check is on,
                   so EC2 drops what it would forward (its agent is not running)
 Then the NAT instances (state, Auto Scaling health, interface, addresses,
 source/dest check) and the Elastic IPs.
 Exit 0 when every AZ's traffic flows (ok, TAKEOVER, PINNED); exit 1 when any AZ
-is BLACKHOLE, NO-ROUTE, STALE or CANNOT-FORWARD (stderr names them and what to
-do; stdout still has the table). A private route table without hanat:az is in
+is BLACKHOLE, NO-ROUTE, STALE, IMPAIRED or CANNOT-FORWARD (stderr names them and
+what to do; stdout still has the table). A NAT that has just crashed in place looks
+ok until EC2's status checks fail (they run every minute). A private route table without hanat:az is in
 no AZ: stderr warns and names it.
 
 Examples:

@@ -11,10 +11,12 @@ import { HanatError, InterruptedError, OperationError, isAbort } from './errors.
 import {
   checkStackTarget,
   findHanatStack,
+  isImpaired,
   natFor,
   readAutoScaling,
   readEips,
   readNats,
+  readStatusChecks,
   readTables,
   requireTables,
   untaggedWarning,
@@ -34,14 +36,16 @@ export type StatusOptions = StackTargetOptions;
  * - `stale`: the route is active but its target is not a running NAT of the stack.
  * - `cannot-forward`: the route is active and its target is a running NAT of the
  *   stack, but that NAT has source/dest check on, so EC2 drops what it would forward.
+ * - `impaired`: the route is active and its target is a running NAT of the stack, but
+ *   EC2's status checks of that NAT failed: it crashed in place and answers nothing.
  */
-export type Verdict = 'ok' | 'takeover' | 'pinned' | 'blackhole' | 'no-route' | 'stale' | 'cannot-forward';
+export type Verdict = 'ok' | 'takeover' | 'pinned' | 'blackhole' | 'no-route' | 'stale' | 'impaired' | 'cannot-forward';
 
 /** Verdicts under which the AZ's private subnets reach the internet. */
 export const FLOWING: ReadonlySet<Verdict> = new Set<Verdict>(['ok', 'takeover', 'pinned']);
 
 /** Worst first: the AZ's verdict is the worst of its tables'. */
-const SEVERITY: Verdict[] = ['blackhole', 'no-route', 'stale', 'cannot-forward', 'pinned', 'takeover', 'ok'];
+const SEVERITY: Verdict[] = ['blackhole', 'no-route', 'stale', 'impaired', 'cannot-forward', 'pinned', 'takeover', 'ok'];
 
 export interface TableVerdict extends TableState {
   verdict: Verdict;
@@ -64,7 +68,7 @@ export interface StatusResult {
   azs: AzStatus[];
   nats: NatState[];
   eips: EipState[];
-  /** AZs whose traffic does not flow (blackhole, no-route, stale, cannot-forward). */
+  /** AZs whose traffic does not flow (blackhole, no-route, stale, impaired, cannot-forward). */
   degraded: string[];
   /** Private route tables without `hanat:az`: in no AZ, claimed by no agent (a warning on stderr). */
   untagged: string[];
@@ -91,6 +95,15 @@ export function judgeTable(table: TableState, nats: readonly NatState[]): TableV
   }
   const servedBy = { instanceId: nat.instanceId, az: nat.az };
   const whose = nat.az === table.az ? `its own NAT ${nat.instanceId}` : `${nat.az}'s NAT ${nat.instanceId}`;
+  if (isImpaired(nat)) {
+    const since = nat.statusChecks?.impairedSince ? ` since ${nat.statusChecks.impairedSince}` : '';
+    return {
+      ...table,
+      verdict: 'impaired',
+      servedBy,
+      detail: `route to ${whose}, whose EC2 status checks are impaired${since}: it answers nothing, although EC2 reports it running and the route active${pinNote}`,
+    };
+  }
   if (nat.sourceDestCheck === true) {
     return {
       ...table,
@@ -135,6 +148,7 @@ export async function status(opts: StatusOptions, deps: ActionDeps): Promise<Sta
     requireTables(read, name, region, stackStatus);
     const nats = await readNats(clients.ec2, name, deps);
     await readAutoScaling(clients.autoScaling, nats, deps);
+    await readStatusChecks(clients.ec2, nats, deps);
     const eips = await readEips(clients.ec2, name, deps);
     const azs = judge(read.tables, nats);
     const degraded = azs.filter((a) => !FLOWING.has(a.verdict)).map((a) => a.az);
@@ -171,6 +185,13 @@ function advice(a: AzStatus, r: StatusResult): string {
   const pin = broken.find((t) => t.override !== undefined && t.override !== a.az)?.override;
   if (pin && ownNat) {
     return `${a.az}: pinned to ${pin}, whose NAT does not serve it, while its own NAT ${ownNat.instanceId} runs. Remove the pin and it takes its routes back: ${cmd} --restore`;
+  }
+  const impaired = broken.find((t) => t.verdict === 'impaired')?.servedBy;
+  if (impaired) {
+    return (
+      `${a.az}: NAT ${impaired.instanceId} fails EC2's status checks. Auto Scaling's EC2 health check replaces it once the group's grace period is over, and the new NAT claims the routes. ` +
+      `Until then move the traffic by hand: ${cmd}`
+    );
   }
   const deaf = broken.find((t) => t.verdict === 'cannot-forward')?.servedBy;
   if (deaf) {

@@ -45,7 +45,7 @@ describe('hanat status', () => {
     expect(r.stdout).toContain('\nElastic IPs\n');
     expect(r.stdout).toMatch(new RegExp(`^${B} +203\\.0\\.113\\.11 +eipalloc-\\w+ +${w.nat(B).instanceId}$`, 'm'));
     expect(names(cfnMock)).toEqual(['DescribeStacks']);
-    expect(names(ec2Mock)).toEqual(['DescribeRouteTables', 'DescribeInstances', 'DescribeAddresses']);
+    expect(names(ec2Mock)).toEqual(['DescribeRouteTables', 'DescribeInstances', 'DescribeInstanceStatus', 'DescribeAddresses']);
     expect(names(asgMock)).toEqual(['DescribeAutoScalingInstances']);
     expect(ec2Mock.calls().every((c) => /^Describe/.test((c.args[0] as object).constructor.name))).toBe(true);
   });
@@ -59,7 +59,9 @@ describe('hanat status', () => {
     ]);
     expect(inputs[1]).toContainEqual({ Name: 'tag:hanat:stack', Values: ['prod'] });
     expect(inputs[1]).toContainEqual({ Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped'] });
-    expect(inputs[2]).toEqual([{ Name: 'tag:hanat:stack', Values: ['prod'] }]);
+    expect(inputs[3]).toEqual([{ Name: 'tag:hanat:stack', Values: ['prod'] }]);
+    const statusInput = (ec2Mock.calls()[2]!.args[0] as { input: { InstanceIds: string[] } }).input;
+    expect(statusInput.InstanceIds.sort()).toEqual(w.nats.map((n) => n.instanceId).sort());
     const asgInput = (asgMock.calls()[0]!.args[0] as { input: { InstanceIds: string[] } }).input;
     expect(asgInput.InstanceIds.sort()).toEqual(w.nats.map((n) => n.instanceId).sort());
   });
@@ -103,6 +105,29 @@ describe('hanat status', () => {
     expect(row(r.stdout, B)).toMatch(new RegExp(`^${B} +BLACKHOLE +${w.table(B).id} +${w.nat(B).eni} \\(blackhole\\) +- +route to ${w.nat(B).eni} is a blackhole: ${B}'s NAT ${w.nat(B).instanceId} \\(stopped\\)$`));
     expect(r.stderr).toContain(`error: 1 AZ of stack prod cannot reach the internet: ${B}\n  ${B} blackhole: ${w.table(B).id} route to ${w.nat(B).eni} is a blackhole`);
     expect(r.stderr).toContain(`hanat failover --name prod --region eu-west-1 --az ${B}`);
+  });
+
+  it('flags a serving NAT whose EC2 status checks are impaired (crashed in place, still running, route active) and exits 1', async () => {
+    w.nat(B).checks = 'impaired';
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(1);
+    expect(row(r.stdout, B)).toMatch(
+      new RegExp(`^${B} +IMPAIRED +${w.table(B).id} +${w.nat(B).eni} \\(active\\) +${w.nat(B).instanceId} \\(${B}\\) +route to its own NAT ${w.nat(B).instanceId}, whose EC2 status checks are impaired since 2026-01-15T12:01:00\\.000Z`),
+    );
+    expect(row(r.stdout, A)).toMatch(new RegExp(`^${A} +ok `));
+    expect(r.stderr).toContain(`error: 1 AZ of stack prod cannot reach the internet: ${B}\n  ${B} impaired: ${w.table(B).id} route to its own NAT`);
+    expect(r.stderr).toContain(`${B}: NAT ${w.nat(B).instanceId} fails EC2's status checks. Auto Scaling's EC2 health check replaces it`);
+    expect(r.stderr).toContain(`hanat failover --name prod --region eu-west-1 --az ${B}`);
+    const { doc } = await json();
+    expect(doc.azs[1]).toMatchObject({ az: B, verdict: 'impaired' });
+    expect(doc.nats.find((n: { instanceId: string }) => n.instanceId === w.nat(B).instanceId).statusChecks).toEqual({ instance: 'impaired', system: 'ok', impairedSince: '2026-01-15T12:01:00.000Z' });
+  });
+
+  it('says ok while a NAT\'s status checks are still initializing', async () => {
+    w.nat(A).checks = 'initializing';
+    const r = await h.hanat(...STATUS);
+    expect(r.code).toBe(0);
+    expect(row(r.stdout, A)).toMatch(new RegExp(`^${A} +ok `));
   });
 
   it('exits 1 when an AZ has no default route', async () => {
@@ -225,6 +250,7 @@ describe('hanat status', () => {
       sourceDestCheck: false,
       launchTime: '2026-01-10T08:00:01.000Z',
       autoScaling: { group: 'prod-Az1NatGroup', health: 'HEALTHY', lifecycle: 'InService' },
+      statusChecks: { instance: 'ok', system: 'ok', impairedSince: null },
     });
     expect(doc.eips[2]).toEqual({ allocationId: w.eips[2]!.allocationId, publicIp: '203.0.113.12', az: C, instanceId: w.nat(C).instanceId, networkInterfaceId: w.nat(C).eni });
   });

@@ -4,7 +4,8 @@
  * the namespaces and in EC2, recovery is measured from the probes, and the admin endpoint
  * serves status and faults only to token holders.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -87,6 +88,10 @@ class ScriptedEmulator implements LabEmulator {
         for (const r of t.routes) if (r.target.kind === 'eni' && r.target.instanceId === instanceId) r.target = { kind: 'eni', networkInterfaceId: r.target.networkInterfaceId };
       }
     });
+  }
+  readonly crashed: string[] = [];
+  crashInstance(instanceId: string): void {
+    this.crashed.push(instanceId); // EC2 notices nothing: the instance stays running
   }
   setLaunchBlocked(az: string, blocked: boolean): void {
     if (blocked) this.blocked.add(az);
@@ -172,7 +177,7 @@ describe.runIf(requireRoot('lab wiring', ['ip', 'nft', 'iptables']))('lab: data 
     }
   });
 
-  it('applies and lifts gray failure, AZ launch blocks, and passes down requests on', async () => {
+  it('applies and lifts gray failure and AZ launch blocks', async () => {
     const admin = findLab(join(dir, 'state'), lab.prefix).admin;
     await adminRequest(admin, 'POST', '/fault', { kind: 'gray', target: AZ });
     await lab.dataplane.probes.waitFor((_h, r) => !r.ok, 5_000, 'probes failing under gray failure');
@@ -181,6 +186,38 @@ describe.runIf(requireRoot('lab wiring', ['ip', 'nft', 'iptables']))('lab: data 
     await lab.dataplane.probes.waitFor((_h, r) => r.ok, 5_000, 'probes back after gray failure');
     await adminRequest(admin, 'POST', '/fault', { kind: 'az-launch', az: AZ });
     expect(em.blocked.has(AZ)).toBe(true);
+  });
+
+  it('crashes the NAT of an AZ in place: nothing gets through, its processes are frozen, its namespace and EC2 state stay', async () => {
+    const admin = findLab(join(dir, 'state'), lab.prefix).admin;
+    const id = NATS[1].id;
+    const ns = lab.dataplane.names.instance(id);
+    const agentPid = lab.dataplane.instances().find((i) => i.instanceId === id)!.agentPid!;
+    const crashed = await adminRequest<FaultResult>(admin, 'POST', '/fault', { kind: 'crash', target: AZ });
+    expect(crashed).toMatchObject({ fault: 'crash', instances: [id], affectedHosts: ['host-subnet-priv'] });
+    expect(em.crashed).toEqual([id]);
+    // The NAT's kernel would still forward; only the router's drop stops the private host.
+    const since = Date.now();
+    await lab.dataplane.probes.waitFor((_h, r) => !r.ok && r.t >= since, 5_000, 'probes failing after the crash');
+    expect(await lab.dataplane.namespaces()).toContain(ns);
+    expect(readFileSync(`/proc/${agentPid}/stat`, 'utf8').split(' ')[2]).toBe('T'); // stopped, not gone
+    const status = await adminRequest<LabStatus>(admin, 'GET', '/status');
+    expect(status.faults.crashed).toEqual([id]);
+    expect(status.instances.find((i) => i.instanceId === id)).toMatchObject({ state: 'running' });
+    // Nothing in the namespace answers, not even the instance's own address.
+    const ping = spawnSync('ip', ['netns', 'exec', lab.dataplane.names.router, 'ping', '-c', '1', '-W', '1', NATS[1].ip]);
+    expect(ping.status).not.toBe(0);
+    await expect(adminRequest(admin, 'POST', '/fault', { kind: 'crash', target: id })).rejects.toMatchObject({ status: 400, message: expect.stringContaining('already crashed') });
+    // Terminating a hung instance does not wait for a shutdown it cannot run.
+    const t0 = Date.now();
+    await lab.dataplane.terminate(id);
+    expect(Date.now() - t0).toBeLessThan(450);
+    expect(await lab.dataplane.namespaces()).not.toContain(ns);
+    expect((await adminRequest<LabStatus>(admin, 'GET', '/status')).faults.crashed).toEqual([]);
+  });
+
+  it('passes down requests on', async () => {
+    const admin = findLab(join(dir, 'state'), lab.prefix).admin;
     await adminRequest(admin, 'POST', '/down');
     await new Promise((r) => setImmediate(r));
     expect(downRequested).toBe(true);

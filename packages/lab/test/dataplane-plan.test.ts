@@ -103,13 +103,21 @@ describe('router plan', () => {
   });
 
   it('renders faults: gray failure drops forwarding even with the check off, upstream cut and partitions', () => {
-    const faults: Faults = { gray: new Set(['i-a']), upstreamCut: new Set(['i-b']), partitions: [['i-a', 'i-b']] };
+    const faults: Faults = { gray: new Set(['i-a']), upstreamCut: new Set(['i-b']), partitions: [['i-a', 'i-b']], crashed: new Set() };
     const rules = plan(snapshot(), endpoints, faults).forwardRules;
     expect(rules).toContain('iifname "hl0000e1" ip saddr != 10.0.0.5 drop comment "gray failure i-a"');
     expect(rules).toContain('iifname "hl0000e2" oifname "hl0000gw" drop comment "upstream cut i-b"');
     expect(rules).toContain('iifname "hl0000gw" oifname "hl0000e2" drop comment "upstream cut i-b"');
     expect(rules).toContain('iifname "hl0000e1" oifname "hl0000e2" drop comment "partition i-a i-b"');
     expect(rules).toContain('iifname "hl0000e2" oifname "hl0000e1" drop comment "partition i-a i-b"');
+  });
+
+  it('renders a crash in place: every packet to or from the crashed instance is dropped, before any other rule', () => {
+    const faults: Faults = { ...NO_FAULTS, crashed: new Set(['i-b']) };
+    const rules = plan(snapshot(), endpoints, faults).forwardRules;
+    expect(rules.slice(0, 2)).toEqual(['iifname "hl0000e2" drop comment "crash i-b"', 'oifname "hl0000e2" drop comment "crash i-b"']);
+    expect(rules.join('\n')).not.toMatch(/hl0000e1" drop/);
+    expect(plan(snapshot()).forwardRules.join('\n')).not.toContain('crash');
   });
 
   it('maps public addresses one to one for running instances only, never twice', () => {

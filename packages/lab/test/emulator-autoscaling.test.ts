@@ -12,7 +12,7 @@ import {
   TerminateInstanceInAutoScalingGroupCommand,
   UpdateAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
-import { CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVpcCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVpcCommand, DescribeInstancesCommand, DescribeInstanceStatusCommand } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { InstanceLauncher, LaunchSpec } from '../src/contract.js';
 import { ManualClock } from '../src/emulator/index.js';
@@ -24,6 +24,8 @@ class RecordingLauncher implements InstanceLauncher {
   launched: LaunchSpec[] = [];
   terminated: string[] = [];
   failNext = 0;
+  /** While set, terminate() waits for it (an instance stays shutting-down). */
+  hold: Promise<void> | undefined;
   launch(spec: LaunchSpec): Promise<void> {
     if (this.failNext > 0) {
       this.failNext--;
@@ -34,7 +36,7 @@ class RecordingLauncher implements InstanceLauncher {
   }
   terminate(instanceId: string): Promise<void> {
     this.terminated.push(instanceId);
-    return Promise.resolve();
+    return this.hold ?? Promise.resolve();
   }
 }
 
@@ -276,5 +278,95 @@ describe('describing and deleting groups', () => {
     await h.asg.send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: 'nat-a', ForceDelete: true }));
     await eventually(async () => ((await h.asg.send(new DescribeAutoScalingGroupsCommand({}))).AutoScalingGroups!.length === 0 ? true : undefined), 3000, 'group deleted');
     expect((await instanceStates())[id]).toBe('terminated');
+  });
+});
+
+describe('EC2 status checks and the EC2 health check', () => {
+  const CHECK_DELAY = 60_000; // the emulator's default: EC2 runs status checks every minute
+
+  async function statusOf(id: string) {
+    return (await h.ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [id], IncludeAllInstances: true }))).InstanceStatuses![0]!;
+  }
+
+  it('reports initializing, then ok, and impaired (reachability failed, with its time) the status-check delay after a crash in place', async () => {
+    await createGroup('nat-a', [subnetA], { grace: 600 }); // Auto Scaling keeps out of this one
+    const pendingId = (await group('nat-a')).Instances![0]!.InstanceId!;
+    expect((await h.ec2.send(new DescribeInstanceStatusCommand({}))).InstanceStatuses).toEqual([]); // running instances only by default
+    expect(await statusOf(pendingId)).toMatchObject({ InstanceState: { Name: 'pending' }, InstanceStatus: { Status: 'not-applicable' }, SystemStatus: { Status: 'not-applicable' } });
+    const id = (await boot('nat-a')).Instances![0]!.InstanceId!;
+    expect(await statusOf(id)).toMatchObject({
+      InstanceId: id,
+      AvailabilityZone: 'us-east-1a',
+      InstanceState: { Code: 16, Name: 'running' },
+      InstanceStatus: { Status: 'initializing', Details: [{ Name: 'reachability', Status: 'initializing' }] },
+      SystemStatus: { Status: 'initializing' },
+    });
+    await clock.advance(CHECK_DELAY);
+    expect((await statusOf(id)).InstanceStatus).toEqual({ Status: 'ok', Details: [{ Name: 'reachability', Status: 'passed' }] });
+
+    const crashedAt = clock.now();
+    h.emu.crashInstance(id);
+    await clock.advance(CHECK_DELAY - 1);
+    expect((await statusOf(id)).InstanceStatus!.Status).toBe('ok'); // EC2 has not noticed yet
+    expect((await instanceStates())[id]).toBe('running');
+    await clock.advance(1);
+    const impaired = await statusOf(id);
+    expect(impaired.InstanceStatus).toEqual({ Status: 'impaired', Details: [{ Name: 'reachability', Status: 'failed', ImpairedSince: new Date(crashedAt + CHECK_DELAY) }] });
+    expect(impaired.SystemStatus).toEqual({ Status: 'ok', Details: [{ Name: 'reachability', Status: 'passed' }] });
+    const filtered = await h.ec2.send(new DescribeInstanceStatusCommand({ Filters: [{ Name: 'instance-status.status', Values: ['impaired'] }] }));
+    expect(filtered.InstanceStatuses!.map((s) => s.InstanceId)).toEqual([id]);
+    const none = await h.ec2.send(new DescribeInstanceStatusCommand({ Filters: [{ Name: 'instance-status.reachability', Values: ['passed'] }] }));
+    expect(none.InstanceStatuses).toEqual([]);
+    const bad = await rejection(h.ec2.send(new DescribeInstanceStatusCommand({ Filters: [{ Name: 'instance-status', Values: ['x'] }] })));
+    expect(bad.name).toBe('InvalidParameterValue');
+  });
+
+  it('marks an impaired instance Unhealthy once the grace period is over, terminates it and launches a replacement, in AWS\'s words', async () => {
+    await createGroup('nat-a', [subnetA], { grace: 120 });
+    const old = (await boot('nat-a')).Instances![0]!.InstanceId!;
+    h.emu.crashInstance(old);
+    await clock.advance(CHECK_DELAY);
+    expect((await statusOf(old)).InstanceStatus!.Status).toBe('impaired');
+    // Impaired inside the 120 s grace period: Auto Scaling does not act yet.
+    await clock.advance(120_000 - CHECK_DELAY - 1);
+    expect((await group('nat-a')).Instances![0]).toMatchObject({ InstanceId: old, LifecycleState: 'InService', HealthStatus: 'Healthy' });
+
+    let release!: () => void;
+    launcher.hold = new Promise<void>((r) => (release = r));
+    await clock.advance(1);
+    const g = await eventually(async () => {
+      const x = await group('nat-a');
+      return x.Instances![0]!.LifecycleState === 'Terminating' ? x : undefined;
+    }, 3000, 'health check acting');
+    expect(g.Instances![0]).toMatchObject({ InstanceId: old, HealthStatus: 'Unhealthy', LifecycleState: 'Terminating' });
+    const asgInstance = (await h.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [old] }))).AutoScalingInstances![0]!;
+    expect(asgInstance).toMatchObject({ HealthStatus: 'UNHEALTHY', LifecycleState: 'Terminating' });
+    expect((await instanceStates())[old]).toBe('shutting-down');
+    const terminating = (await h.asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: 'nat-a' }))).Activities![0]!;
+    expect(terminating).toMatchObject({ Description: `Terminating EC2 instance: ${old}`, StatusCode: 'InProgress' });
+    expect(terminating.Cause).toMatch(/^At \d{4}-\d\d-\d\dT[\d:.]+Z an instance was taken out of service in response to an EC2 instance status checks failure\.$/);
+
+    release();
+    launcher.hold = undefined;
+    const replacing = await eventually(async () => {
+      const x = await group('nat-a');
+      return x.Instances!.length === 1 && x.Instances![0]!.InstanceId !== old ? x : undefined;
+    }, 3000, 'replacement');
+    expect(replacing.Instances![0]!.LifecycleState).toBe('Pending');
+    expect((await instanceStates())[old]).toBe('terminated');
+    const acts = (await h.asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: 'nat-a' }))).Activities!;
+    expect(acts[0]!.Description).toBe('Launching a new EC2 instance: ' + replacing.Instances![0]!.InstanceId);
+    expect(acts[1]).toMatchObject({ Description: `Terminating EC2 instance: ${old}`, StatusCode: 'Successful' });
+    await boot('nat-a');
+  });
+
+  it('leaves an impaired instance alone when Auto Scaling is not its owner, and a healthy one in service', async () => {
+    await createGroup('nat-a', [subnetA, subnetB], { min: 2, max: 2, desired: 2 });
+    const [a, b] = (await boot('nat-a', 2)).Instances!.map((i) => i.InstanceId!);
+    h.emu.crashInstance(a!);
+    await clock.advance(CHECK_DELAY);
+    await eventually(async () => ((await instanceStates())[a!] === 'terminated' ? true : undefined), 3000, 'impaired instance terminated');
+    expect((await instanceStates())[b!]).toBe('running');
+    expect((await group('nat-a')).Instances!.find((i) => i.InstanceId === b)).toMatchObject({ LifecycleState: 'InService', HealthStatus: 'Healthy' });
   });
 });

@@ -15,7 +15,9 @@
  * Fields hanat reads that AWS returns only sometimes are not asserted:
  * Stacks[].StackStatusReason (deploy.ts, on a failed deploy), the NextToken of
  * every paged call, Routes[].GatewayId / NatGatewayId (agent.ts, check.ts,
- * observe.ts: for a route pointing elsewhere than a NAT).
+ * observe.ts: for a route pointing elsewhere than a NAT), and
+ * InstanceStatuses[].InstanceStatus.Details[].ImpairedSince (observe.ts: only
+ * for an impaired instance).
  *
  * Path syntax: test/emulator/field-paths.ts.
  */
@@ -46,6 +48,7 @@ import {
   DescribeImagesCommand,
   DescribeInstanceAttributeCommand,
   DescribeInstanceTypeOfferingsCommand,
+  DescribeInstanceStatusCommand,
   DescribeInstancesCommand,
   DescribeKeyPairsCommand,
   DescribeRouteTablesCommand,
@@ -220,6 +223,10 @@ const HANAT_READS = {
       'Reservations[].Instances[].LaunchTime',
     ],
   },
+  'ec2:DescribeInstanceStatus': {
+    readBy: ['packages/cli/src/observe.ts'],
+    fields: ['InstanceStatuses[].InstanceId', 'InstanceStatuses[].InstanceStatus.Status', 'InstanceStatuses[].SystemStatus.Status'],
+  },
   'autoscaling:DescribeAutoScalingInstances': {
     readBy: ['packages/cli/src/observe.ts'],
     fields: ['AutoScalingInstances[].InstanceId', 'AutoScalingInstances[].AutoScalingGroupName', 'AutoScalingInstances[].HealthStatus', 'AutoScalingInstances[].LifecycleState'],
@@ -293,6 +300,7 @@ const CALLS: Record<ContractKey, (w: World) => Promise<object>> = {
     ),
   'ec2:DescribeInstances': (w) =>
     w.h.ec2.send(new DescribeInstancesCommand({ Filters: [...stackFilters(STACK), { Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped'] }] })),
+  'ec2:DescribeInstanceStatus': (w) => w.h.ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: w.instanceIds })),
   'autoscaling:DescribeAutoScalingInstances': (w) => w.h.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: w.instanceIds })),
   'ec2:DescribeAddresses (every AZ)': (w) => w.h.ec2.send(new DescribeAddressesCommand({ Filters: stackFilters(STACK) })),
   'cloudformation:DescribeStacks': (w) => w.h.cfn.send(new DescribeStacksCommand({ StackName: STACK })),

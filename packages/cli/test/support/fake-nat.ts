@@ -18,6 +18,7 @@ import {
   CreateTagsCommand,
   DeleteTagsCommand,
   DescribeAddressesCommand,
+  DescribeInstanceStatusCommand,
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   EC2ServiceException,
@@ -25,6 +26,7 @@ import {
   type CreateRouteCommandInput,
   type CreateTagsCommandInput,
   type DeleteTagsCommandInput,
+  type DescribeInstanceStatusCommandInput,
   type DescribeInstancesCommandInput,
   type DescribeRouteTablesCommandInput,
   type EC2ClientResolvedConfig,
@@ -49,6 +51,8 @@ export interface FakeNat {
   health: 'HEALTHY' | 'UNHEALTHY';
   lifecycle: string;
   group: string;
+  /** EC2's instance status check (DescribeInstanceStatus); `ok` unless set. */
+  checks?: 'ok' | 'impaired' | 'initializing';
   /** True: no Auto Scaling group knows the instance (DescribeAutoScalingInstances leaves it out). */
   detached?: boolean;
 }
@@ -231,6 +235,24 @@ export class FakeNatWorld {
             },
           ],
         })),
+      };
+    });
+    ec2.on(DescribeInstanceStatusCommand).callsFake((input: DescribeInstanceStatusCommandInput) => {
+      this.gate('DescribeInstanceStatus');
+      // Running instances only, as without IncludeAllInstances.
+      const rows = this.nats.filter((n) => n.state === 'running' && (input.InstanceIds?.includes(n.instanceId) ?? true));
+      return {
+        InstanceStatuses: rows.map((n) => {
+          const checks = n.checks ?? 'ok';
+          const reach = { ok: 'passed', impaired: 'failed', initializing: 'initializing' }[checks];
+          return {
+            InstanceId: n.instanceId,
+            AvailabilityZone: n.az,
+            InstanceState: { Code: 16, Name: 'running' },
+            InstanceStatus: { Status: checks, Details: [{ Name: 'reachability', Status: reach, ...(checks === 'impaired' ? { ImpairedSince: new Date(Date.UTC(2026, 0, 15, 12, 1)) } : {}) }] },
+            SystemStatus: { Status: checks === 'initializing' ? 'initializing' : 'ok', Details: [{ Name: 'reachability', Status: checks === 'initializing' ? 'initializing' : 'passed' }] },
+          };
+        }),
       };
     });
     ec2.on(DescribeAddressesCommand).callsFake(() => {

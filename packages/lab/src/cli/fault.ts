@@ -40,8 +40,15 @@ export function registerFault(program: Command, deps: LabCommandDeps): void {
   };
   const withJson = (c: Command) => c.option('--json', 'print the result as JSON');
 
+  withJson(fault.command('crash <target>'))
+    .description(
+      'crash an instance in place (hardware fault, kernel panic, hang): it stops answering anything, EC2 still reports it running and its routes active until its status checks fail',
+    )
+    .option('--wait', 'wait until the private hosts that went through it reach the internet again, and print the outage')
+    .option('--timeout <s>', 'with --wait: give up after this many seconds', '600')
+    .action((target: string, opts: { wait?: boolean; timeout?: string; json?: boolean }, cmd: Command) => run({ kind: 'crash', target }, cmd, opts));
   withJson(fault.command('kill <target>'))
-    .description('kill an instance like a hardware failure: processes and namespace gone, EC2 reports it terminated')
+    .description('terminate an instance (Spot interruption, someone terminates it): processes and namespace gone, EC2 reports it terminated at once')
     .option('--wait', 'wait until the private hosts that went through it reach the internet again, and print the outage')
     .option('--timeout <s>', 'with --wait: give up after this many seconds', '600')
     .action((target: string, opts: { wait?: boolean; timeout?: string; json?: boolean }, cmd: Command) => run({ kind: 'kill', target }, cmd, opts));

@@ -4,6 +4,7 @@
  * the AWS SDK/CLI and hanat at it.
  */
 import type { Command } from 'commander';
+import { Option } from 'commander';
 import { createEmulator, isLoopbackHost } from '../emulator/index.js';
 import { LabUsageError, envExports } from '../dataplane/cli-support.js';
 import { addLatencyOptions, describeLatency, parseOpLatency, type LatencyOptions } from './latency.js';
@@ -13,6 +14,8 @@ export interface ServeOptions extends LatencyOptions {
   port: string;
   host: string;
   bootDelay: string;
+  statusCheckDelay: string;
+  rateLimits?: string;
   region: string;
 }
 
@@ -40,8 +43,15 @@ export async function serveAction(opts: ServeOptions, deps: CliDeps): Promise<Se
   const port = integer('--port', opts.port, 0, 65535);
   const bootDelayMs = integer('--boot-delay', opts.bootDelay, 0, 3_600_000);
   if (!/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/.test(opts.region)) throw new LabUsageError(`--region ${opts.region}: not an AWS region name (like us-east-1)`);
+  const statusCheckDelayMs = integer('--status-check-delay', opts.statusCheckDelay, 0, 3_600_000);
   const opLatency = parseOpLatency(opts.opLatency);
-  const emulator = createEmulator({ latency: opts.latency, opLatency, bootDelayMs, region: opts.region, log: (m) => deps.stderr(`hanat-lab: ${m}\n`) });
+  const emulator = createEmulator({
+    latency: opts.latency,
+    opLatency,
+    bootDelayMs,
+    statusCheckDelayMs,
+    ...(opts.rateLimits !== undefined ? { rateLimits: opts.rateLimits === 'on' } : {}),
+    region: opts.region, log: (m) => deps.stderr(`hanat-lab: ${m}\n`) });
   let listener;
   try {
     listener = await emulator.listen({ host: opts.host, port });
@@ -66,6 +76,8 @@ export function registerServe(program: Command, deps: CliDeps): void {
     .option('--host <address>', 'loopback address to listen on', '127.0.0.1');
   addLatencyOptions(serve)
     .option('--boot-delay <ms>', 'time from an Auto Scaling launch to the instance running', '0')
+    .option('--status-check-delay <ms>', 'time from a crash in place to EC2 status checks reporting the instance impaired', '60000')
+    .addOption(new Option('--rate-limits <on|off>', "AWS's API rate limits (token buckets per action); default: on with --latency aws, off with zero").choices(['on', 'off']))
     .option('--region <name>', 'default region (a request signed for another region gets its own)', 'us-east-1')
     .addHelpText(
       'after',

@@ -25,6 +25,12 @@ import { registerStatus } from './status.js';
 
 export interface UpOptions extends LatencyOptions {
   bootDelay: string;
+  /** ms from a crash in place to impaired status checks. */
+  statusCheckDelay: string;
+  /** ms; replaces every Auto Scaling group's health check grace period (unset: the group's own). */
+  healthCheckGrace?: string;
+  /** `on` / `off`; unset: on with `--latency aws`. */
+  rateLimits?: string;
   port: string;
   region: string;
   agent?: string;
@@ -75,6 +81,9 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
     latency: opts.latency,
     opLatency: parseOpLatency(opts.opLatency),
     bootDelayMs: intOption('boot-delay', opts.bootDelay, 0),
+    statusCheckDelayMs: intOption('status-check-delay', opts.statusCheckDelay, 0),
+    ...(opts.healthCheckGrace !== undefined ? { healthCheckGracePeriodMs: intOption('health-check-grace', opts.healthCheckGrace, 0) } : {}),
+    ...(opts.rateLimits !== undefined ? { rateLimits: opts.rateLimits === 'on' } : {}),
     region: opts.region,
     log: (m) => deps.stderr(`emulator: ${m}\n`),
   };
@@ -123,13 +132,17 @@ export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise
   // A bad value fails here, not in the detached child's log.
   parseOpLatency(opts.opLatency);
   agentEnvOf(opts);
+  intOption('status-check-delay', opts.statusCheckDelay, 0);
+  if (opts.healthCheckGrace !== undefined) intOption('health-check-grace', opts.healthCheckGrace, 0);
   const prefix = newPrefix();
   const runDir = resolve(opts.runDir ?? join(process.cwd(), '.lab'));
   mkdirSync(join(runDir, prefix), { recursive: true });
   const log = join(runDir, prefix, 'lab.log');
-  const args = [process.argv[1]!, 'up', '--prefix', prefix, ...latencyArgs(opts), '--boot-delay', opts.bootDelay, '--port', opts.port, '--region', opts.region, '--probe-interval', opts.probeInterval, '--run-dir', runDir];
+  const args = [process.argv[1]!, 'up', '--prefix', prefix, ...latencyArgs(opts), '--boot-delay', opts.bootDelay, '--status-check-delay', opts.statusCheckDelay, '--port', opts.port, '--region', opts.region, '--probe-interval', opts.probeInterval, '--run-dir', runDir];
   if (opts.agent) args.push('--agent', resolve(opts.agent));
   if (opts.agentRouteInterval !== undefined) args.push('--agent-route-interval', opts.agentRouteInterval);
+  if (opts.healthCheckGrace !== undefined) args.push('--health-check-grace', opts.healthCheckGrace);
+  if (opts.rateLimits !== undefined) args.push('--rate-limits', opts.rateLimits);
   const fd = openSync(log, 'a');
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...deps.env } });
   closeSync(fd);
@@ -160,6 +173,9 @@ export function registerUp(program: Command, deps: LabCommandDeps): void {
     .description('start the lab: the AWS emulator and a VPC of network namespaces running the real agent (as root)');
   addLatencyOptions(up)
     .option('--boot-delay <ms>', 'time from an Auto Scaling launch to the instance running', '5000')
+    .option('--status-check-delay <ms>', 'time from a crash in place (fault crash) to EC2 status checks reporting the instance impaired; EC2 checks every minute', '60000')
+    .option('--health-check-grace <ms>', "replace every Auto Scaling group's health check grace period (default: the group's own, 120 s in hanat's template)")
+    .addOption(new Option('--rate-limits <on|off>', "AWS's API rate limits (token buckets per action); default: on with --latency aws, off with zero").choices(['on', 'off']))
     .option('--port <n>', 'loopback port of the AWS API (0: any free port)', '0')
     .option('--region <region>', 'the emulated region', 'us-east-1')
     .option('--agent <path>', 'the agent bundle (default: packages/agent/dist/hanat-agent.cjs)')

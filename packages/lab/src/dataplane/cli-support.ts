@@ -99,6 +99,7 @@ export function renderStatus(s: LabStatus): string {
   out.push(renderHosts(s.hosts).trimEnd());
   const f = s.faults;
   const faults = [
+    ...f.crashed.map((i) => `crashed ${i}`),
     ...f.gray.map((i) => `gray ${i}`),
     ...f.upstreamCut.map((i) => `upstream cut ${i}`),
     ...f.partitions.map(([a, b]) => `partition ${a} ${b}`),

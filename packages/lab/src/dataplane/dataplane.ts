@@ -111,7 +111,7 @@ export class DataPlane implements InstanceLauncher {
   private readonly coreWorkers: ChildProcess[] = [];
   /** Workers stopped on purpose (their endpoint was removed): their exit is no news. */
   private readonly retired = new WeakSet<ChildProcess>();
-  private faults = { gray: new Set<string>(), upstreamCut: new Set<string>(), partitions: [] as [string, string][] };
+  private faults = { gray: new Set<string>(), upstreamCut: new Set<string>(), partitions: [] as [string, string][], crashed: new Set<string>() };
   private nextIndex = 1;
   private view: NetworkView | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -436,7 +436,8 @@ export class DataPlane implements InstanceLauncher {
    */
   async terminate(instanceId: string): Promise<void> {
     const ep = this.endpoints.get(instanceId);
-    if (ep?.agent && ep.agent.exitCode === null && ep.agent.signalCode === null) {
+    // A crashed instance is hung: it cannot run a shutdown, so EC2's stop ends up forced.
+    if (ep?.agent && !this.faults.crashed.has(instanceId) && ep.agent.exitCode === null && ep.agent.signalCode === null) {
       const agent = ep.agent;
       const exited = new Promise<void>((resolve) => agent.once('exit', () => resolve()));
       signalPid(agent.pid!, 'SIGCONT'); // a stopped agent could not handle SIGTERM
@@ -456,6 +457,7 @@ export class DataPlane implements InstanceLauncher {
     await destroyNamespaces(this.exec, [ns]);
     this.faults.gray.delete(instanceId);
     this.faults.upstreamCut.delete(instanceId);
+    this.faults.crashed.delete(instanceId);
     this.faults.partitions = this.faults.partitions.filter(([a, b]) => a !== instanceId && b !== instanceId);
     if (existed) this.logger.info('instance.gone', { instanceId });
     this.requestSync(false);
@@ -469,6 +471,26 @@ export class DataPlane implements InstanceLauncher {
     if (!agent?.pid || agent.exitCode !== null || agent.signalCode !== null) throw new DataPlaneError(`${instanceId} has no running agent`);
     signalPid(agent.pid, signal);
     this.logger.info('fault.agent_signal', { instanceId, signal });
+  }
+
+  /**
+   * Crash in place (hardware fault, kernel panic, hung instance): the router drops every
+   * packet to or from the instance's link, then every process in its namespace is frozen
+   * (SIGSTOP). The namespace stays, so EC2 (which this does not tell) keeps reporting the
+   * instance `running` and routes to it stay `active`. `terminate` and `killInstance` end it.
+   */
+  async crashInstance(instanceId: string): Promise<void> {
+    this.requireInstance(instanceId);
+    this.faults.crashed.add(instanceId);
+    await this.synced();
+    const pids = await namespacePids(this.exec, this.names.instance(instanceId));
+    for (const pid of pids) signalPid(pid, 'SIGSTOP');
+    this.logger.info('fault.crash', { instanceId, frozen: pids.length });
+  }
+
+  /** Whether an instance is crashed in place. */
+  isCrashed(instanceId: string): boolean {
+    return this.faults.crashed.has(instanceId);
   }
 
   /** Gray failure: the instance and its agent stay up, but the router drops what it forwards. */
@@ -498,7 +520,12 @@ export class DataPlane implements InstanceLauncher {
   }
 
   activeFaults(): Faults {
-    return { gray: new Set(this.faults.gray), upstreamCut: new Set(this.faults.upstreamCut), partitions: this.faults.partitions.map(([a, b]) => [a, b] as const) };
+    return {
+      gray: new Set(this.faults.gray),
+      upstreamCut: new Set(this.faults.upstreamCut),
+      partitions: this.faults.partitions.map(([a, b]) => [a, b] as const),
+      crashed: new Set(this.faults.crashed),
+    };
   }
 
   private requireInstance(instanceId: string): void {

@@ -12,6 +12,14 @@ export interface EmulatorSettings {
   /** API latency of single operations (`ec2:CreateRoute` → ms), on top of `latency`. */
   opLatency?: OpLatency;
   bootDelayMs: number;
+  /** From a crash in place to `impaired` status checks (default: the emulator's 60 s). */
+  statusCheckDelayMs?: number;
+  /** Replaces every group's health check grace period in Auto Scaling's health check (tests, the demo). */
+  healthCheckGracePeriodMs?: number;
+  /** How long Auto Scaling takes to notice a dead or impaired instance (default: the latency profile's). */
+  healthCheckDelayMs?: number;
+  /** AWS's API rate limits (token buckets); default: on with `aws` latency, off with `zero`. */
+  rateLimits?: boolean;
   region: string;
   log?: (message: string) => void;
 }
@@ -22,6 +30,10 @@ export function labEmulator(launcher: InstanceLauncher, settings: EmulatorSettin
     latency: settings.latency,
     opLatency: settings.opLatency,
     bootDelayMs: settings.bootDelayMs,
+    statusCheckDelayMs: settings.statusCheckDelayMs,
+    healthCheckGracePeriodMs: settings.healthCheckGracePeriodMs,
+    healthCheckDelayMs: settings.healthCheckDelayMs,
+    rateLimits: settings.rateLimits,
     region: settings.region,
     ...(settings.log ? { log: settings.log } : {}),
   });
@@ -46,6 +58,7 @@ export function labEmulator(launcher: InstanceLauncher, settings: EmulatorSettin
     },
     close: () => emulator.close(),
     terminateInstance: (instanceId) => emulator.terminateInstance(instanceId),
+    crashInstance: (instanceId) => emulator.crashInstance(instanceId),
     setLaunchBlocked: (az, blocked) => emulator.blockLaunches(az, blocked),
     addThrottling(spec) {
       let id: string;

@@ -25,6 +25,11 @@ export interface LabEmulator {
   close(): Promise<void>;
   /** EC2 reports the instance terminated (after a hardware failure: nothing runs any more). */
   terminateInstance(instanceId: string): Promise<void>;
+  /**
+   * The instance crashed in place: EC2 keeps it `running` (and its routes `active`); only
+   * its status checks notice, after their delay.
+   */
+  crashInstance(instanceId: string): void;
   setLaunchBlocked(az: string, blocked: boolean): void;
   /** Injects API throttling; returns an id. */
   addThrottling(spec: { action?: string; rate?: number; count?: number }): string;
@@ -50,6 +55,7 @@ export interface LabOptions {
 
 export type FaultRequest =
   | { kind: 'kill'; target: string }
+  | { kind: 'crash'; target: string }
   | { kind: 'stop-agent'; target: string; off?: boolean }
   | { kind: 'kill-agent'; target: string }
   | { kind: 'gray'; target: string; off?: boolean }
@@ -113,7 +119,7 @@ export interface LabStatus {
   routeTables: RouteTableStatus[];
   instances: InstanceStatus[];
   hosts: HostStatus[];
-  faults: { gray: string[]; upstreamCut: string[]; partitions: [string, string][]; blockedAzs: string[]; throttling: string[] };
+  faults: { crashed: string[]; gray: string[]; upstreamCut: string[]; partitions: [string, string][]; blockedAzs: string[]; throttling: string[] };
 }
 
 export interface OutageReport {
@@ -245,6 +251,7 @@ export class Lab {
       instances,
       hosts: this.hostStatus(),
       faults: {
+        crashed: [...faults.crashed],
         gray: [...faults.gray],
         upstreamCut: [...faults.upstreamCut],
         partitions: faults.partitions.map(([a, b]) => [a, b]),
@@ -271,13 +278,17 @@ export class Lab {
 
   /**
    * An instance id, or an AZ name meaning "the running NAT that serves this AZ" (the
-   * instance tagged with `hanat:az` = that AZ, else any running instance in it).
+   * instance tagged with `hanat:az` = that AZ, else any running instance in it). An
+   * instance crashed in place still runs for EC2, but an AZ name picks it only when the
+   * AZ has no other.
    */
   resolveInstance(ref: string): string {
     const snap = this.emulator.network.snapshot();
     const live = snap.instances.filter((i) => i.state === 'running' || i.state === 'pending');
     if (live.some((i) => i.instanceId === ref)) return ref;
-    const inAz = live.filter((i) => i.az === ref);
+    const inAzAll = live.filter((i) => i.az === ref);
+    const healthy = inAzAll.filter((i) => !this.dataplane.isCrashed(i.instanceId));
+    const inAz = healthy.length > 0 ? healthy : inAzAll;
     const tagged = inAz.filter((i) => this.emulator.instanceTags(i.instanceId)[TAG.az] === ref);
     const pick = (tagged.length > 0 ? tagged : inAz).sort((a, b) => a.instanceId.localeCompare(b.instanceId))[0];
     if (pick) return pick.instanceId;
@@ -305,6 +316,15 @@ export class Lab {
         await this.dataplane.killInstance(id);
         await this.emulator.terminateInstance(id);
         return { fault: req.kind, instances: [id], at, affectedHosts, detail: `killed ${id}; EC2 reports it terminated` };
+      }
+      case 'crash': {
+        const id = this.resolveInstance(req.target);
+        if (this.dataplane.isCrashed(id)) throw new AdminUsageError(`${id} has already crashed`);
+        const affectedHosts = this.hostsRoutedVia(id);
+        // Dies in place: the data plane freezes it and drops its packets; EC2 keeps saying `running`.
+        await this.dataplane.crashInstance(id);
+        this.emulator.crashInstance(id);
+        return { fault: req.kind, instances: [id], at, affectedHosts, detail: `crashed ${id} in place; EC2 still reports it running until its status checks fail` };
       }
       case 'stop-agent':
       case 'kill-agent': {
@@ -404,7 +424,7 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
-const FAULT_KINDS = ['kill', 'stop-agent', 'kill-agent', 'gray', 'cut-upstream', 'partition', 'az-launch', 'throttle'] as const;
+const FAULT_KINDS = ['kill', 'crash', 'stop-agent', 'kill-agent', 'gray', 'cut-upstream', 'partition', 'az-launch', 'throttle'] as const;
 
 /** Validates a fault request from the admin endpoint. */
 export function parseFaultRequest(body: unknown): FaultRequest {
@@ -418,6 +438,7 @@ export function parseFaultRequest(body: unknown): FaultRequest {
   const off = b.off === true;
   switch (kind) {
     case 'kill':
+    case 'crash':
     case 'kill-agent':
       return { kind, target: str('target') };
     case 'stop-agent':

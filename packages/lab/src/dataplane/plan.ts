@@ -12,7 +12,7 @@
  *   whose instance runs here → `via <its address> dev <its link>`; anything else
  *   (blackhole, detached ENI, instance not running) → `blackhole`. Without a matching
  *   route the lookup reaches the main table, whose default is a blackhole: dropped, as in AWS.
- * - Source/dest check, gray failures, cut upstreams and partitions are nftables rules in
+ * - Source/dest check, crashes, gray failures, cut upstreams and partitions are nftables rules in
  *   the router's forward hook, so an instance's own traffic to the router (IMDS, the API)
  *   is never affected by them.
  */
@@ -47,9 +47,11 @@ export interface Faults {
   upstreamCut: ReadonlySet<string>;
   /** Pairs of instances that cannot reach each other. */
   partitions: ReadonlyArray<readonly [string, string]>;
+  /** Instances crashed in place: the router drops every packet to or from their link. */
+  crashed: ReadonlySet<string>;
 }
 
-export const NO_FAULTS: Faults = { gray: new Set(), upstreamCut: new Set(), partitions: [] };
+export const NO_FAULTS: Faults = { gray: new Set(), upstreamCut: new Set(), partitions: [], crashed: new Set() };
 
 export type RouteSpec =
   | { type: 'unicast'; dst: string; via: string; dev: string }
@@ -155,6 +157,11 @@ function renderForwardRules(
 ): string[] {
   const linkOf = new Map(endpoints.map((e) => [e.id, e]));
   const rules: string[] = [];
+  for (const ep of endpoints) {
+    if (!faults.crashed.has(ep.id)) continue;
+    rules.push(`iifname "${ep.link}" drop comment "crash ${ep.id}"`);
+    rules.push(`oifname "${ep.link}" drop comment "crash ${ep.id}"`);
+  }
   for (const [a, b] of faults.partitions) {
     const ea = linkOf.get(a);
     const eb = linkOf.get(b);

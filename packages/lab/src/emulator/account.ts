@@ -14,6 +14,7 @@ import { latencyProfile, withOpLatency, type LatencyName, type LatencyProfile, t
 import { buildSnapshot } from './network-view.js';
 import { resolveOperation } from './operations.js';
 import { IdGenerator, seededRandom } from './random.js';
+import { RateLimiter } from './ratelimit.js';
 import { Region } from './region.js';
 
 export interface AccountOptions {
@@ -28,6 +29,26 @@ export interface AccountOptions {
   opLatency?: OpLatency | undefined;
   /** Milliseconds between an Auto Scaling launch (instance `pending`) and `launcher.launch`. Default 0. */
   bootDelayMs?: number | undefined;
+  /**
+   * EC2 status checks: from a crash in place to `impaired`, and from `running` to the
+   * first passed check. Default 60 000 (checks run every minute; EMULATOR.md).
+   */
+  statusCheckDelayMs?: number | undefined;
+  /**
+   * Replaces every Auto Scaling group's HealthCheckGracePeriod in the emulated health check
+   * (groups still report their own value). For tests and the demo; default: the group's own.
+   */
+  healthCheckGracePeriodMs?: number | undefined;
+  /**
+   * How long Auto Scaling takes to notice an instance that died or whose status checks
+   * failed; replaces the latency profile's health-check delay (none with `zero`, 3–6 s with `aws`).
+   */
+  healthCheckDelayMs?: number | undefined;
+  /**
+   * Throttle the API with AWS's token buckets (ratelimit.ts). Default: on with the `aws`
+   * latency profile, off otherwise (unit tests run at full speed unless they ask).
+   */
+  rateLimits?: boolean | undefined;
   /** Default: a launcher that does nothing (instances just become `running`). */
   launcher?: InstanceLauncher | undefined;
   clock?: Clock | undefined;
@@ -43,6 +64,13 @@ export const noopLauncher: InstanceLauncher = {
   terminate: () => Promise.resolve(),
 };
 
+/**
+ * EC2 runs its status checks every minute (EC2 User Guide, "Status checks for Amazon EC2
+ * instances"), so a crash shows as `impaired` at the next check: up to a minute later.
+ * The lab takes that minute, the worst case of one check, as the default.
+ */
+export const DEFAULT_STATUS_CHECK_DELAY_MS = 60_000;
+
 const REGION_NAME = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/;
 
 export class Account implements NetworkView {
@@ -54,11 +82,15 @@ export class Account implements NetworkView {
   readonly opLatency: OpLatency;
   readonly faults: Faults;
   readonly counters = new Counters();
+  /** AWS's API rate limits, when on. */
+  readonly rateLimits: RateLimiter | undefined;
   readonly ids: IdGenerator;
   readonly publicIps = new PublicIpPool();
   readonly iam: Iam;
   readonly launcher: InstanceLauncher;
   readonly bootDelayMs: number;
+  readonly statusCheckDelayMs: number;
+  readonly healthCheckGracePeriodMs: number | undefined;
   readonly log: (message: string) => void;
   private readonly regions = new Map<string, Region>();
   private version = 0;
@@ -74,12 +106,17 @@ export class Account implements NetworkView {
       const op = resolveOperation(key);
       if ('error' in op || key !== `${op.service}:${op.action}`) throw new RangeError(`opLatency key ${JSON.stringify(key)}: ${'error' in op ? op.error : `write it as ${op.service}:${op.action}`}`);
     }
-    this.latency = withOpLatency(latencyProfile(opts.latency, random), this.opLatency, random);
+    const profile = withOpLatency(latencyProfile(opts.latency, random), this.opLatency, random);
+    const healthCheckDelayMs = opts.healthCheckDelayMs;
+    this.latency = healthCheckDelayMs === undefined ? profile : { ...profile, healthCheck: () => healthCheckDelayMs };
     this.faults = new Faults(random);
+    this.rateLimits = (opts.rateLimits ?? opts.latency === 'aws') ? new RateLimiter(this.clock) : undefined;
     this.ids = new IdGenerator(`hanat-lab-${seed}`);
     this.iam = new Iam(ACCOUNT_ID, this.ids, () => this.clock.now());
     this.launcher = opts.launcher ?? noopLauncher;
     this.bootDelayMs = opts.bootDelayMs ?? 0;
+    this.statusCheckDelayMs = opts.statusCheckDelayMs ?? DEFAULT_STATUS_CHECK_DELAY_MS;
+    this.healthCheckGracePeriodMs = opts.healthCheckGracePeriodMs;
     this.log = opts.log ?? (() => {});
     this.region(this.defaultRegion);
   }
@@ -103,6 +140,8 @@ export class Account implements NetworkView {
         publicIps: this.publicIps,
         iam: this.iam,
         bootDelayMs: this.bootDelayMs,
+        statusCheckDelayMs: this.statusCheckDelayMs,
+        healthCheckGraceOverrideMs: this.healthCheckGracePeriodMs,
         changed: () => this.changed(),
         log: this.log,
       };

@@ -26,6 +26,13 @@ export interface Env {
   readonly iam: Iam;
   /** Time between an Auto Scaling launch decision and `launcher.launch` (the instance is `pending` meanwhile). */
   readonly bootDelayMs: number;
+  /**
+   * From a crash in place to the instance's status checks reporting it `impaired`, and
+   * from `running` to its first passed check (`initializing` meanwhile).
+   */
+  readonly statusCheckDelayMs: number;
+  /** When set, Auto Scaling's health check uses this grace period for every group instead of the group's own (tests, the demo). */
+  readonly healthCheckGraceOverrideMs?: number | undefined;
   /** Tell the data plane that something it mirrors changed. */
   changed(): void;
   /** Diagnostics (stderr in `serve`, silent in tests). */

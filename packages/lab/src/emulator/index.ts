@@ -52,6 +52,11 @@ export interface Emulator {
    * namespace or its agent is gone). Auto Scaling notices and replaces it.
    */
   terminateInstance(instanceId: string): Promise<void>;
+  /**
+   * The instance crashed in place (the data plane froze it): EC2 keeps it `running`
+   * and its routes `active`; its status checks fail after the status-check delay.
+   */
+  crashInstance(instanceId: string): void;
   /** Makes an Availability Zone unable to launch instances (InsufficientInstanceCapacity), or able again. */
   blockLaunches(az: string, blocked?: boolean): void;
   /** Resolves when no CloudFormation operation is in flight in any region. */
@@ -75,6 +80,11 @@ export function createEmulator(opts: AccountOptions = {}): Emulator {
       const found = account.instanceById(instanceId);
       if (!found) return Promise.reject(new Error(`no instance ${instanceId}`));
       return found.region.ec2.terminate(instanceId, 'hanat-lab: instance killed');
+    },
+    crashInstance(instanceId) {
+      const found = account.instanceById(instanceId);
+      if (!found) throw new Error(`no instance ${instanceId}`);
+      found.region.ec2.crash(instanceId);
     },
     blockLaunches: (az, blocked = true) => account.faults.blockLaunches(az, blocked),
     async stacksSettled() {

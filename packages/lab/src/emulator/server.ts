@@ -12,7 +12,8 @@ import { isIP } from 'node:net';
 import { LAB_SOURCE_IP_HEADER } from '../contract.js';
 import type { Account } from './account.js';
 import { AwsError, isAwsError } from './errors.js';
-import { checkApiFault, checkResourceFault, FaultSpecError } from './faults.js';
+import { checkApiFault, checkResourceFault, faultError, FaultSpecError } from './faults.js';
+import { bucketFor } from './ratelimit.js';
 import { Imds } from './imds.js';
 import type { Service } from './latency.js';
 import { OPERATIONS } from './operations.js';
@@ -261,6 +262,16 @@ export class EmulatorServer {
     const key = `${def.service}:${action ?? ''}`;
     this.account.counters.record(key, caller);
 
+    const limits = this.account.rateLimits;
+    if (limits && action) {
+      const filteredOrPaged = [...params.keys()].some((k) => /^(Filter\.|MaxResults$|NextToken$)/.test(k));
+      const bucket = bucketFor(def.service, action, { filteredOrPaged });
+      if (bucket && !limits.take(regionName, bucket.name, bucket.spec)) {
+        this.account.counters.recordThrottled(key, caller);
+        return errorReply(def, faultError(def.service, 'throttle'), requestId);
+      }
+    }
+
     const delay = this.account.latency.api(def.service, action ?? '');
     if (delay > 0) await this.account.clock.sleep(delay);
 
@@ -320,7 +331,7 @@ export class EmulatorServer {
     }
     const parts = path.split('/').filter(Boolean).slice(1);
     const route = `${method} /${parts.join('/')}`;
-    if (route === 'GET /health') return { status: 200, body: { ok: true, region: a.defaultRegion, latency: a.latency.name, opLatency: a.opLatency } };
+    if (route === 'GET /health') return { status: 200, body: { ok: true, region: a.defaultRegion, latency: a.latency.name, opLatency: a.opLatency, rateLimits: a.rateLimits !== undefined } };
     if (route === 'GET /counters') return { status: 200, body: a.counters.snapshot() };
     if (route === 'DELETE /counters') {
       a.counters.reset();

@@ -26,6 +26,8 @@ export interface GroupInstance {
   launchTemplate: { id: string; name: string; version: string };
   protectedFromScaleIn: boolean;
   launchedAt: number;
+  /** When it entered InService: the health check grace period starts then. */
+  inServiceAt?: number | undefined;
 }
 
 export interface GroupTag {
@@ -105,6 +107,7 @@ export class AutoScaling {
     private readonly resolveImage: ImageResolver,
   ) {
     ec2.onTerminated((inst) => this.instanceTerminated(inst));
+    ec2.onImpaired((inst) => this.instanceImpaired(inst));
   }
 
   group(name: string): Group {
@@ -426,6 +429,7 @@ export class AutoScaling {
       const inst = this.ec2.instances.get(instance.id);
       if (inst?.state !== 'running') return;
       member.lifecycle = 'InService';
+      member.inServiceAt = this.env.clock.now();
       this.finishActivity(activity, 'Successful');
       this.reconcile(g);
     })();
@@ -499,6 +503,28 @@ export class AutoScaling {
     g.instances.delete(m.instanceId);
     this.finishActivity(a, 'Successful');
     this.reconcile(g);
+  }
+
+  /**
+   * EC2 health check: an InService instance whose status checks are impaired is marked
+   * Unhealthy, terminated and replaced, once the group's health check grace period (from
+   * InService) is over. Auto Scaling notices after its health-check delay.
+   */
+  private instanceImpaired(inst: Instance): void {
+    const found = this.memberOf(inst.id);
+    if (!found || found.member.lifecycle !== 'InService') return;
+    const { group, member } = found;
+    const graceMs = this.env.healthCheckGraceOverrideMs ?? group.healthCheckGracePeriod * 1000;
+    const graceLeft = Math.max(0, (member.inServiceAt ?? member.launchedAt) + graceMs - this.env.clock.now());
+    this.env.clock.schedule(graceLeft + this.env.latency.healthCheck(), () => {
+      if (group.instances.get(member.instanceId) !== member || member.lifecycle !== 'InService') return;
+      const ec2Instance = this.ec2.instances.get(member.instanceId);
+      if (!ec2Instance || this.ec2.instanceStatus(ec2Instance).instance !== 'impaired') return;
+      member.health = 'Unhealthy';
+      const cause = `At ${new Date(this.env.clock.now()).toISOString()} an instance was taken out of service in response to an EC2 instance status checks failure.`;
+      this.env.log(`autoscaling ${group.name}: ${member.instanceId} is Unhealthy (EC2 status checks impaired)`);
+      void this.terminateMember(group, member, cause);
+    });
   }
 
   /** An instance died outside the group's control: the EC2 health check notices and the group replaces it. */

@@ -27,7 +27,7 @@ import {
   renderVpc,
 } from './render.js';
 import { isOffered, LAB_INSTANCE_TYPES } from './offerings.js';
-import { STATE_CODE, type Address, type Ec2, type Image, type Instance, type KeyPair, type NetworkInterface, type RouteTable, type SecurityGroup, type Subnet, type Vpc } from './state.js';
+import { STATE_CODE, type InstanceStatusView, type StatusCheck, type Address, type Ec2, type Image, type Instance, type KeyPair, type NetworkInterface, type RouteTable, type SecurityGroup, type Subnet, type Vpc } from './state.js';
 
 const invalidToken = (t: string) => new AwsError('InvalidNextToken', `The token '${t}' is invalid`);
 
@@ -162,6 +162,52 @@ const instanceFilters = (ec2: Ec2): FilterTable<Instance> => {
     },
   };
 };
+
+/** Reachability as a status check detail: what the summary status means for its one check. */
+function reachability(s: StatusCheck): string | undefined {
+  switch (s) {
+    case 'ok':
+      return 'passed';
+    case 'impaired':
+      return 'failed';
+    case 'initializing':
+      return 'initializing';
+    case 'insufficient-data':
+      return 'insufficient-data';
+    case 'not-applicable':
+      return undefined;
+  }
+}
+
+const instanceStatusFilters: FilterTable<{ i: Instance; s: InstanceStatusView }> = {
+  fields: {
+    'availability-zone': ({ i }) => i.az,
+    'instance-state-name': ({ i }) => i.state,
+    'instance-state-code': ({ i }) => STATE_CODE[i.state],
+    'instance-status.status': ({ s }) => s.instance,
+    'instance-status.reachability': ({ s }) => reachability(s.instance),
+    'system-status.status': ({ s }) => s.system,
+    'system-status.reachability': ({ s }) => reachability(s.system),
+    'event.code': () => undefined,
+  },
+};
+
+function renderInstanceStatus(i: Instance, s: InstanceStatusView): T.InstanceStatus {
+  const summary = (status: StatusCheck, impairedSince?: Date): T.InstanceStatusSummary => {
+    const detail = reachability(status);
+    return {
+      Status: status,
+      ...(detail ? { Details: [{ Name: 'reachability', Status: detail, ...(status === 'impaired' && impairedSince ? { ImpairedSince: impairedSince } : {}) }] } : {}),
+    } as T.InstanceStatusSummary;
+  };
+  return {
+    InstanceId: i.id,
+    AvailabilityZone: i.az,
+    InstanceState: { Code: STATE_CODE[i.state], Name: i.state },
+    InstanceStatus: summary(s.instance, s.impairedSince),
+    SystemStatus: summary(s.system),
+  };
+}
 
 const eniFilters = (ec2: Ec2): FilterTable<NetworkInterface> => ({
   tags: (e) => ec2.tags.get(e.id),
@@ -408,6 +454,20 @@ const ops: OpDef[] = [
       })),
       NextToken: page.next,
     };
+  }),
+
+  op<T.DescribeInstanceStatusCommandInput, Out<T.DescribeInstanceStatusCommandOutput>>(ec2sdk.DescribeInstanceStatus$, (input, ctx) => {
+    const ec2 = ec2Of(ctx);
+    ec2.pruneTerminated();
+    for (const id of input.InstanceIds ?? []) if (!/^i-[0-9a-f]{8}([0-9a-f]{9})?$/.test(id)) throw new AwsError('InvalidInstanceID.Malformed', `Invalid id: "${id}"`);
+    requireIds(input.InstanceIds, (id) => ec2.instances.get(id), 'InvalidInstanceID.NotFound', 'instance');
+    if (input.InstanceIds?.length && input.MaxResults) throw new AwsError('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults');
+    // Without IncludeAllInstances only running instances are described (API Reference, DescribeInstanceStatus).
+    const candidates = byIds(ec2.instances.values(), input.InstanceIds, (i) => i.id).filter((i) => input.IncludeAllInstances || i.state === 'running');
+    const withStatus = candidates.map((i) => ({ i, s: ec2.instanceStatus(i) }));
+    const all = applyFilters(withStatus, input.Filters, instanceStatusFilters);
+    const page = paginate(all, input.MaxResults, input.NextToken, invalidToken);
+    return { InstanceStatuses: page.items.map(({ i, s }) => renderInstanceStatus(i, s)), NextToken: page.next };
   }),
 
   op<T.RunInstancesCommandInput, Out<T.RunInstancesCommandOutput>>(ec2sdk.RunInstances$, async (input, ctx) => {

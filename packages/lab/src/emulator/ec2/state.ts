@@ -130,6 +130,20 @@ export interface Instance {
   launchTemplate?: { id: string; name: string; version: string } | undefined;
   clientToken?: string | undefined;
   terminatedAt?: number | undefined;
+  /** When the instance became `running` (its status checks start then). */
+  runningAt?: number | undefined;
+  /** When the instance crashed in place (hardware, kernel panic, hang): it stays `running`, its status checks fail later. */
+  crashedAt?: number | undefined;
+}
+
+export type StatusCheck = 'ok' | 'impaired' | 'initializing' | 'insufficient-data' | 'not-applicable';
+
+/** What DescribeInstanceStatus says about one instance. */
+export interface InstanceStatusView {
+  instance: StatusCheck;
+  system: StatusCheck;
+  /** When the instance check failed. */
+  impairedSince?: Date;
 }
 
 export interface Address {
@@ -225,6 +239,7 @@ export class Ec2 {
 
   private terminations = new Map<string, Promise<void>>();
   private terminatedListeners: ((instance: Instance) => void)[] = [];
+  private impairedListeners: ((instance: Instance) => void)[] = [];
   private readonly dhcpOptionsId: string;
 
   constructor(readonly env: Env) {
@@ -1011,6 +1026,7 @@ export class Ec2 {
     }
     if (inst.state !== 'pending') return;
     inst.state = 'running';
+    inst.runningAt = this.env.clock.now();
     this.env.changed();
   }
 
@@ -1050,6 +1066,46 @@ export class Ec2 {
     this.terminations.set(id, done);
     void done.finally(() => this.terminations.delete(id));
     return done;
+  }
+
+  /**
+   * The instance crashed in place. Its state stays `running` and routes to it stay
+   * `active`, as on AWS; only its status checks notice (DescribeInstanceStatus).
+   */
+  crash(id: string): void {
+    const inst = this.liveInstance(id);
+    if (inst.crashedAt !== undefined) return;
+    inst.crashedAt = this.env.clock.now();
+    this.env.clock.schedule(this.env.statusCheckDelayMs, () => {
+      if (inst.state !== 'running') return;
+      this.env.log(`instance ${id}: status checks failed (impaired)`);
+      for (const l of this.impairedListeners) l(inst);
+    });
+  }
+
+  /**
+   * The instance's status checks as DescribeInstanceStatus reports them. Only a running
+   * instance has them: `initializing` until its first check (the status-check delay after it
+   * started running), then `ok`; `impaired` from the first check after a crash in place,
+   * which is the status-check delay after the crash. A crash is an instance failure (kernel
+   * panic, hang, exhausted memory, or hardware seen from inside): the instance check fails,
+   * the system check stays as it was.
+   */
+  instanceStatus(inst: Instance): InstanceStatusView {
+    if (inst.state !== 'running') return { instance: 'not-applicable', system: 'not-applicable' };
+    const now = this.env.clock.now();
+    const delay = this.env.statusCheckDelayMs;
+    const started = inst.runningAt ?? now;
+    const system = now < started + delay ? 'initializing' : 'ok';
+    if (inst.crashedAt !== undefined && now >= inst.crashedAt + delay) {
+      return { instance: 'impaired', system, impairedSince: new Date(Math.max(inst.crashedAt + delay, started)) };
+    }
+    return { instance: now < started + delay ? 'initializing' : 'ok', system };
+  }
+
+  /** Calls `fn` when a running instance's status checks turn `impaired`. */
+  onImpaired(fn: (instance: Instance) => void): void {
+    this.impairedListeners.push(fn);
   }
 
   /** Calls `fn` whenever an instance reaches `terminated`. */
