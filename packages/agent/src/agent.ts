@@ -548,7 +548,8 @@ export class Agent {
         const az = servingAz(t.Tags)!;
         let decision: RouteDecision | undefined;
         if (ha) {
-          const { decision: d } = ha.decide(own, route, routeOwner(t.Tags)?.since);
+          // A pin just removed (hanat failover --restore) is the operator's word: no failback hold-down.
+          const { decision: d } = ha.decide(own, route, unpinned.has(id) ? undefined : routeOwner(t.Tags)?.since);
           if (d.kind === 'leave' && d.until !== undefined) {
             const routes = this.task('routes');
             routes.nextDue = Math.min(routes.nextDue ?? Infinity, d.until);

@@ -212,6 +212,24 @@ describe.runIf(requireRoot('lab HA e2e', ['ip', 'nft', 'iptables']))('HA in the 
     expect(agentEvents(replacement, 'failback').length).toBeGreaterThan(0);
   });
 
+  it('NAT crashes in place (EC2 still says running, its route stays active): hosts back through the successor within the target; the successor fences it; the replacement serves again', async () => {
+    const [c, a] = [azs[2], azs[0]];
+    const crashed = natOf(c)!.instanceId;
+    const before = await counters();
+    const hit = await lab.fault({ kind: 'crash', target: crashed });
+    const outages = await lab.waitForRecovery(hit.affectedHosts, hit.at, 15_000);
+    console.log(`crash ${crashed} (${c}): outage ${outages.map((o) => `${o.proto} ${o.outageMs} ms → ${o.answerAfter}`).join(', ')}`);
+    for (const o of outages) {
+      expect(o.outageMs).toBeLessThanOrEqual(DEAD_TARGET_MS);
+      expect(o.answerAfter).toBe(eip.get(a)); // the successor wraps around to the first AZ
+    }
+    const successor = natOf(a)!.instanceId;
+    await until(() => agentEvents(successor, 'peer.fenced').some((e) => e.instanceId === crashed), 10_000, () => 'peer.fenced');
+    expect(((await counters()).calls['autoscaling:SetInstanceHealth'] ?? 0) - (before.calls['autoscaling:SetInstanceHealth'] ?? 0)).toBeGreaterThanOrEqual(1);
+    await settled(BOOT_DELAY_MS + 30_000);
+    expect(natOf(c)!.instanceId).not.toBe(crashed);
+  });
+
   it('gray failure: the NAT steps aside, the successor takes over, the NAT is marked Unhealthy and replaced', async () => {
     const [b, c] = [azs[1], azs[2]];
     const gray = natOf(b)!.instanceId;
