@@ -107,7 +107,8 @@ echo "  hanat status:"
 verdicts=$(hanat status --name "$STACK")
 sed '/^$/,$d' <<<"$verdicts"
 step "Killing the NAT instance of $first_az (like a hardware failure) and measuring the outage"
-echo "  Auto Scaling replaces it after the boot delay; its agent then claims $first_az's routes back."
+echo "  Its peers notice within a second and its successor takes $first_az's routes over; Auto Scaling"
+echo "  replaces it after the boot delay, and the replacement takes the routes back once healthy."
 result=$(this_lab fault kill "$first_az" --wait --timeout 600 --json)
 # shellcheck disable=SC2016 # JavaScript, not shell
 summary=$(node -e '
@@ -116,7 +117,7 @@ summary=$(node -e '
   const line = (o) => `  ${o.az}  ${o.hostId}  ${o.proto}  ${(o.outageMs / 1000).toFixed(1)} s  (answered by ${o.answerBefore} before, ${o.answerAfter} after)`;
   console.log(`killed ${r.instances.join(", ")}`);
   console.log(r.outages.map(line).join("\n"));
-  console.log(`OUTAGE ${(Math.max(...ms) / 1000).toFixed(1)} s (worst of ${ms.length} probe streams, boot delay included)`);
+  console.log(`OUTAGE ${(Math.max(...ms) / 1000).toFixed(1)} s (worst of ${ms.length} probe streams, until the successor took over)`);
 ' <<<"$result")
 echo "$summary" | grep -v '^OUTAGE'
 this_lab probe --check --wait 60

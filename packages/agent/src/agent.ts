@@ -48,6 +48,11 @@ export interface HaWiring {
   upstreamProbe?: (target: { host: string; port: number }, timeoutMs: number) => Promise<boolean>;
   /** The longest a SIGTERM hand-over may take before the agent exits anyway. */
   drainMs: number;
+  /**
+   * How long the agent stays after the hand-over before it exits: the route change reaches
+   * the VPC's data plane, and connections already in flight through this NAT finish.
+   */
+  lingerMs: number;
 }
 
 export interface AgentDeps {
@@ -74,6 +79,8 @@ type TaskName = 'kernel' | 'srcdst' | 'eip' | 'routes' | 'peers';
 
 /** The soonest an event (an unknown heartbeat source, a silent peer) may refresh the peer list again. */
 const PEER_REFRESH_MIN_MS = 5_000;
+/** After a write from the tables last observed, the next route check comes this soon. */
+const FAST_PATH_VERIFY_MS = 2_000;
 
 /**
  * How long after start-up NotFound on the agent's own ids and permission denied are
@@ -102,6 +109,8 @@ interface Task {
   refused: boolean;
   /** The last failure's message, for eip.unavailable. */
   lastError?: string | undefined;
+  /** Set by a run that wants the next one sooner than its interval. */
+  nextDue?: number | undefined;
 }
 
 /** What the routes reconciler decided for one table. */
@@ -166,6 +175,10 @@ export class Agent {
   /** Aborted to cut the loop's sleep short (HA wants the routes reconciled now). */
   private wakeup: AbortController | undefined;
   private peersRanAt = -Infinity;
+  /** The private route tables as last observed, for HA's fast path. */
+  private lastTables: RouteTable[] | undefined;
+  /** HA asked for the routes: act on the tables last observed instead of describing them first. */
+  private fastRoutes = false;
 
   constructor(
     private readonly config: Config,
@@ -212,9 +225,13 @@ export class Agent {
           clock: deps.clock,
           log: deps.log,
           socket: deps.ha.socket,
-          kernelOk: () => this.task('kernel').ok,
+          // Unknown until the kernel reconciler has verified the NAT once (a slow boot is no failure).
+          kernelOk: () => (this.task('kernel').succeeded ? this.task('kernel').ok : undefined),
           upstreamProbe: deps.ha.upstreamProbe,
-          onRoutes: () => this.runSoon('routes', 0),
+          onRoutes: () => {
+            this.fastRoutes = true;
+            this.runSoon('routes', 0);
+          },
           onDescribe: () => this.runSoon('peers', PEER_REFRESH_MIN_MS),
           setUnhealthy: deps.ha.setUnhealthy,
         },
@@ -273,7 +290,8 @@ export class Agent {
       try {
         const left = await this.reconcileRoutes(false);
         if (left === 0) {
-          this.log.info({ event: 'agent.handed_over', durationMs: this.clock.now() - t0 }, 'every route table handed to the successor');
+          this.log.info({ event: 'agent.handed_over', durationMs: this.clock.now() - t0, lingerMs: this.deps.ha!.lingerMs }, 'every route table handed to the successor');
+          await this.clock.sleep(this.deps.ha!.lingerMs);
           return true;
         }
       } catch (err) {
@@ -344,7 +362,8 @@ export class Agent {
       task.lastFailure = undefined;
       task.refused = false;
       task.lastError = undefined;
-      task.due = this.clock.now() + task.intervalMs;
+      task.due = Math.min(this.clock.now() + task.intervalMs, task.nextDue ?? Infinity);
+      task.nextDue = undefined;
       return undefined;
     } catch (err) {
       task.ok = false;
@@ -512,7 +531,14 @@ export class Agent {
    */
   private async reconcileRoutes(boot: boolean): Promise<number> {
     const t0 = this.clock.now();
-    const tables = await this.api.privateRouteTables(this.config.stack);
+    // HA's fast path (a takeover, a hand-over, a failback): write from the tables last
+    // observed, saving a DescribeRouteTables on the outage's critical path, and observe
+    // again shortly after to verify. Every other run observes first.
+    const fast = this.fastRoutes && this.lastTables !== undefined && !boot;
+    this.fastRoutes = false;
+    const tables = fast ? this.lastTables! : await this.api.privateRouteTables(this.config.stack);
+    if (fast) this.task('routes').nextDue = t0 + FAST_PATH_VERIFY_MS;
+    else this.lastTables = tables;
     const mine: RouteTable[] = [];
     const taken: RouteTable[] = [];
     const unpinned = new Set<string>();
@@ -574,7 +600,12 @@ export class Agent {
         const az = servingAz(t.Tags)!;
         let decision: RouteDecision | undefined;
         if (ha) {
-          const { decision: d } = ha.decide(own, route);
+          // A pin just removed (hanat failover --restore) is the operator's word: no failback hold-down.
+          const { decision: d } = ha.decide(own, route, unpinned.has(id) ? undefined : routeOwner(t.Tags)?.since);
+          if (d.kind === 'leave' && d.until !== undefined) {
+            const routes = this.task('routes');
+            routes.nextDue = Math.min(routes.nextDue ?? Infinity, d.until);
+          }
           if (d.kind === 'hand-over') {
             toHandOver++;
             const c0 = this.clock.now();
@@ -635,6 +666,8 @@ export class Agent {
       await this.api.tag(ids.sort(), ownerTags(owner, at));
       this.logs.routes.info({ event: 'route.owner_tagged', routeTableIds: ids, owner }, `${TAG.owner} written`);
     }
+    // What we wrote makes the tables last observed stale: the next fast path must observe first.
+    if (tagNow.length > 0 || handedTo.size > 0 || results.some((r) => r.status === 'rejected')) this.lastTables = undefined;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     this.logs.routes.debug({ event: 'routes.checked', tables: mine.length + taken.length, durationMs: this.clock.now() - t0 }, 'routes checked');

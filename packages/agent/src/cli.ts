@@ -94,6 +94,7 @@ async function haWiring(config: Config, id: Identity, deps: MainDeps, log: Logge
     socket: deps.socket,
     upstreamProbe: deps.upstreamProbe,
     drainMs: 8_000,
+    lingerMs: 2_000,
     setUnhealthy: async (instanceId) => {
       await asg.send(new SetInstanceHealthCommand({ InstanceId: instanceId, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false }));
     },

@@ -24,9 +24,11 @@ import { NOTHING_LEFT, REPO, leftovers, requireBundles, runPids } from './bundle
 const BOOT_DELAY_MS = 1_500;
 /**
  * The demo takes ~20 s alone with these settings (the restore step waits for one agent
- * route check, 5 s at most); leave room for a loaded machine.
+ * route check, 5 s at most), plus ~35 s since the kill is taken over: the replacement takes
+ * its routes back only after the failback hold-down (30 s by default, docs/ha.md); leave
+ * room for a loaded machine.
  */
-const DEMO_DEADLINE_MS = 90_000;
+const DEMO_DEADLINE_MS = 150_000;
 
 interface DemoRun {
   code: number | null;
@@ -190,14 +192,18 @@ describe.runIf(requireRoot('lab demo e2e', ['ip', 'nft', 'iptables', 'bash', 'ps
     const routes = step("Which NAT carries each private host's traffic");
     const firstAz = routes.map((l) => l.trim().split(/\s+/)[0]!).sort()[0]!;
     const firstNat = /= NAT (i-[0-9a-f]+) in/.exec(routes.find((l) => l.trim().startsWith(`${firstAz} `))!)![1];
-    expect(step(`Killing the NAT instance of ${firstAz}`)).toContain(`killed ${firstNat}`);
+    const killed = step(`Killing the NAT instance of ${firstAz}`);
+    expect(killed).toContain(`killed ${firstNat}`);
+    // Taken over (docs/ha.md): every stream is answered by another NAT's address after the outage.
+    const streams = killed.map((l) => /\(answered by (\S+) before, (\S+) after\)/.exec(l)).filter((x) => x !== null);
+    expect(streams.length).toBeGreaterThan(0);
+    for (const [, before, after] of streams) expect(after, 'answered by the successor after the kill').not.toBe(before);
     const last = run.stdout.trimEnd().split('\n').slice(-2);
     expect(last[0]).toBe(`== Measured outage after killing the NAT of ${firstAz}`);
-    const m = /^ {2}(\d+\.\d) s \(worst of (\d+) probe streams, boot delay included\)$/.exec(last[1] ?? '');
+    const m = /^ {2}(\d+\.\d) s \(worst of (\d+) probe streams, until the successor took over\)$/.exec(last[1] ?? '');
     expect(m, `last line: ${JSON.stringify(last[1])}`).not.toBeNull();
-    // Nothing but the replacement brings the AZ back, so the outage includes the boot delay.
-    expect(Number(m![1])).toBeGreaterThanOrEqual(BOOT_DELAY_MS / 1000);
-    expect(Number(m![1])).toBeLessThan(60);
+    // The successor, not the replacement, brings the AZ back: seconds (the lab's target is ~1.5 s; CI's margin).
+    expect(Number(m![1])).toBeLessThan(5);
     expect(Number(m![2])).toBe(2 * routes.filter((l) => l.trim().startsWith(`${firstAz} `)).length); // tcp and udp per host
   });
 

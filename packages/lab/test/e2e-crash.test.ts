@@ -99,6 +99,9 @@ describe.runIf(requireRoot('lab crash e2e', ['ip', 'nft', 'iptables']))('a NAT t
         workerCommand: await buildWorkers(),
         stateDir: join(dir, 'state'),
         agentCommand: [process.execPath, join(REPO, 'packages/agent/dist/hanat-agent.cjs'), 'run'],
+        // HA off (HANAT_HA=0): this file measures what EC2 and Auto Scaling alone do about a NAT
+        // that crashes in place; e2e-ha.test.ts tests the takeover of one.
+        agentEnv: { HANAT_HA: '0' },
         terminateGraceMs: 5_000,
         probe: { intervalMs: 100, timeoutMs: 1_000 },
       },

@@ -149,7 +149,10 @@ describe.runIf(requireRoot('lab failover e2e', ['ip', 'nft', 'iptables']))('hana
         workerCommand: await buildWorkers(),
         stateDir: join(dir, 'state'),
         agentCommand: [process.execPath, join(REPO, 'packages/agent/dist/hanat-agent.cjs'), 'run'],
-        agentEnv: { HANAT_ROUTE_INTERVAL: String(ROUTE_INTERVAL_S) },
+        // HA off (HANAT_HA=0): this file tests hanat failover and status against agents that only
+        // claim their own AZ (a killed NAT stays a blackhole until its replacement); e2e-ha.test.ts
+        // tests manual failover against agents with HA on.
+        agentEnv: { HANAT_ROUTE_INTERVAL: String(ROUTE_INTERVAL_S), HANAT_HA: '0' },
         terminateGraceMs: 5_000,
         probe: { intervalMs: PROBE_INTERVAL_MS, timeoutMs: 1_000 },
       },

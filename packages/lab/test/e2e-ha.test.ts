@@ -3,8 +3,9 @@
  * NAT namespace with its HA defaults (heartbeats every 200 ms, peer timeout 800 ms,
  * self-checks every 1 s, rise 3, fall 3), the AWS-like API latency profile, 3 AZs, and
  * private hosts whose probes (a new TCP connection and a new UDP flow every 100 ms)
- * record what the users of each AZ saw. Settings shortened for CI: a 4 s boot delay for
- * Auto Scaling's replacements and a 5 s failback hold-down (default 30 s).
+ * record what the users of each AZ saw. Settings changed for CI: a 4 s boot delay for
+ * Auto Scaling's replacements, a 5 s failback hold-down (default 30 s), and a 1.5 s peer
+ * timeout (default 0.8 s; see below).
  *
  * Each scenario ends with every AZ served by its own, healthy NAT again, so the next one
  * starts from a clean stack.
@@ -30,7 +31,7 @@ const REGION = 'us-east-1';
 const STACK = 'e2e-ha';
 const BOOT_DELAY_MS = 4_000;
 const PROBE_INTERVAL_MS = 100;
-/** The takeover target for a dead NAT, with CI's margin (the issue's target: median 1.5 s, p95 2.5 s). */
+/** The takeover target for a dead NAT with a 1.5 s peer timeout, with CI's margin (the issue's target, with the 0.8 s default: median 1.5 s, p95 2.5 s). */
 const DEAD_TARGET_MS = 3_000;
 /** A gray failure: fall (3) × 1 s self-checks, then the hand-over (the issue's target: p95 5 s), with CI's margin. */
 const GRAY_TARGET_MS = 6_500;
@@ -121,7 +122,10 @@ describe.runIf(requireRoot('lab HA e2e', ['ip', 'nft', 'iptables']))('HA in the 
         workerCommand: await buildWorkers(),
         stateDir: join(dir, 'state'),
         agentCommand: [process.execPath, join(REPO, 'packages/agent/dist/hanat-agent.cjs'), 'run'],
-        agentEnv: { HANAT_FAILBACK_DELAY: '5' },
+        // A peer timeout of 1.5 s instead of the default 0.8 s: CI shares 2 vCPUs with many lab
+        // tests at once (load averages of 15–25 seen), and starved agents then miss each other's
+        // heartbeats for more than 0.8 s. docs/ha.md gives the figures with the defaults.
+        agentEnv: { HANAT_FAILBACK_DELAY: '5', HANAT_PEER_TIMEOUT: '1.5' },
         terminateGraceMs: 5_000,
         probe: { intervalMs: PROBE_INTERVAL_MS, timeoutMs: 1_000 },
       },
@@ -140,7 +144,8 @@ describe.runIf(requireRoot('lab HA e2e', ['ip', 'nft', 'iptables']))('HA in the 
 
   afterAll(async () => {
     await lab?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dir && !process.env.HANAT_KEEP_LAB) rmSync(dir, { recursive: true, force: true });
+    else if (dir) console.log(`lab run directory kept: ${dir}`);
   }, 60_000);
 
   it('steady state: heartbeats cost no API call; each agent makes at most 6 EC2 calls a minute, and nothing moves', async () => {
@@ -207,6 +212,24 @@ describe.runIf(requireRoot('lab HA e2e', ['ip', 'nft', 'iptables']))('HA in the 
     expect(agentEvents(replacement, 'failback').length).toBeGreaterThan(0);
   });
 
+  it('NAT crashes in place (EC2 still says running, its route stays active): hosts back through the successor within the target; the successor fences it; the replacement serves again', async () => {
+    const [c, a] = [azs[2], azs[0]];
+    const crashed = natOf(c)!.instanceId;
+    const before = await counters();
+    const hit = await lab.fault({ kind: 'crash', target: crashed });
+    const outages = await lab.waitForRecovery(hit.affectedHosts, hit.at, 15_000);
+    console.log(`crash ${crashed} (${c}): outage ${outages.map((o) => `${o.proto} ${o.outageMs} ms → ${o.answerAfter}`).join(', ')}`);
+    for (const o of outages) {
+      expect(o.outageMs).toBeLessThanOrEqual(DEAD_TARGET_MS);
+      expect(o.answerAfter).toBe(eip.get(a)); // the successor wraps around to the first AZ
+    }
+    const successor = natOf(a)!.instanceId;
+    await until(() => agentEvents(successor, 'peer.fenced').some((e) => e.instanceId === crashed), 10_000, () => 'peer.fenced');
+    expect(((await counters()).calls['autoscaling:SetInstanceHealth'] ?? 0) - (before.calls['autoscaling:SetInstanceHealth'] ?? 0)).toBeGreaterThanOrEqual(1);
+    await settled(BOOT_DELAY_MS + 30_000);
+    expect(natOf(c)!.instanceId).not.toBe(crashed);
+  });
+
   it('gray failure: the NAT steps aside, the successor takes over, the NAT is marked Unhealthy and replaced', async () => {
     const [b, c] = [azs[1], azs[2]];
     const gray = natOf(b)!.instanceId;
@@ -219,7 +242,8 @@ describe.runIf(requireRoot('lab HA e2e', ['ip', 'nft', 'iptables']))('HA in the 
       expect(o.answerAfter).toBe(eip.get(c));
     }
     expect(agentEvents(gray, 'self.step_aside')).toHaveLength(1);
-    expect(agentEvents(gray, 'self.unhealthy')[0]).toMatchObject({ failed: ['forward'] });
+    const verdict = agentEvents(gray, 'self.unhealthy')[0];
+    expect(verdict, JSON.stringify(verdict)).toMatchObject({ failed: ['forward'] });
     await until(() => agentEvents(gray, 'self.marked_unhealthy').length > 0, 5_000, () => 'self.marked_unhealthy');
     expect(((await counters()).calls['autoscaling:SetInstanceHealth'] ?? 0) - (before.calls['autoscaling:SetInstanceHealth'] ?? 0)).toBeGreaterThanOrEqual(1);
     await settled(BOOT_DELAY_MS + 30_000);

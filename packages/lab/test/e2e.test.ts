@@ -65,7 +65,9 @@ describe.runIf(requireRoot('lab e2e', ['ip', 'nft', 'iptables']))('hanat end to 
         workerCommand: await buildWorkers(),
         stateDir: join(dir, 'state'),
         agentCommand: [process.execPath, join(root, 'packages/agent/dist/hanat-agent.cjs'), 'run'],
-        agentEnv: (spec): Record<string, string> => (spec.az === skipSrcDstIn ? { HANAT_SKIP_SRCDST: '1' } : {}),
+        // HA off (HANAT_HA=0): this file tests the agent on its own, as the original design ran it
+        // (claims, source/dest check, replacement by Auto Scaling); e2e-ha.test.ts tests takeover.
+        agentEnv: (spec): Record<string, string> => ({ HANAT_HA: '0', ...(spec.az === skipSrcDstIn ? { HANAT_SKIP_SRCDST: '1' } : {}) }),
         terminateGraceMs: 5_000,
         probe: { intervalMs: 100, timeoutMs: 1_000 },
       },

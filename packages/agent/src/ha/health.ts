@@ -40,8 +40,8 @@ export class Hysteresis {
 }
 
 export interface SelfChecks {
-  /** Forwarding on and hanat's NAT rule present, as the kernel reconciler last verified (or repaired). */
-  kernel: boolean;
+  /** Forwarding on and hanat's NAT rule present, as the kernel reconciler last verified (or repaired); undefined before its first run. */
+  kernel: boolean | undefined;
   /** Conntrack below 90 % (undefined: not measurable here). */
   conntrack?: boolean | undefined;
   /** Upstream probe: the NAT's own path to the internet (undefined: no probe target). */
@@ -53,9 +53,9 @@ export interface SelfChecks {
 /** One check round's verdict and what failed. */
 export function judge(c: SelfChecks): { result: CheckResult; failed: string[] } {
   const failed: string[] = [];
-  if (!c.kernel) failed.push('kernel');
+  if (c.kernel === false) failed.push('kernel');
   if (c.conntrack === false) failed.push('conntrack');
   if (c.upstream === false) failed.push('upstream');
   if (c.forward === false) failed.push('forward');
-  return { result: failed.length > 0 ? 'fail' : 'ok', failed };
+  return { result: failed.length > 0 ? 'fail' : c.kernel === undefined ? 'inconclusive' : 'ok', failed };
 }

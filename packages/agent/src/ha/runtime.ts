@@ -39,6 +39,9 @@ import {
   type TargetKind,
 } from './takeover.js';
 
+/** How long a peer must stay failed before its successor fences it. */
+export const FENCE_AFTER_MS = 3_000;
+
 export interface HaSettings {
   port: number;
   heartbeatIntervalMs: number;
@@ -67,8 +70,8 @@ export interface HaDeps {
   clock: Clock;
   log: Logger;
   socket: SocketFactory;
-  /** Whether the kernel reconciler last verified (or repaired) the NAT. */
-  kernelOk: () => boolean;
+  /** Whether the kernel reconciler last verified (or repaired) the NAT; undefined before its first run. */
+  kernelOk: () => boolean | undefined;
   /** TCP connect to the probe target within the timeout. */
   upstreamProbe?: ((target: { host: string; port: number }, timeoutMs: number) => Promise<boolean>) | undefined;
   /** Run the route reconciler now. */
@@ -131,6 +134,9 @@ export class Ha {
       'heartbeats started',
     );
     void this.loop(signal, this.settings.heartbeatIntervalMs, () => this.heartbeatTick());
+    // Silence is checked four times per heartbeat interval, so a dead peer is suspected within
+    // a quarter interval of the timeout rather than a whole one.
+    void this.loop(signal, Math.max(10, Math.round(this.settings.heartbeatIntervalMs / 4)), () => this.watch());
     void this.loop(signal, this.settings.healthIntervalMs, () => this.healthRound());
   }
 
@@ -139,14 +145,16 @@ export class Ha {
     this.probeSocket?.close();
   }
 
+  /** Runs `body` every `intervalMs` at a fixed rate: a slow round (a probe timing out) does not stretch the period. */
   private async loop(signal: AbortSignal, intervalMs: number, body: () => void | Promise<void>): Promise<void> {
     while (!signal.aborted) {
+      const t0 = this.deps.clock.now();
       try {
         await body();
       } catch (err) {
         this.log.error({ event: 'ha.internal_error', err }, `HA loop failed: ${errorMessage(err)}`);
       }
-      await this.deps.clock.sleep(intervalMs, signal);
+      await this.deps.clock.sleep(Math.max(0, intervalMs - (this.deps.clock.now() - t0)), signal);
     }
   }
 
@@ -198,13 +206,13 @@ export class Ha {
    * HA's rule for one table: `own` when our AZ serves it, else one we took over. A NAT
    * that steps aside or drains hands every table that points at it to its successor.
    */
-  decide(own: boolean, route: { NetworkInterfaceId?: string | undefined; State?: string | undefined } | undefined): HaTableDecision {
+  decide(own: boolean, route: { NetworkInterfaceId?: string | undefined; State?: string | undefined } | undefined, takenAt?: number): HaTableDecision {
     const target = this.targetKind(route);
     if (target === 'me' && (this.self.state === 'stepped-aside' || this.self.state === 'draining')) {
       const to = this.successor();
       return { target, decision: to ? { kind: 'hand-over', to } : { kind: 'keep' } };
     }
-    return { target, decision: decideTable(own, target, this.self.state) };
+    return { target, decision: decideTable(own, target, this.self.state, { now: this.deps.clock.now(), takenAt, delayMs: this.settings.failbackDelayMs }) };
   }
 
   private targetKind(route: { NetworkInterfaceId?: string | undefined; State?: string | undefined } | undefined): TargetKind {
@@ -214,6 +222,7 @@ export class Ha {
     const peer = route.NetworkInterfaceId ? this.peers.all().find((p) => p.info.eniId === route.NetworkInterfaceId && p.goneAt === undefined) : undefined;
     if (!peer) return 'not-serving';
     if (peer.info.az === this.me.az) return 'same-az';
+    if (peer.machine.status === 'unknown') return 'unheard-peer';
     return canServe(peer.machine) ? 'serving-peer' : 'not-serving';
   }
 
@@ -229,7 +238,19 @@ export class Ha {
       );
       return;
     }
-    if (r.message.kind === 'hb') this.peerEvent(r.peer, { type: 'heartbeat', state: r.message.state, healthy: r.message.healthy });
+    if (r.message.kind === 'hb') {
+      this.peerEvent(r.peer, { type: 'heartbeat', state: r.message.state, healthy: r.message.healthy });
+      this.corroborate(now); // this heartbeat may be the witness a suspect peer waits for
+    }
+  }
+
+  /** Fails every suspect peer that another live peer also misses. */
+  private corroborate(now: number): void {
+    for (const p of this.peers.all()) {
+      if (p.goneAt !== undefined || p.machine.status !== 'suspect') continue;
+      const witness = this.peers.witness(p.info.instanceId, now, this.settings.peerTimeoutMs);
+      if (witness) this.peerEvent(p, { type: 'corroborated', by: 'peer' }, { witness });
+    }
   }
 
   private sendHeartbeat(): void {
@@ -251,27 +272,44 @@ export class Ha {
     for (const p of this.peers.all()) if (p.goneAt === undefined) this.socket.send(buf, this.settings.port, p.info.privateIp);
   }
 
-  private heartbeatTick(): void {
+  private async heartbeatTick(): Promise<void> {
+    await this.watch();
+    this.selfEvent({ type: 'tick', level: this.health.level, now: this.deps.clock.now() });
+    this.sendHeartbeat();
+  }
+
+  /**
+   * Peers silent for the timeout become suspect; suspects with a witness fail. It first
+   * lets every datagram already received be read (setImmediate runs after the poll phase):
+   * after this process was stalled (a starved CPU), the timers fire before the queued
+   * heartbeats are read, and the peers would look silent when this NAT was.
+   */
+  private async watch(): Promise<void> {
+    await new Promise<void>((r) => setImmediate(r));
     const now = this.deps.clock.now();
-    const timeout = this.settings.peerTimeoutMs;
     for (const p of this.peers.all()) {
       if (p.goneAt !== undefined) continue;
-      if (p.machine.status === 'alive' && p.heardAt !== undefined && now - p.heardAt > timeout) this.peerEvent(p, { type: 'silence' });
-      if (p.machine.status === 'suspect') {
-        const witness = this.peers.witness(p.info.instanceId, now, timeout);
-        if (witness) this.peerEvent(p, { type: 'corroborated', by: 'peer' }, { witness });
-      }
+      if (p.machine.status === 'alive' && p.heardAt !== undefined && now - p.heardAt > this.settings.peerTimeoutMs) this.peerEvent(p, { type: 'silence' });
     }
-    this.selfEvent({ type: 'tick', level: this.health.level, now });
-    this.sendHeartbeat();
+    this.corroborate(now);
   }
 
   // ---- self-checks ----
 
+  /**
+   * One self-check round: send a forward probe, run the upstream probe meanwhile, and
+   * judge the forward probe once the peers have had time to report it (three heartbeat
+   * intervals, within the health timeout).
+   */
   private async healthRound(): Promise<void> {
-    const forward = this.judgeForwardProbe();
+    this.sendForwardProbe();
     const target = this.settings.probeTarget;
-    const upstream = target && this.deps.upstreamProbe ? await this.deps.upstreamProbe(target, this.settings.healthTimeoutMs) : undefined;
+    const wait = Math.min(this.settings.healthTimeoutMs, 3 * this.settings.heartbeatIntervalMs);
+    const [upstream] = await Promise.all([
+      target && this.deps.upstreamProbe ? this.deps.upstreamProbe(target, this.settings.healthTimeoutMs) : Promise.resolve(undefined),
+      this.probeSocket ? this.deps.clock.sleep(wait) : Promise.resolve(),
+    ]);
+    const forward = this.judgeForwardProbe();
     const checks: SelfChecks = { kernel: this.deps.kernelOk(), upstream, forward };
     this.lastChecks = checks;
     const { result, failed } = judge(checks);
@@ -282,7 +320,6 @@ export class Ha {
       else this.log.info({ event: 'self.healthy', checks }, `this NAT passed its checks ${this.settings.rise} times in a row`);
       this.selfEvent({ type: 'health', level, successor: this.successor() !== undefined, now });
     }
-    this.sendForwardProbe();
   }
 
   /**
@@ -373,14 +410,54 @@ export class Ha {
           this.deps.onDescribe();
           break;
         case 'reconcile-routes':
-          this.deps.onRoutes();
+          this.routesIfChanged();
           break;
         case 'fence':
-          // Only the AZ's successor fences, and only a NAT EC2 still has running.
-          if (p.info.state === 'running' && p.machine.failedBy !== 'gone' && this.takeoverAzs().includes(p.info.az)) this.setUnhealthy(p.info.instanceId, 'fence');
+          // Only the AZ's successor fences, only a NAT EC2 still has running, and not one that
+          // last said it stepped aside (it marks itself) or drains (it is being terminated).
+          if (
+            p.info.state === 'running' &&
+            p.machine.failedBy !== 'gone' &&
+            p.machine.state !== 'draining' &&
+            p.machine.state !== 'stepped-aside' &&
+            this.takeoverAzs().includes(p.info.az)
+          ) {
+            this.fenceLater(p);
+          }
           break;
       }
     }
+  }
+
+  /**
+   * Fences a failed peer only if it is still failed `FENCE_AFTER_MS` later: the routes move at
+   * once, but a peer that was only stalled (a starved CPU) and heartbeats again is not replaced.
+   */
+  private fenceLater(p: PeerRecord): void {
+    const id = p.info.instanceId;
+    void this.deps.clock.sleep(FENCE_AFTER_MS).then(() => {
+      const r = this.peers.get(id);
+      const now = this.deps.clock.now();
+      // Still failed, and still corroborated now: a witness misses it at this moment too.
+      if (!r || r.machine.status !== 'failed' || r.machine.failedBy === 'gone' || !this.takeoverAzs().includes(r.info.az)) return;
+      if (r.machine.failedBy === 'peer' && !this.peers.witness(id, now, this.settings.peerTimeoutMs)) return;
+      this.setUnhealthy(id, 'fence');
+    });
+  }
+
+  private lastWanted = '';
+
+  /**
+   * Runs the route reconciler when what HA wants changed: the AZs taken over, this NAT's
+   * state, its successor, the peers that can serve. A peer merely heard again changes none of them, and must not cost
+   * a DescribeRouteTables (peers that flap between alive and suspect on a starved CPU would).
+   */
+  private routesIfChanged(): void {
+    const serving = this.peers.all().filter((p) => p.goneAt === undefined && canServe(p.machine)).map((p) => p.info.instanceId);
+    const wanted = JSON.stringify([this.takeoverAzs(), this.self.state, this.successor()?.instanceId, serving]);
+    if (wanted === this.lastWanted) return;
+    this.lastWanted = wanted;
+    this.deps.onRoutes();
   }
 
   /** Marks an instance Unhealthy in its Auto Scaling group, once. */

@@ -17,7 +17,7 @@
  *
  * 2. PEER, per peer instance, as this NAT sees it:
  *      unknown ──heartbeat──▶ alive ──silence──▶ suspect ──corroborated──▶ failed
- *      (any) ──heartbeat──▶ alive                 suspect/failed ──ec2 gone──▶ failed
+ *      (any) ──heartbeat──▶ alive                 (any) ──ec2 gone──▶ failed (final)
  *    Silence alone never fails a peer: a second witness must agree (another peer that
  *    also misses it, or EC2 showing it not running or impaired). A peer that says it
  *    stepped aside or is draining is alive, and asks to be taken over.
@@ -136,8 +136,8 @@ export function stepPeer(m: PeerMachine, e: PeerEvent): { next: PeerMachine; act
       if (m.status === 'suspect') return { next: { ...m, status: 'failed', failedBy: e.by }, actions: ['reconcile-routes', 'fence'] };
       return { next: m, actions: [] };
     case 'ec2-gone':
+      // EC2 saying shutting-down, terminated or stopped is final: whatever it still sends, it will not serve.
       if (m.status === 'failed' && m.failedBy === 'gone') return { next: m, actions: [] };
-      if (m.status === 'alive' && m.state !== 'draining' && m.state !== 'stepped-aside') return { next: m, actions: [] };
       return { next: { ...m, status: 'failed', failedBy: 'gone' }, actions: ['reconcile-routes'] };
   }
 }
@@ -147,9 +147,13 @@ export function handsOver(p: PeerMachine): boolean {
   return p.status === 'failed' || (p.status === 'alive' && (p.state === 'stepped-aside' || p.state === 'draining'));
 }
 
-/** The peer can serve: alive, serving and healthy. */
+/**
+ * The peer can serve: serving and healthy when last heard, and not failed. A suspect
+ * peer still counts: suspicion alone is no evidence, so it neither loses the tables it
+ * holds nor its place as a successor.
+ */
 export function canServe(p: PeerMachine): boolean {
-  return p.status === 'alive' && p.state === 'serving' && p.healthy === true;
+  return (p.status === 'alive' || p.status === 'suspect') && p.state === 'serving' && p.healthy === true;
 }
 
 // ---- who serves which AZ ----
@@ -195,22 +199,35 @@ export type TargetKind =
   | 'serving-peer'
   /** Another NAT of this NAT's own AZ (a replacement): the agent's two-NATs-in-one-AZ rule decides. */
   | 'same-az'
+  /** A NAT of another AZ that EC2 lists but this NAT has not heard yet (it just booted): maybe a serving successor. */
+  | 'unheard-peer'
   /** Anything else: a failed, stepped-aside or draining NAT, one never heard, an unknown interface. */
   | 'not-serving';
 
-export type TableDecision = { kind: 'keep' } | { kind: 'claim'; reason: 'takeover' | 'failback' | 'missing' | 'blackhole' } | { kind: 'leave'; why: string } | { kind: 'default' };
+export type TableDecision =
+  | { kind: 'keep' }
+  | { kind: 'claim'; reason: 'takeover' | 'failback' | 'missing' | 'blackhole' }
+  /** Leave the table as it is; `until`: look again then (a failback hold-down). */
+  | { kind: 'leave'; why: string; until?: number }
+  | { kind: 'default' };
 
 /**
  * The HA rule for one private table, before the agent's older rules (two NATs in one
  * AZ, pins). `own`: the table is served by this NAT's AZ; else it is one this NAT took over.
  * `default` means: HA has no say, apply the usual route rules.
  */
-export function decideTable(own: boolean, target: TargetKind, self: SelfState): TableDecision {
+export function decideTable(own: boolean, target: TargetKind, self: SelfState, hold?: { now: number; takenAt: number | undefined; delayMs: number }): TableDecision {
   if (target === 'me') return { kind: 'keep' };
   if (own && target === 'same-az') return { kind: 'default' };
   if (self === 'stepped-aside' || self === 'draining') return { kind: 'leave', why: `this NAT is ${self}` };
   if (target === 'missing' || target === 'blackhole') return { kind: 'claim', reason: target };
-  if (!own) return target === 'serving-peer' || target === 'same-az' ? { kind: 'leave', why: 'a serving NAT holds it' } : { kind: 'claim', reason: 'takeover' };
-  if (target === 'serving-peer') return self === 'serving' ? { kind: 'claim', reason: 'failback' } : { kind: 'leave', why: 'failback waits for rise' };
+  if (!own) return target === 'serving-peer' || target === 'same-az' || target === 'unheard-peer' ? { kind: 'leave', why: 'a serving NAT holds it' } : { kind: 'claim', reason: 'takeover' };
+  if (target === 'serving-peer' || target === 'unheard-peer') {
+    if (self !== 'serving') return { kind: 'leave', why: 'failback waits for rise' };
+    // Damping: a table taken over goes back no sooner than the failback delay after it was
+    // taken (its hanat:owner-since), however quickly its NAT looks healthy again.
+    if (hold?.takenAt !== undefined && hold.now < hold.takenAt + hold.delayMs) return { kind: 'leave', why: 'failback hold-down', until: hold.takenAt + hold.delayMs };
+    return { kind: 'claim', reason: 'failback' };
+  }
   return { kind: 'default' };
 }

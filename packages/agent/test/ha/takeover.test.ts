@@ -66,7 +66,8 @@ describe('peer machine: (state, event) → (next state, actions)', () => {
     ['failed heard again: alive', { ...suspect, status: 'failed', failedBy: 'peer' }, { type: 'heartbeat', state: 'serving', healthy: true }, alive, ['reconcile-routes']],
     ['suspect, EC2 says gone: failed, no fence', suspect, { type: 'ec2-gone' }, { ...suspect, status: 'failed', failedBy: 'gone' }, ['reconcile-routes']],
     ['draining peer gone from EC2: failed', { status: 'alive', state: 'draining', healthy: true }, { type: 'ec2-gone' }, { status: 'failed', state: 'draining', healthy: true, failedBy: 'gone' }, ['reconcile-routes']],
-    ['serving peer that still heartbeats: EC2 lagging does not fail it', alive, { type: 'ec2-gone' }, alive, []],
+    ['serving peer that EC2 shows shutting down: failed, whatever it still sends', alive, { type: 'ec2-gone' }, { ...alive, status: 'failed', failedBy: 'gone' }, ['reconcile-routes']],
+    ['gone twice: nothing more', { status: 'failed', failedBy: 'gone' }, { type: 'ec2-gone' }, { status: 'failed', failedBy: 'gone' }, []],
   ];
   it.each(rows)('%s', (_name, from, event, next, actions) => {
     expect(stepPeer(from, event)).toEqual({ next, actions });
@@ -120,6 +121,9 @@ describe('decideTable: (own?, route target, self state) → decision', () => {
     [true, 'serving-peer', 'serving', { kind: 'claim', reason: 'failback' }],
     [true, 'not-serving', 'starting', { kind: 'default' }],
     [true, 'same-az', 'serving', { kind: 'default' }],
+    [true, 'unheard-peer', 'starting', { kind: 'leave', why: 'failback waits for rise' }],
+    [true, 'unheard-peer', 'serving', { kind: 'claim', reason: 'failback' }],
+    [false, 'unheard-peer', 'serving', { kind: 'leave', why: 'a serving NAT holds it' }],
     [true, 'serving-peer', 'stepped-aside', { kind: 'leave', why: 'this NAT is stepped-aside' }],
     [true, 'missing', 'draining', { kind: 'leave', why: 'this NAT is draining' }],
     [false, 'not-serving', 'serving', { kind: 'claim', reason: 'takeover' }],
@@ -129,5 +133,12 @@ describe('decideTable: (own?, route target, self state) → decision', () => {
   ];
   it.each(rows)('own=%s target=%s self=%s', (own, target, state, decision) => {
     expect(decideTable(own, target, state)).toEqual(decision);
+  });
+
+  it('failback waits out the hold-down counted from the takeover (hanat:owner-since), then claims', () => {
+    const hold = { takenAt: 1_000_000, delayMs: 30_000 };
+    expect(decideTable(true, 'serving-peer', 'serving', { ...hold, now: 1_010_000 })).toEqual({ kind: 'leave', why: 'failback hold-down', until: 1_030_000 });
+    expect(decideTable(true, 'serving-peer', 'serving', { ...hold, now: 1_030_000 })).toEqual({ kind: 'claim', reason: 'failback' });
+    expect(decideTable(true, 'missing', 'serving', { ...hold, now: 1_010_000 })).toEqual({ kind: 'claim', reason: 'missing' });
   });
 });

@@ -1,0 +1,218 @@
+/**
+ * The HA runtime of three NATs over an in-memory UDP network and one fake clock, and
+ * once over real UDP sockets on loopback: what each NAT concludes about the others,
+ * and what it asks the agent to do (take tables over, fence, mark itself unhealthy).
+ */
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { probeAddress, type PeerInfo } from '../../src/ha/peers.js';
+import { Ha, type HaSettings } from '../../src/ha/runtime.js';
+import { udpSocket } from '../../src/ha/socket.js';
+import { FakeClock, FakeUdpNetwork, logCapture } from '../support/harness.js';
+
+const SETTINGS: HaSettings = {
+  port: 4242,
+  heartbeatIntervalMs: 200,
+  peerTimeoutMs: 800,
+  healthIntervalMs: 1_000,
+  healthTimeoutMs: 800,
+  rise: 3,
+  fall: 3,
+  failbackDelayMs: 30_000,
+  failbackMaxMs: 600_000,
+  forwardProbe: true,
+};
+
+const NATS: PeerInfo[] = ['a', 'b', 'c'].map((z, i) => ({
+  instanceId: `i-00000000000000${i}${i}${z}`.slice(0, 19),
+  az: `us-east-1${z}`,
+  privateIp: `10.0.${i}.10`,
+  eniId: `eni-000000000000000${i}`,
+  state: 'running',
+}));
+
+interface Node {
+  info: PeerInfo;
+  ha: Ha;
+  routes: number;
+  describes: number;
+  unhealthy: string[];
+  logs: ReturnType<typeof logCapture>;
+}
+
+const stops: AbortController[] = [];
+afterEach(() => {
+  for (const s of stops.splice(0)) s.abort();
+});
+
+async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettings = SETTINGS): Promise<Node[]> {
+  const nodes: Node[] = [];
+  for (const info of NATS) {
+    const logs = logCapture();
+    const node = { info, routes: 0, describes: 0, unhealthy: [] as string[], logs } as Node;
+    node.ha = new Ha({ instanceId: info.instanceId, stack: 'prod', az: info.az, privateIp: info.privateIp, eniId: info.eniId! }, settings, {
+      clock,
+      log: pino(logs.stream),
+      socket: net.factory,
+      kernelOk: () => true,
+      onRoutes: () => node.routes++,
+      onDescribe: () => node.describes++,
+      setUnhealthy: (id) => {
+        node.unhealthy.push(id);
+        return Promise.resolve();
+      },
+    });
+    node.ha.updatePeers(NATS);
+    node.ha.setAzs(NATS.map((n) => n.az));
+    const stop = new AbortController();
+    stops.push(stop);
+    await node.ha.start(stop.signal);
+    nodes.push(node);
+  }
+  return nodes;
+}
+
+/** Moves the fake clock in 50 ms steps, letting datagrams and timers run between. */
+async function run(clock: FakeClock, ms: number): Promise<void> {
+  for (let t = 0; t < ms; t += 50) {
+    clock.tick(50);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  }
+}
+
+const events = (n: Node, event: string) => n.logs.lines.filter((l) => l.event === event);
+
+describe('HA runtime over an in-memory network', () => {
+  it('three healthy NATs: all rise to serving, nobody is taken over', async () => {
+    const clock = new FakeClock();
+    const nodes = await cluster(new FakeUdpNetwork(), clock);
+    await run(clock, 4_000);
+    for (const n of nodes) {
+      expect(n.ha.state).toBe('serving');
+      expect(n.ha.takeoverAzs()).toEqual([]);
+      expect(n.ha.peers.all().map((p) => p.machine.status)).toEqual(['alive', 'alive']);
+    }
+  });
+
+  it("a NAT that goes silent is corroborated by the third and taken over by its successor only, which fences it", async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const [a, b, c] = await cluster(net, clock);
+    await run(clock, 4_000);
+    net.drop = (from) => from === c!.info.privateIp || from === probeAddress(c!.info.privateIp);
+    await run(clock, 1_200);
+    // c's successor wraps around to a; b sees it down too, but does not act.
+    expect(a!.ha.takeoverAzs()).toEqual(['us-east-1c']);
+    expect(b!.ha.takeoverAzs()).toEqual([]);
+    expect(events(a!, 'peer.down')[0]).toMatchObject({ peer: c!.info.instanceId, by: 'peer' });
+    expect(a!.unhealthy).toEqual([]); // routes first; fencing only if it stays failed
+    await run(clock, 3_000);
+    expect(a!.unhealthy).toEqual([c!.info.instanceId]);
+    expect(b!.unhealthy).toEqual([]);
+    expect(a!.describes).toBeGreaterThan(0); // it asked EC2 too
+  });
+
+  it('a NAT that stalls and heartbeats again within the fence delay is taken over but not fenced', async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const [a, , c] = await cluster(net, clock);
+    await run(clock, 4_000);
+    net.drop = (from) => from === c!.info.privateIp || from === probeAddress(c!.info.privateIp);
+    await run(clock, 1_200);
+    expect(a!.ha.takeoverAzs()).toEqual(['us-east-1c']);
+    net.drop = () => false;
+    await run(clock, 4_000);
+    expect(a!.ha.takeoverAzs()).toEqual([]);
+    expect(a!.unhealthy).toEqual([]);
+  });
+
+  it('a partition between two healthy NATs: both suspect the other, nobody fails it, nothing is taken over or fenced', async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const [a, b, c] = await cluster(net, clock);
+    await run(clock, 4_000);
+    const ab = new Set([a!.info.privateIp, probeAddress(a!.info.privateIp), b!.info.privateIp, probeAddress(b!.info.privateIp)]);
+    net.drop = (from, to) => ab.has(from) && ab.has(to) && from.split('.')[2] !== to.split('.')[2];
+    await run(clock, 20_000);
+    expect(a!.ha.peers.get(b!.info.instanceId)!.machine.status).toBe('suspect');
+    expect(b!.ha.peers.get(a!.info.instanceId)!.machine.status).toBe('suspect');
+    for (const n of [a!, b!, c!]) {
+      expect(n.ha.takeoverAzs()).toEqual([]);
+      expect(n.unhealthy).toEqual([]);
+      expect(n.ha.state).toBe('serving');
+    }
+  });
+
+  it('gray failure: forward probes lost, heartbeats fine → the NAT steps aside, marks itself unhealthy, its successor takes over', async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const [a, b] = await cluster(net, clock);
+    await run(clock, 4_000);
+    net.drop = (from) => from === probeAddress(a!.info.privateIp);
+    await run(clock, 4_500);
+    expect(events(a!, 'self.unhealthy')[0]).toMatchObject({ failed: ['forward'] });
+    expect(a!.ha.state).toBe('stepped-aside');
+    expect(a!.unhealthy).toEqual([a!.info.instanceId]);
+    expect(b!.ha.takeoverAzs()).toEqual(['us-east-1a']);
+    // It hands its own table to b's NAT.
+    expect(a!.ha.decide(true, { NetworkInterfaceId: a!.info.eniId, State: 'active' }).decision).toMatchObject({ kind: 'hand-over', to: { instanceId: b!.info.instanceId } });
+  });
+
+  it('a lost peer cannot blind the forward probe: with nobody to confirm, the probe is inconclusive and the NAT stays healthy', async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const [a] = await cluster(net, clock);
+    await run(clock, 4_000);
+    net.drop = (_from, to) => to === a!.info.privateIp; // a hears nobody: nobody confirms or denies its probes
+    await run(clock, 5_000);
+    expect(events(a!, 'self.unhealthy')).toEqual([]);
+    expect(a!.ha.state).toBe('serving');
+  });
+
+  it('SIGTERM: a serving NAT drains and hands its table to its successor', async () => {
+    const clock = new FakeClock();
+    const [a, b] = await cluster(new FakeUdpNetwork(), clock);
+    await run(clock, 4_000);
+    expect(a!.ha.sigterm()).toBe(true);
+    expect(a!.ha.state).toBe('draining');
+    expect(a!.ha.decide(true, { NetworkInterfaceId: a!.info.eniId, State: 'active' }).decision).toMatchObject({ kind: 'hand-over', to: { instanceId: b!.info.instanceId } });
+    await run(clock, 400);
+    expect(b!.ha.takeoverAzs()).toEqual(['us-east-1a']);
+  });
+});
+
+describe('HA runtime over real UDP sockets on loopback', () => {
+  it('two NATs on 127.0.0.1 and 127.0.0.2 hear each other', async () => {
+    const infos: PeerInfo[] = [
+      { instanceId: 'i-0000000000000001a', az: 'us-east-1a', privateIp: '127.0.0.1', eniId: 'eni-01', state: 'running' },
+      { instanceId: 'i-0000000000000002b', az: 'us-east-1b', privateIp: '127.0.0.2', eniId: 'eni-02', state: 'running' },
+    ];
+    const port = 40_000 + Math.floor(Math.random() * 20_000);
+    const has = infos.map((info) => {
+      const ha = new Ha({ instanceId: info.instanceId, stack: 'prod', az: info.az, privateIp: info.privateIp, eniId: info.eniId! }, { ...SETTINGS, port, heartbeatIntervalMs: 50, forwardProbe: false }, {
+        clock: systemClock,
+        log: pino({ level: 'silent' }),
+        socket: udpSocket,
+        kernelOk: () => true,
+        onRoutes: () => {},
+        onDescribe: () => {},
+        setUnhealthy: () => Promise.resolve(),
+      });
+      ha.updatePeers(infos);
+      return ha;
+    });
+    const stop = new AbortController();
+    stops.push(stop);
+    for (const ha of has) await ha.start(stop.signal);
+    try {
+      const deadline = Date.now() + 3_000;
+      while (Date.now() < deadline && !has.every((h) => h.peers.all()[0]?.machine.status === 'alive')) await new Promise((r) => setTimeout(r, 20));
+      expect(has.map((h) => h.peers.all()[0]!.machine.status)).toEqual(['alive', 'alive']);
+      expect(has.map((h) => h.peers.counters.accepted > 0)).toEqual([true, true]);
+    } finally {
+      stop.abort();
+      for (const h of has) h.stop();
+    }
+  });
+});
