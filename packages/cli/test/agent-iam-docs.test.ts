@@ -4,18 +4,24 @@
  * `hanat-agent` policy, each with a reason; a grant the agent does not use yet
  * must say so ("not built yet").
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { agentPolicyDocument } from '../src/template/iam.js';
 
-/** The SDK commands the agent's source files import, as IAM actions. */
+/** The SDK commands the agent's source files (and core's shared route code) import, as IAM actions. */
 function agentCalls(): string[] {
-  const files = ['../../agent/src/ec2.ts', '../../core/src/routes.ts'];
+  const agentSrc = new URL('../../agent/src/', import.meta.url);
+  const files = [
+    ...readdirSync(agentSrc, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => new URL(f, agentSrc)),
+    new URL('../../core/src/routes.ts', import.meta.url),
+  ];
+  const services = { 'client-ec2': 'ec2', 'client-auto-scaling': 'autoscaling' } as const;
   const calls = new Set<string>();
   for (const file of files) {
-    const text = readFileSync(new URL(file, import.meta.url), 'utf8');
-    for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-ec2'/g)) {
-      for (const name of m[1]!.matchAll(/\b([A-Z][A-Za-z0-9]+)Command\b/g)) calls.add(`ec2:${name[1]}`);
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/(client-ec2|client-auto-scaling)'/g)) {
+      const service = services[m[2] as keyof typeof services];
+      for (const name of m[1]!.matchAll(/\b([A-Z][A-Za-z0-9]+)Command\b/g)) calls.add(`${service}:${name[1]}`);
     }
   }
   return [...calls].sort();
