@@ -75,6 +75,8 @@ const lab = await LabSession.start([
   String(statusCheckDelayMs),
   '--health-check-grace',
   '0',
+  // The baseline: agents without HA, as the original design ran, so only Auto Scaling brings an AZ back.
+  '--no-agent-ha',
 ]);
 const samples = { crashed: [], terminated: [] };
 try {

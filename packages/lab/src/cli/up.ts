@@ -39,6 +39,8 @@ export interface UpOptions extends LatencyOptions {
   probeInterval: string;
   /** HANAT_ROUTE_INTERVAL for every agent (seconds); unset: the agent's default (30 s). */
   agentRouteInterval?: string;
+  /** false (`--no-agent-ha`): HANAT_HA=0 for every agent, the original design's agents alone (baselines). */
+  agentHa?: boolean;
   detach?: boolean;
   prefix?: string;
   /** Run as the child of `up --detach`: stdout and stderr are lab.log, so JSON lines only, and no exports. */
@@ -65,8 +67,10 @@ const AGENT_MIN_ROUTE_INTERVAL_S = 5;
 
 /** The agents' extra environment: only what `up` was asked to set. */
 function agentEnvOf(opts: UpOptions): Record<string, string> {
-  if (opts.agentRouteInterval === undefined) return {};
-  return { HANAT_ROUTE_INTERVAL: String(intOption('agent-route-interval', opts.agentRouteInterval, AGENT_MIN_ROUTE_INTERVAL_S)) };
+  const env: Record<string, string> = {};
+  if (opts.agentRouteInterval !== undefined) env.HANAT_ROUTE_INTERVAL = String(intOption('agent-route-interval', opts.agentRouteInterval, AGENT_MIN_ROUTE_INTERVAL_S));
+  if (opts.agentHa === false) env.HANAT_HA = '0';
+  return env;
 }
 
 function checkRoot(): void {
@@ -188,6 +192,7 @@ export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise
   const args = [process.argv[1]!, 'up', '--daemon', '--prefix', prefix, ...latencyArgs(opts), '--boot-delay', opts.bootDelay, '--status-check-delay', opts.statusCheckDelay, '--port', opts.port, '--region', opts.region, '--probe-interval', opts.probeInterval, '--run-dir', runDir];
   if (opts.agent) args.push('--agent', resolve(opts.agent));
   if (opts.agentRouteInterval !== undefined) args.push('--agent-route-interval', opts.agentRouteInterval);
+  if (opts.agentHa === false) args.push('--no-agent-ha');
   if (opts.healthCheckGrace !== undefined) args.push('--health-check-grace', opts.healthCheckGrace);
   if (opts.rateLimits !== undefined) args.push('--rate-limits', opts.rateLimits);
   const fd = openSync(log, 'a');
@@ -251,6 +256,7 @@ export function registerUp(program: Command, deps: LabCommandDeps): void {
     .option('--run-dir <dir>', 'logs and agent logs go to <dir>/<lab prefix> (default ./.lab)')
     .option('--probe-interval <ms>', 'how often private hosts probe the internet', '100')
     .option('--agent-route-interval <s>', "every agent's route table check period (HANAT_ROUTE_INTERVAL, at least 5; default: the agent's 30)")
+    .option('--no-agent-ha', 'run every agent with HANAT_HA=0: no heartbeats or takeover, so a dead NAT waits for Auto Scaling (the baseline of bench/replacement-outage)')
     .option('--detach', 'run in the background; stop it with `hanat-lab down`')
     .addOption(new Option('--prefix <hlxxxx>', 'the run prefix (set by --detach)').hideHelp())
     .addOption(new Option('--daemon', 'run as the detached child of --detach: JSON log lines only').hideHelp())
