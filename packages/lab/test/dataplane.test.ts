@@ -18,7 +18,7 @@ import { DataPlane } from '../src/dataplane/dataplane.js';
 import { execCommand } from '../src/dataplane/exec.js';
 import { cleanupRun, readRunStates } from '../src/dataplane/state.js';
 import { listNamespaces, namespacePids } from '../src/dataplane/processes.js';
-import { API_ADDRESS } from '../src/dataplane/topology.js';
+import { API_ADDRESS, INTERNET_HOSTS } from '../src/dataplane/topology.js';
 import { FakeView, buildWorkers } from './dataplane-helpers.js';
 
 const VPC = 'vpc-lab';
@@ -237,13 +237,16 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
     expect(api).toEqual({ url: '/?Action=DescribeRouteTables', source: NAT_A.ip, claimed: null });
   });
 
-  it('runs the agent command in the instance namespace with only PATH, HOME and AWS_ENDPOINT_URL, and keeps its log', () => {
+  it('runs the agent command in the instance namespace with only PATH, HOME, AWS_ENDPOINT_URL and a lab probe target, and keeps its log', () => {
     const info = dp.instances().find((i) => i.instanceId === NAT_A.id)!;
     expect(readFileSync(info.logFile, 'utf8')).toContain('stand-in agent up');
     const env = readFileSync(`/proc/${info.agentPid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => kv.split('=')[0]).sort();
     // (PWD is the stand-in shell's own.)
-    expect(env.filter((k) => k !== 'PWD')).toEqual(['AWS_ENDPOINT_URL', 'HOME', 'LANG', 'PATH']);
-    expect(readFileSync(`/proc/${info.agentPid}/environ`, 'utf8')).toContain(`AWS_ENDPOINT_URL=http://${API_ADDRESS}`);
+    expect(env.filter((k) => k !== 'PWD')).toEqual(['AWS_ENDPOINT_URL', 'HANAT_PROBE_TARGET', 'HOME', 'LANG', 'PATH']);
+    const environ = readFileSync(`/proc/${info.agentPid}/environ`, 'utf8');
+    expect(environ).toContain(`AWS_ENDPOINT_URL=http://${API_ADDRESS}`);
+    // The agent's upstream probe goes to the lab's internet host, never to a real address.
+    expect(environ).toContain(`HANAT_PROBE_TARGET=${INTERNET_HOSTS[0]}:`);
   });
 
   it('puts no lab link in the root namespace', async () => {
