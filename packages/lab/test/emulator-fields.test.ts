@@ -257,6 +257,7 @@ const NO_OUTPUT_READ = [
   'ExecuteChangeSet', // cli/src/deploy.ts
   'DeleteChangeSet', // cli/src/deploy.ts discardChangeSet
   'DeleteStack', // cli/src/deploy.ts, cli/src/destroy.ts
+  'SetInstanceHealth', // agent/src/cli.ts (HA: stepping aside, fencing a failed peer)
 ];
 
 const STACK = 'lab';
