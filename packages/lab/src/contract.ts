@@ -43,6 +43,21 @@ export interface NetInstance {
   sourceDestCheck: boolean;
   /** The public address the internet sees: the associated EIP, else the auto-assigned public IP. */
   publicIp?: string;
+  /**
+   * What the security groups of its primary interface admit, as address ranges (a rule that
+   * names a group is resolved to that group's interfaces). Absent: the data plane does not
+   * filter traffic to it (an instance the emulator does not know).
+   */
+  ingress?: NetIngressRule[];
+}
+
+/** One security group ingress rule, resolved: `protocol` is `-1` (all), `tcp`, `udp`, `icmp` or a number. */
+export interface NetIngressRule {
+  protocol: string;
+  /** Absent: every port (or ICMP type). */
+  fromPort?: number;
+  toPort?: number;
+  cidr: string;
 }
 
 /** A consistent snapshot of everything the data plane needs, taken at `version`. */

@@ -2,7 +2,8 @@
  * nftables rulesets the lab owns, rendered as text for `nft -f -`. Each update is one
  * nft transaction, so the kernel never sees a half-applied ruleset.
  *
- * - Router (`table ip hanat_lab`): the forward hook holds source/dest check and faults.
+ * - Router (`table ip hanat_lab`): the forward hook holds source/dest check and faults, and
+ *   jumps to `sg_ingress` for security group ingress (plan.ts).
  * - Internet gateway (`table ip hanat_lab_igw`): stateless 1:1 NAT, as AWS's internet
  *   gateway does it: a packet leaving the VPC gets its private source rewritten to the
  *   instance's public address, a packet arriving for a public address gets its
@@ -26,8 +27,19 @@ export function routerBaseRuleset(): string {
   ].join('\n');
 }
 
-export function routerForwardUpdate(rules: readonly string[]): string {
-  return [`flush chain ip ${ROUTER_TABLE} forward`, ...rules.map((r) => `add rule ip ${ROUTER_TABLE} forward ${r}`), ''].join('\n');
+/** The router's security group chain (see plan.ts): the forward chain jumps to it. */
+export const SG_CHAIN = 'sg_ingress';
+
+/** `rules` go to the forward chain, `ingress` to the security group chain it may jump to. */
+export function routerForwardUpdate(rules: readonly string[], ingress: readonly string[] = []): string {
+  return [
+    `add chain ip ${ROUTER_TABLE} ${SG_CHAIN}`,
+    `flush chain ip ${ROUTER_TABLE} forward`,
+    `flush chain ip ${ROUTER_TABLE} ${SG_CHAIN}`,
+    ...rules.map((r) => `add rule ip ${ROUTER_TABLE} forward ${r}`),
+    ...ingress.map((r) => `add rule ip ${ROUTER_TABLE} ${SG_CHAIN} ${r}`),
+    '',
+  ].join('\n');
 }
 
 /** `fromRouter` is the gateway's link to the VPC router, `fromInternet` its link to the internet. */

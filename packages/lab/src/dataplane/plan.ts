@@ -15,9 +15,14 @@
  * - Source/dest check, crashes, gray failures, cut upstreams and partitions are nftables rules in
  *   the router's forward hook, so an instance's own traffic to the router (IMDS, the API)
  *   is never affected by them.
+ * - Security groups, ingress only, for traffic from inside the VPC (not from the internet
+ *   gateway) to an instance: a packet that opens a connection (conntrack state neither
+ *   established nor related: groups are stateful) passes only if one of the instance's
+ *   rules admits its source, protocol and port (VPC User Guide, "Security group rules").
  */
-import type { NetworkSnapshot, NetRoute } from '../contract.js';
+import type { NetIngressRule, NetworkSnapshot, NetRoute } from '../contract.js';
 import { canonicalCidr, isIpv4Cidr } from './cidr.js';
+import { SG_CHAIN } from './netfilter.js';
 
 /** First routing table number and rule priority the lab uses in the router namespace. */
 export const TABLE_BASE = 1000;
@@ -75,6 +80,8 @@ export interface RouterPlan {
   tables: Map<number, RouteSpec[]>;
   /** The lab's nftables forward rules in the router (bodies of `chain forward`). */
   forwardRules: string[];
+  /** Security group ingress, bodies of the router's `chain sg_ingress` (empty: nothing is filtered). */
+  ingressRules: string[];
   igw: IgwMapping[];
 }
 
@@ -128,7 +135,11 @@ export function planRouter(input: PlanInput): RouterPlan {
     rules.push({ pref: RULE_PREF_BASE + ep.index, iif: ep.link, table: tableOf(routeTableId) });
   }
 
-  return { rules, tables, forwardRules: renderForwardRules(endpoints, instances, faults, igwLink), igw: renderIgw(snapshot, byInstance) };
+  const forwardRules = renderForwardRules(endpoints, instances, faults, igwLink);
+  const ingressRules = renderIngressRules(endpoints, instances);
+  // Security groups judge what comes from inside the VPC and opens a connection (they are stateful).
+  if (ingressRules.length > 0) forwardRules.push(`iifname != "${igwLink}" ct state != { established, related } jump ${SG_CHAIN}`);
+  return { rules, tables, forwardRules, ingressRules, igw: renderIgw(snapshot, byInstance) };
 }
 
 function renderRoute(route: NetRoute, byInstance: Map<string, Endpoint>, igwLink: string): RouteSpec | undefined {
@@ -184,6 +195,43 @@ function renderForwardRules(
     rules.push(`oifname "${ep.link}" ip daddr != ${ep.ip} drop comment "${why} ${ep.id}"`);
   }
   return rules;
+}
+
+/**
+ * Per instance with known groups: one `return` (admitted) per rule, then a drop. The
+ * forward chain jumps here only for packets from inside the VPC that open a connection.
+ */
+function renderIngressRules(endpoints: Endpoint[], instances: Map<string, { ingress?: NetIngressRule[] }>): string[] {
+  const rules: string[] = [];
+  for (const ep of endpoints) {
+    const ingress = ep.kind === 'instance' ? instances.get(ep.id)?.ingress : undefined;
+    if (!ingress) continue;
+    for (const r of ingress) {
+      if (!isIpv4Cidr(r.cidr)) continue; // IPv6 and prefix lists are not emulated
+      const match = protocolMatch(r);
+      if (match === undefined) continue;
+      rules.push(`oifname "${ep.link}" ip saddr ${canonicalCidr(r.cidr)}${match} return`);
+    }
+    rules.push(`oifname "${ep.link}" drop comment "security group ingress ${ep.id}"`);
+  }
+  return rules;
+}
+
+/** The nft match for a rule's protocol and ports ('' for every protocol); undefined when it cannot be expressed. */
+function protocolMatch(r: NetIngressRule): string | undefined {
+  const all = r.fromPort === undefined || r.fromPort === -1;
+  const range = all ? '' : r.toPort === undefined || r.toPort === r.fromPort ? ` ${r.fromPort}` : ` ${r.fromPort}-${r.toPort}`;
+  switch (r.protocol) {
+    case '-1':
+      return '';
+    case 'tcp':
+    case 'udp':
+      return all ? ` meta l4proto ${r.protocol}` : ` ${r.protocol} dport${range}`;
+    case 'icmp':
+      return all ? ' meta l4proto icmp' : ` icmp type${range}`;
+    default:
+      return /^\d{1,3}$/.test(r.protocol) ? ` meta l4proto ${r.protocol}` : undefined;
+  }
 }
 
 function renderIgw(snapshot: NetworkSnapshot, byInstance: Map<string, Endpoint>): IgwMapping[] {

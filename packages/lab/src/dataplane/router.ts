@@ -70,7 +70,7 @@ export class RouterApplier {
     // (or turns a source/dest check off) and points a route at that instance, no packet may
     // follow the new route under the old mapping and reach the internet with a stale address.
     let changes = batch.length;
-    const forward = routerForwardUpdate(plan.forwardRules);
+    const forward = routerForwardUpdate(plan.forwardRules, plan.ingressRules);
     if (forward !== this.lastForward) {
       await this.exec(inNamespace(this.routerNs, ['nft', '-f', '-']), { input: forward });
       this.lastForward = forward;

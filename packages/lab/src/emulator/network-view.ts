@@ -50,6 +50,7 @@ export function buildSnapshot(version: number, regions: readonly Region[]): Netw
       };
       const publicIp = eni && i.state !== 'terminated' ? ec2.publicIpOf(eni) : undefined;
       if (publicIp) inst.publicIp = publicIp;
+      if (eni) inst.ingress = ec2.ingressOf(eni);
       snap.instances.push(inst);
     }
   }

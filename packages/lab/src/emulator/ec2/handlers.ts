@@ -320,6 +320,23 @@ const ops: OpDef[] = [
     return { Vpc: renderVpc(ec2, vpc) };
   }),
 
+  op<T.AssociateVpcCidrBlockCommandInput, Out<T.AssociateVpcCidrBlockCommandOutput>>(ec2sdk.AssociateVpcCidrBlock$, (input, ctx) => {
+    const ec2 = ec2Of(ctx);
+    if (!input.VpcId) throw missingParameter('vpcId');
+    if (!input.CidrBlock) {
+      // IPv6 and IPAM pools are not emulated: say so instead of pretending.
+      if (input.AmazonProvidedIpv6CidrBlock || input.Ipv6CidrBlock || input.Ipv4IpamPoolId || input.Ipv6IpamPoolId) {
+        throw new AwsError('UnsupportedOperation', 'hanat-lab emulates IPv4 CIDR blocks given as CidrBlock only');
+      }
+      throw missingParameter('cidrBlock');
+    }
+    const assoc = ec2.associateVpcCidr(input.VpcId, input.CidrBlock);
+    return {
+      VpcId: input.VpcId,
+      CidrBlockAssociation: { AssociationId: assoc.associationId, CidrBlock: assoc.cidr, CidrBlockState: { State: 'associated' } },
+    };
+  }),
+
   op<T.DeleteVpcCommandInput, object>(ec2sdk.DeleteVpc$, (input, ctx) => {
     ec2Of(ctx).deleteVpc(input.VpcId ?? '');
     return {};
@@ -819,6 +836,33 @@ const ops: OpDef[] = [
     const names: string[] = input.AttributeNames?.length ? input.AttributeNames : Object.keys(all);
     for (const n of names) if (!(n in all)) throw new AwsError('InvalidParameterValue', `Value (${n}) for parameter attributeName is invalid. Unknown attribute.`);
     return { AccountAttributes: names.map((AttributeName) => ({ AttributeName, AttributeValues: [{ AttributeValue: all[AttributeName] }] })) };
+  }),
+
+  op<T.AuthorizeSecurityGroupIngressCommandInput, Out<T.AuthorizeSecurityGroupIngressCommandOutput>>(ec2sdk.AuthorizeSecurityGroupIngress$, (input, ctx) => {
+    const ec2 = ec2Of(ctx);
+    if (!input.GroupId) throw missingParameter('GroupId');
+    // The flat form (CidrIp, IpProtocol, ports) is one permission.
+    const permissions: T.IpPermission[] = input.IpPermissions?.length
+      ? input.IpPermissions
+      : input.CidrIp
+        ? [{ IpProtocol: input.IpProtocol ?? '-1', FromPort: input.FromPort, ToPort: input.ToPort, IpRanges: [{ CidrIp: input.CidrIp }] }]
+        : [];
+    const added = ec2.authorizeIngress(input.GroupId, permissions);
+    const sg = ec2.securityGroup(input.GroupId);
+    return {
+      Return: true,
+      SecurityGroupRules: added.map((p, i) => ({
+        SecurityGroupRuleId: `sgr-${input.GroupId!.slice(3)}${String(sg.ingress.length - added.length + i).padStart(3, '0')}`.slice(0, 21),
+        GroupId: sg.id,
+        GroupOwnerId: ec2.env.accountId,
+        IsEgress: false,
+        IpProtocol: p.IpProtocol,
+        FromPort: p.FromPort ?? -1,
+        ToPort: p.ToPort ?? -1,
+        ...(p.IpRanges?.[0] ? { CidrIpv4: p.IpRanges[0].CidrIp, Description: p.IpRanges[0].Description } : {}),
+        ...(p.UserIdGroupPairs?.[0] ? { ReferencedGroupInfo: { GroupId: p.UserIdGroupPairs[0].GroupId, UserId: ec2.env.accountId } } : {}),
+      })),
+    };
   }),
 
   op<T.DescribeSecurityGroupsCommandInput, Out<T.DescribeSecurityGroupsCommandOutput>>(ec2sdk.DescribeSecurityGroups$, (input, ctx) => {

@@ -503,6 +503,42 @@ export class Ec2 {
     return vpc;
   }
 
+  /**
+   * AssociateVpcCidrBlock (IPv4): a secondary range, as the VPC User Guide ("VPC CIDR blocks",
+   * IPv4 CIDR block association restrictions; "Amazon VPC quotas": 5 IPv4 CIDR blocks per VPC)
+   * describes it. Every route table of the VPC gets a `local` route for it, as in AWS.
+   */
+  associateVpcCidr(vpcId: string, cidrText: string): { associationId: string; cidr: string } {
+    const vpc = this.vpc(vpcId);
+    if (!parseCidr(cidrText)) throw invalidParameterValue(`Value (${cidrText}) for parameter cidrBlock is invalid. This is not a valid CIDR block.`);
+    const cidr = parseCidr(cidrText, true);
+    if (!cidr || cidr.prefix < 16 || cidr.prefix > 28) throw new AwsError('InvalidVpc.Range', `The CIDR '${cidrText}' is invalid.`);
+    if (vpc.cidrs.length >= VPC_IPV4_CIDR_LIMIT) {
+      throw new AwsError('CidrLimitExceeded', `This network '${vpc.id}' has met its maximum number of allowed CIDRs: ${VPC_IPV4_CIDR_LIMIT}`);
+    }
+    const clash = vpc.cidrs.find((c) => overlaps(parseCidr(c.cidr)!, cidr));
+    if (clash) throw new AwsError('InvalidVpc.Range', `The CIDR '${cidrText}' conflicts with CIDR '${clash.cidr}' of ${vpc.id}.`);
+    const primary = privateBlockOf(parseCidr(vpc.cidr)!);
+    const wanted = privateBlockOf(cidr);
+    if (wanted !== undefined && wanted !== primary) {
+      throw new AwsError('InvalidVpc.Range', `The CIDR '${cidrText}' is restricted: a VPC whose primary range is ${vpc.cidr} cannot add a range from ${wanted}.`);
+    }
+    const inUse = this.env.vpcRangeInUse?.(cidrText);
+    if (inUse) {
+      throw new AwsError(
+        'InvalidVpc.Range',
+        `The CIDR '${cidrText}' overlaps ${inUse.cidr} of ${inUse.vpcId}. hanat-lab routes every VPC through one router, so VPC ranges must not overlap in the lab (AWS allows it).`,
+      );
+    }
+    const assoc = { associationId: this.env.ids.next('vpc-cidr-assoc'), cidr: cidrText };
+    vpc.cidrs.push(assoc);
+    for (const rt of this.routeTables.values()) {
+      if (rt.vpcId === vpc.id) rt.routes.push({ destination: cidrText, gatewayId: 'local', origin: 'CreateRouteTable' });
+    }
+    this.env.changed();
+    return assoc;
+  }
+
   modifyVpc(id: string, attrs: { enableDnsSupport?: boolean | undefined; enableDnsHostnames?: boolean | undefined }): void {
     const vpc = this.vpc(id);
     if (attrs.enableDnsSupport !== undefined) vpc.enableDnsSupport = attrs.enableDnsSupport;
@@ -780,6 +816,60 @@ export class Ec2 {
     const sg = this.securityGroup(id);
     if (rules.ingress) sg.ingress = rules.ingress;
     if (rules.egress) sg.egress = rules.egress;
+    this.env.changed();
+  }
+
+  /**
+   * AuthorizeSecurityGroupIngress: adds rules; a rule that is already there (same protocol,
+   * ports and source) fails the whole call with InvalidPermission.Duplicate, as in EC2.
+   */
+  authorizeIngress(id: string, permissions: IpPermission[]): IpPermission[] {
+    const sg = this.securityGroup(id);
+    if (permissions.length === 0) throw missingParameter('IpPermissions');
+    const added: IpPermission[] = [];
+    for (const p of permissions) {
+      const protocol = normaliseProtocol(p.IpProtocol);
+      const ports = protocol === '-1' ? {} : { FromPort: p.FromPort, ToPort: p.ToPort };
+      for (const range of p.IpRanges ?? []) {
+        if (!range.CidrIp || !parseCidr(range.CidrIp)) throw invalidParameterValue(`CIDR block ${range.CidrIp ?? ''} is malformed`);
+        const exists = [...sg.ingress, ...added].some(
+          (q) => normaliseProtocol(q.IpProtocol) === protocol && q.FromPort === ports.FromPort && q.ToPort === ports.ToPort && (q.IpRanges ?? []).some((r) => r.CidrIp === range.CidrIp),
+        );
+        if (exists) {
+          throw new AwsError('InvalidPermission.Duplicate', `the specified rule "peer: ${range.CidrIp}, ${protocol === '-1' ? 'ALL' : protocol.toUpperCase()}, ALLOW" already exists`);
+        }
+        added.push({ IpProtocol: protocol, ...ports, IpRanges: [{ CidrIp: range.CidrIp, ...(range.Description ? { Description: range.Description } : {}) }], Ipv6Ranges: [], PrefixListIds: [], UserIdGroupPairs: [] });
+      }
+      for (const pair of p.UserIdGroupPairs ?? []) {
+        if (!pair.GroupId) throw missingParameter('GroupId');
+        this.securityGroup(pair.GroupId);
+        added.push({ IpProtocol: protocol, ...ports, IpRanges: [], Ipv6Ranges: [], PrefixListIds: [], UserIdGroupPairs: [{ GroupId: pair.GroupId, UserId: this.env.accountId }] });
+      }
+    }
+    sg.ingress.push(...added);
+    this.env.changed();
+    return added;
+  }
+
+  /**
+   * The ingress rules of an interface's security groups as address ranges, for the data
+   * plane: a rule naming a group admits the private addresses of that group's interfaces.
+   */
+  ingressOf(eni: NetworkInterface): { protocol: string; fromPort?: number; toPort?: number; cidr: string }[] {
+    const out: { protocol: string; fromPort?: number; toPort?: number; cidr: string }[] = [];
+    for (const gid of eni.groups) {
+      for (const p of this.securityGroups.get(gid)?.ingress ?? []) {
+        const protocol = normaliseProtocol(p.IpProtocol);
+        const ports = protocol === '-1' || p.FromPort === undefined ? {} : { fromPort: p.FromPort, toPort: p.ToPort ?? p.FromPort };
+        for (const r of p.IpRanges ?? []) if (r.CidrIp) out.push({ protocol, ...ports, cidr: r.CidrIp });
+        for (const pair of p.UserIdGroupPairs ?? []) {
+          for (const member of this.networkInterfaces.values()) {
+            if (pair.GroupId && member.groups.includes(pair.GroupId)) out.push({ protocol, ...ports, cidr: `${member.privateIp}/32` });
+          }
+        }
+      }
+    }
+    return out;
   }
 
   deleteSecurityGroup(id: string): void {
@@ -1193,4 +1283,20 @@ export class Ec2 {
   static isId(s: string): boolean {
     return ID.test(s);
   }
+}
+
+/** EC2's default quota of IPv4 CIDR blocks per VPC (VPC User Guide, "Amazon VPC quotas"). */
+export const VPC_IPV4_CIDR_LIMIT = 5;
+
+const PRIVATE_BLOCKS = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'] as const;
+
+/** The RFC 1918 block a range lies in, if any. */
+function privateBlockOf(c: { base: number; prefix: number }): string | undefined {
+  return PRIVATE_BLOCKS.find((b) => containsCidr(parseCidr(b)!, c));
+}
+
+/** EC2 names protocols by number or name and answers with names; `-1` (and `all`) is every protocol. */
+function normaliseProtocol(p: string | undefined): string {
+  const v = (p ?? '-1').toLowerCase();
+  return ({ '6': 'tcp', '17': 'udp', '1': 'icmp', all: '-1' } as Record<string, string>)[v] ?? v;
 }
