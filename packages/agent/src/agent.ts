@@ -1,11 +1,13 @@
 /**
  * `hanat-agent run`: start-up and the level-triggered loop (STYLE.md 8).
  *
- * Four reconcilers run in this order, each on its own period:
+ * Five reconcilers run in this order, each on its own period:
  *   kernel  - forwarding, redirects, conntrack, hanat's NAT table   (every --interval)
  *   srcdst  - source/dest check off                                 (every --recheck-interval)
  *   eip     - the AZ's Elastic IP on our primary interface          (every --recheck-interval)
  *   routes  - the default route of every table we serve points at us (every --route-interval)
+ *   ingress - the stack's security group admits every VPC CIDR block    (every --recheck-interval,
+ *             and at once when the VPC's CIDR blocks change)
  * Each observes, compares with what it wants, applies only the difference.
  * Routes are only claimed once the kernel is a verified NAT and source/dest check
  * is off, so a claim never blackholes traffic.
@@ -33,7 +35,7 @@ import { backoff, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { AwsCallError, Ec2Api, classify, mayBeEventualConsistency } from './ec2.js';
 import { EXIT_FAILED, EXIT_OK, errorMessage } from './errors.js';
-import { isIpv4Cidr, type Identity } from './identity.js';
+import { cidrCovers, isIpv4Cidr, type Identity } from './identity.js';
 import type { Imds } from './imds.js';
 import type { Kernel } from './kernel.js';
 import { Ha, type HaSettings } from './ha/runtime.js';
@@ -75,7 +77,7 @@ export interface AgentDeps {
   freshConnections?: () => void;
 }
 
-type TaskName = 'kernel' | 'srcdst' | 'eip' | 'routes' | 'peers';
+type TaskName = 'kernel' | 'srcdst' | 'eip' | 'routes' | 'peers' | 'ingress';
 
 /** The soonest an event (an unknown heartbeat source, a silent peer) may refresh the peer list again. */
 const PEER_REFRESH_MIN_MS = 5_000;
@@ -193,6 +195,7 @@ export class Agent {
       eip: deps.log.child({ component: 'eip' }),
       routes: deps.log.child({ component: 'routes' }),
       peers: deps.log.child({ component: 'peers' }),
+      ingress: deps.log.child({ component: 'ingress' }),
     };
     this.clock = deps.clock;
     this.random = deps.random ?? Math.random;
@@ -238,6 +241,8 @@ export class Agent {
       );
       this.tasks.splice(3, 0, task('peers', config.peerIntervalMs, () => this.refreshPeers()));
     }
+    // Last: it never holds up the routes. Without the interface's groups (IMDS did not list them) there is nothing to check.
+    if (id.securityGroupIds?.length) this.tasks.push(task('ingress', config.recheckIntervalMs, () => this.reconcileIngress()));
   }
 
   /** The HA runtime, when on (for tests and status). */
@@ -448,6 +453,8 @@ export class Agent {
     if (cidrs.join() !== this.vpcCidrs.join()) {
       this.logs.kernel.info({ event: 'vpc.cidrs_changed', from: this.vpcCidrs, to: cidrs }, 'VPC CIDR blocks changed');
       this.vpcCidrs = cidrs;
+      // A new block's hosts are dropped by the security group until it admits them.
+      this.runSoon('ingress', 0);
     }
   }
 
@@ -472,6 +479,37 @@ export class Agent {
       { event: 'srcdst.disabled', instanceId: this.id.instanceId, drift: !boot, durationMs: this.clock.now() - t0 },
       boot ? 'source/dest check disabled' : 'source/dest check was back on; disabled it again',
     );
+  }
+
+  /**
+   * The template's security group admits the VPC's first CIDR block; one associated later
+   * would be dropped before this NAT saw its packets. Each block not yet admitted by an
+   * all-traffic rule of the stack's group on our interface is added (docs/agent.md "VPC
+   * CIDR blocks added later"). One DescribeSecurityGroups per run; a write only for a new block.
+   */
+  private async reconcileIngress(): Promise<void> {
+    const t0 = this.clock.now();
+    const groups = await this.api.stackSecurityGroups(this.config.stack, this.id.securityGroupIds!);
+    if (groups.length === 0) {
+      this.once('ingress.no_group', () =>
+        this.logs.ingress.warn(
+          { event: 'ingress.no_group', groupIds: this.id.securityGroupIds, stack: this.config.stack },
+          `none of this interface's security groups carries ${TAG.stack}=${this.config.stack}; VPC CIDR blocks added later are not admitted by hanat`,
+        ),
+      );
+      return;
+    }
+    for (const g of groups) {
+      const admitted = (g.IpPermissions ?? []).filter((p) => p.IpProtocol === '-1').flatMap((p) => (p.IpRanges ?? []).map((r) => r.CidrIp ?? ''));
+      for (const cidr of this.vpcCidrs) {
+        if (admitted.some((a) => isIpv4Cidr(a) && cidrCovers(a, cidr))) continue;
+        const result = await this.api.admitCidr(g.GroupId!, cidr);
+        this.logs.ingress.info(
+          { event: 'ingress.admitted', groupId: g.GroupId, cidr, already: result === 'present', durationMs: this.clock.now() - t0 },
+          result === 'added' ? `security group ${g.GroupId} now admits VPC CIDR block ${cidr}` : `security group ${g.GroupId} already admits ${cidr} (another NAT added it)`,
+        );
+      }
+    }
   }
 
   private async reconcileEip(boot: boolean): Promise<void> {

@@ -5,14 +5,17 @@
  */
 import {
   AssociateAddressCommand,
+  AuthorizeSecurityGroupIngressCommand,
   CreateTagsCommand,
   DescribeAddressesCommand,
   DescribeInstanceAttributeCommand,
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
+  DescribeSecurityGroupsCommand,
   ModifyInstanceAttributeCommand,
   type Address,
   type RouteTable,
+  type SecurityGroup,
 } from '@aws-sdk/client-ec2';
 import { NETWORK_PRIVATE, TAG, awsErrorName, isRetryableAwsError, pointDefaultRoute, stackFilters, tagValue, type Ec2, type RouteWrite } from '@hanat/core';
 import { errorMessage } from './errors.js';
@@ -194,6 +197,35 @@ export class Ec2Api {
    */
   async pointDefaultRoute(routeTableId: string, eniId: string, routeExists: boolean): Promise<RouteWrite> {
     return pointDefaultRoute(this.ec2, routeTableId, eniId, routeExists, (action, fn) => call(action, routeTableId, fn));
+  }
+
+  /** Those of `groupIds` that carry the stack's tag, with their rules. */
+  async stackSecurityGroups(stack: string, groupIds: string[]): Promise<SecurityGroup[]> {
+    const res = await call('DescribeSecurityGroups', `${groupIds.join(',')} with ${TAG.stack}=${stack}`, () =>
+      this.ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-id', Values: groupIds }, ...stackFilters(stack)] })),
+    );
+    return (res.SecurityGroups ?? []).filter((g) => typeof g.GroupId === 'string' && groupIds.includes(g.GroupId));
+  }
+
+  /**
+   * Admits all traffic from `cidr` into the group. A rule that is already there (another
+   * NAT of the stack added it first) is success: the call is idempotent in effect.
+   */
+  async admitCidr(groupId: string, cidr: string): Promise<'added' | 'present'> {
+    try {
+      await call('AuthorizeSecurityGroupIngress', groupId, () =>
+        this.ec2.send(
+          new AuthorizeSecurityGroupIngressCommand({
+            GroupId: groupId,
+            IpPermissions: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: cidr, Description: 'hanat agent: a VPC CIDR block added after deploy' }] }],
+          }),
+        ),
+      );
+      return 'added';
+    } catch (err) {
+      if (err instanceof AwsCallError && err.code === 'InvalidPermission.Duplicate') return 'present';
+      throw err;
+    }
   }
 
   async tag(resources: string[], tags: { Key: string; Value: string }[]): Promise<void> {

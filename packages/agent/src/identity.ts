@@ -20,6 +20,8 @@ export interface Identity {
   privateIp: string;
   /** Instance tags whose key starts with `hanat:` (empty when tags in metadata are off). */
   tags: Record<string, string>;
+  /** Security groups of the primary interface (absent when IMDS did not list them). */
+  securityGroupIds?: string[] | undefined;
 }
 
 /** The instance tag keys the agent reads values for (one IMDS call each). */
@@ -39,12 +41,13 @@ export async function readIdentity(imds: Imds): Promise<Identity> {
   const m = check('mac', mac.trim().toLowerCase(), MAC);
   const base = `network/interfaces/macs/${m}`;
   const keys = (tagList ?? '').split('\n').map((k) => k.trim()).filter((k) => k !== '' && wantedTag(k));
-  const [subnetId, vpcId, cidrs, eniId, localIps, ...tagValues] = await Promise.all([
+  const [subnetId, vpcId, cidrs, eniId, localIps, groups, ...tagValues] = await Promise.all([
     imds.get(`${base}/subnet-id`),
     imds.get(`${base}/vpc-id`),
     imds.get(`${base}/vpc-ipv4-cidr-blocks`),
     imds.get(`${base}/interface-id`),
     imds.get(`${base}/local-ipv4s`),
+    imds.getOptional(`${base}/security-group-ids`),
     ...keys.map((k) => imds.get(`tags/instance/${encodeURI(k)}`)),
   ]);
 
@@ -60,6 +63,7 @@ export async function readIdentity(imds: Imds): Promise<Identity> {
     privateIp: check('local-ipv4', privateIp.trim(), { test: isIpv4 }),
     tags: {},
   };
+  if (groups !== undefined) id.securityGroupIds = lines(groups).map((g) => check(`${base}/security-group-ids`, g, /^sg-[0-9a-f]{8,17}$/));
   if (!id.az.startsWith(id.region)) throw bad('placement/availability-zone', id.az, `is not in region ${id.region}`);
   if (id.vpcCidrs.length === 0) throw bad(`${base}/vpc-ipv4-cidr-blocks`, cidrs, 'lists no CIDR');
   const ips = lines(localIps);
@@ -99,6 +103,11 @@ export function isIpv4(s: string): boolean {
 export function isIpv4Cidr(s: string): boolean {
   const [addr, len, ...rest] = s.split('/');
   return rest.length === 0 && addr !== undefined && isIpv4(addr) && len !== undefined && /^(0|[1-9][0-9]?)$/.test(len) && Number(len) <= 32;
+}
+
+/** Whether the range `inner` lies inside `outer` (both already valid). */
+export function cidrCovers(outer: string, inner: string): boolean {
+  return Number(outer.split('/')[1]) <= Number(inner.split('/')[1]) && cidrContains(outer, inner.split('/')[0]!);
 }
 
 /** Whether the IPv4 address `ip` lies inside `cidr` (both already valid). */

@@ -11,6 +11,7 @@ export const DESCRIBE_ACTIONS = [
   'ec2:DescribeInstances',
   'ec2:DescribeAddresses',
   'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeSecurityGroups',
   'autoscaling:DescribeAutoScalingGroups',
   'autoscaling:DescribeAutoScalingInstances',
 ] as const;
@@ -63,6 +64,15 @@ export function agentPolicyDocument(opts: AgentPolicyOptions): CfnValue {
       Condition: taggedWithThisStack,
     },
   ];
+  statements.push({
+    // A VPC CIDR block associated after deploy: the agents add it to their own group's
+    // ingress, so that its hosts are not dropped before the NAT (docs/agent.md).
+    Sid: 'AdmitVpcCidrs',
+    Effect: 'Allow',
+    Action: 'ec2:AuthorizeSecurityGroupIngress',
+    Resource: arn('ec2', 'security-group/*'),
+    Condition: taggedWithThisStack,
+  });
   if (opts.eip) {
     statements.push({
       Sid: 'AssociateAzEip',
