@@ -1,6 +1,7 @@
 /**
- * docs/agent.md's IAM table against the code: it lists exactly the calls the
- * agent makes (read from its source) and exactly the grants of the template's
+ * The IAM tables of docs/agent.md (by action) and docs/template.md (by
+ * statement) against the code: together they list exactly the calls the agent
+ * makes (read from its source) and exactly the grants of the template's
  * `hanat-agent` policy, each with a reason; a grant the agent does not use yet
  * must say so ("not built yet").
  */
@@ -27,9 +28,19 @@ function agentCalls(): string[] {
   return [...calls].sort();
 }
 
+interface PolicyStatement {
+  Sid: string;
+  Action: string | string[];
+}
+
+function statements(): PolicyStatement[] {
+  return (agentPolicyDocument({ privateRouteTables: ['Az0PrivateRouteTable'], eip: true }) as { Statement: PolicyStatement[] }).Statement;
+}
+
+const actionsOf = (s: PolicyStatement): string[] => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+
 function granted(): string[] {
-  const doc = agentPolicyDocument({ privateRouteTables: ['Az0PrivateRouteTable'], eip: true }) as { Statement: { Action: string | string[] }[] };
-  return [...new Set(doc.Statement.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action])))].sort();
+  return [...new Set(statements().flatMap(actionsOf))].sort();
 }
 
 interface Row {
@@ -49,6 +60,49 @@ function documented(): Row[] {
       return { actions: [...first.matchAll(/`((?:ec2|autoscaling):[A-Za-z]+)`/g)].map((m) => m[1]!), text: l };
     });
 }
+
+/** The rows of the table under "## IAM: what the NATs may do" in docs/template.md: Sid, actions, and the whole line. */
+function templateRows(): { sid: string; actions: string[]; text: string }[] {
+  const doc = readFileSync(new URL('../../../docs/template.md', import.meta.url), 'utf8');
+  const at = doc.indexOf('\n## IAM: what the NATs may do');
+  expect(at).toBeGreaterThan(0);
+  const section = doc.slice(at, doc.indexOf('\n## ', at + 5));
+  return section
+    .split('\n')
+    .filter((l) => l.startsWith('| `'))
+    .map((l) => {
+      const cells = l.split('|').slice(1, -1);
+      return {
+        sid: /`([A-Za-z]+)`/.exec(cells[0]!)![1]!,
+        actions: [...cells[1]!.matchAll(/`((?:ec2|autoscaling):[A-Za-z]+)`/g)].map((m) => m[1]!),
+        text: l,
+      };
+    });
+}
+
+describe('docs/template.md IAM', () => {
+  const rows = templateRows();
+  const calls = agentCalls();
+
+  it('has one row per statement of the hanat-agent policy, with exactly its actions and a reason', () => {
+    const policy = statements();
+    expect(rows.map((r) => r.sid).sort()).toEqual(policy.map((s) => s.Sid).sort());
+    for (const s of policy) {
+      const row = rows.find((r) => r.sid === s.Sid)!;
+      expect(row.actions.sort(), s.Sid).toEqual(actionsOf(s).sort());
+      expect(row.text.split('|').at(-2)?.trim().length ?? 0, s.Sid).toBeGreaterThan(20);
+    }
+  });
+
+  it('covers every call the agent makes, and marks a grant the agent does not call', () => {
+    const listed = rows.flatMap((r) => r.actions);
+    for (const c of calls) expect(listed, `${c} is called by the agent`).toContain(c);
+    for (const r of rows) {
+      const unused = r.actions.filter((a) => !calls.includes(a));
+      if (unused.length) expect(r.text, `${unused.join(', ')}: granted, not called`).toMatch(/not built yet/);
+    }
+  });
+});
 
 describe('docs/agent.md IAM', () => {
   const rows = documented();

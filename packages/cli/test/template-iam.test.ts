@@ -36,15 +36,14 @@ function agentCalls(): string[] {
 /**
  * The resource types a call of the agent puts in its request, where they are
  * more than the action's required ones: the agent associates an EIP with a
- * network interface, and tags route tables.
+ * network interface, tags route tables, and admits VPC CIDR blocks into its group.
  */
 const REQUEST_TYPES: Record<string, string[]> = {
   'ec2:AssociateAddress': ['elastic-ip', 'network-interface'],
   'ec2:CreateTags': ['route-table'],
-  'ec2:DeleteTags': ['route-table'],
   'ec2:CreateRoute': ['route-table'],
   'ec2:ReplaceRoute': ['route-table'],
-  'ec2:DeleteRoute': ['route-table'],
+  'ec2:AuthorizeSecurityGroupIngress': ['security-group'],
   'ec2:DescribeInstanceAttribute': ['instance'],
   'ec2:ModifyInstanceAttribute': ['instance'],
   'autoscaling:SetInstanceHealth': ['autoScalingGroup'],

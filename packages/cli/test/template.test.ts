@@ -326,13 +326,13 @@ describe('IAM', () => {
     const statements = statementsOf(renderTemplate({ azs, eip: true }));
     const tables = Array.from({ length: azs }, (_, i) => routeTableArn(`Az${i}PrivateRouteTable`));
     const routes = statements.filter((s) => actions(s).some((a) => /Route$/.test(a)));
-    expect(routes).toEqual([{ Sid: 'SteerPrivateRoutes', Effect: 'Allow', Action: ['ec2:CreateRoute', 'ec2:ReplaceRoute', 'ec2:DeleteRoute'], Resource: tables }]);
+    expect(routes).toEqual([{ Sid: 'SteerPrivateRoutes', Effect: 'Allow', Action: ['ec2:CreateRoute', 'ec2:ReplaceRoute'], Resource: tables }]);
     const tagging = statements.filter((s) => actions(s).some((a) => /Tags$/.test(a)));
     expect(tagging).toEqual([
       {
         Sid: 'RecordRouteOwner',
         Effect: 'Allow',
-        Action: ['ec2:CreateTags', 'ec2:DeleteTags'],
+        Action: ['ec2:CreateTags'],
         Resource: tables,
         Condition: { 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG.owner, TAG.ownerSince] }, Null: { 'aws:TagKeys': 'false' } },
       },

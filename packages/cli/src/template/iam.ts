@@ -10,13 +10,11 @@ export const DESCRIBE_ACTIONS = [
   'ec2:DescribeRouteTables',
   'ec2:DescribeInstances',
   'ec2:DescribeAddresses',
-  'ec2:DescribeNetworkInterfaces',
   'ec2:DescribeSecurityGroups',
-  'autoscaling:DescribeAutoScalingGroups',
-  'autoscaling:DescribeAutoScalingInstances',
 ] as const;
 
-export const ROUTE_ACTIONS = ['ec2:CreateRoute', 'ec2:ReplaceRoute', 'ec2:DeleteRoute'] as const;
+/** Claim, take over and hand over a default route: always by pointing it at a NAT, never by deleting it. */
+export const ROUTE_ACTIONS = ['ec2:CreateRoute', 'ec2:ReplaceRoute'] as const;
 
 /** The only tags an agent writes: who owns a private route table's default route, and since when. */
 export const AGENT_TAG_KEYS = [TAG.owner, TAG.ownerSince] as const;
@@ -45,12 +43,11 @@ export function agentPolicyDocument(opts: AgentPolicyOptions): CfnValue {
     {
       Sid: 'RecordRouteOwner',
       Effect: 'Allow',
-      Action: ['ec2:CreateTags', 'ec2:DeleteTags'],
+      Action: ['ec2:CreateTags'],
       Resource: routeTableArns,
       Condition: {
         'ForAllValues:StringEquals': { 'aws:TagKeys': [...AGENT_TAG_KEYS] },
-        // DeleteTags without a tag list deletes every tag; an empty key set would
-        // satisfy ForAllValues, so require the request to name its keys.
+        // An empty key set would satisfy ForAllValues: require the request to name its keys.
         Null: { 'aws:TagKeys': 'false' },
       },
     },
@@ -64,15 +61,6 @@ export function agentPolicyDocument(opts: AgentPolicyOptions): CfnValue {
       Condition: taggedWithThisStack,
     },
   ];
-  statements.push({
-    // A VPC CIDR block associated after deploy: the agents add it to their own group's
-    // ingress, so that its hosts are not dropped before the NAT (docs/agent.md).
-    Sid: 'AdmitVpcCidrs',
-    Effect: 'Allow',
-    Action: 'ec2:AuthorizeSecurityGroupIngress',
-    Resource: arn('ec2', 'security-group/*'),
-    Condition: taggedWithThisStack,
-  });
   if (opts.eip) {
     statements.push({
       Sid: 'AssociateAzEip',
@@ -82,6 +70,15 @@ export function agentPolicyDocument(opts: AgentPolicyOptions): CfnValue {
       Condition: taggedWithThisStack,
     });
   }
+  statements.push({
+    // A VPC CIDR block associated after deploy: the agents add it to their own group's
+    // ingress, so that its hosts are not dropped before the NAT (docs/agent.md).
+    Sid: 'AdmitVpcCidrs',
+    Effect: 'Allow',
+    Action: 'ec2:AuthorizeSecurityGroupIngress',
+    Resource: [arn('ec2', 'security-group/*')],
+    Condition: taggedWithThisStack,
+  });
   statements.push({
     Sid: 'ReplaceFailedNat',
     Effect: 'Allow',
