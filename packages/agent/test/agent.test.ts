@@ -1,11 +1,13 @@
 import {
   AssociateAddressCommand,
+  AuthorizeSecurityGroupIngressCommand,
   CreateRouteCommand,
   CreateTagsCommand,
   DescribeAddressesCommand,
   DescribeInstanceAttributeCommand,
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
+  DescribeSecurityGroupsCommand,
   EC2Client,
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
@@ -614,5 +616,91 @@ describe('route decision', () => {
 
   it('keeps a route pointing at it and fixes a stale owner tag', () => {
     expect(decideRoute(table('rtb-1', { route: 'me', owner: 'i-0fffffffffffffff1' }), me, claimedAt)).toEqual({ kind: 'keep', fixOwnerTag: true });
+  });
+});
+
+describe('VPC CIDR blocks in the security group', () => {
+  const SG = 'sg-0123456789abcdef0';
+  const group = (...cidrs: string[]) => ({
+    GroupId: SG,
+    IpPermissions: [{ IpProtocol: '-1', IpRanges: cidrs.map((CidrIp) => ({ CidrIp })) }],
+    Tags: [{ Key: 'hanat:stack', Value: 'prod' }],
+  });
+
+  function startWithGroups(id: Partial<typeof ME>, imds?: unknown): void {
+    const log = pino({ level: 'debug' }, logs.stream);
+    const kernel = new Kernel({ exec: host.exec, fs: host.fs, log });
+    const agent = new Agent(CONFIG, { ...ME, securityGroupIds: [SG], ...id }, { ec2: new EC2Client({ region: 'us-east-1' }), kernel, log, clock, random: () => 0, ...(imds ? { imds: imds as never } : {}) });
+    running = agent.run(stop.signal);
+  }
+
+  it('admits a VPC block the stack group lacks, after the routes are claimed, and only that one', async () => {
+    ec2Mock.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [group('10.0.0.0/16')] });
+    ec2Mock.on(AuthorizeSecurityGroupIngressCommand).resolves({ Return: true });
+    startWithGroups({ vpcCidrs: ['10.0.0.0/16', '100.64.0.0/16'] });
+    await clock.idle();
+    expect(sent().slice(-2)).toEqual(['DescribeSecurityGroups', 'AuthorizeSecurityGroupIngress']);
+    expect(sent().indexOf('ReplaceRoute')).toBeLessThan(sent().indexOf('DescribeSecurityGroups'));
+    expect(inputs(DescribeSecurityGroupsCommand)).toEqual([
+      { Filters: [{ Name: 'group-id', Values: [SG] }, { Name: 'tag:hanat:stack', Values: ['prod'] }] },
+    ]);
+    expect(inputs(AuthorizeSecurityGroupIngressCommand)).toEqual([
+      { GroupId: SG, IpPermissions: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: '100.64.0.0/16', Description: 'hanat agent: a VPC CIDR block added after deploy' }] }] },
+    ]);
+    expect(logs.lines.find((l) => l.event === 'ingress.admitted')).toMatchObject({ groupId: SG, cidr: '100.64.0.0/16', already: false });
+  });
+
+  it('writes nothing when the group already admits every block (a wider rule counts), and checks again each recheck interval', async () => {
+    ec2Mock.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [group('10.0.0.0/8')] });
+    startWithGroups({ vpcCidrs: ['10.0.0.0/16', '10.1.0.0/16'] });
+    await clock.idle();
+    await clock.advance(CONFIG.recheckIntervalMs);
+    expect(sent().filter((c) => c === 'DescribeSecurityGroups')).toHaveLength(2);
+    expect(sent()).not.toContain('AuthorizeSecurityGroupIngress');
+  });
+
+  it('takes a rule another NAT added first (InvalidPermission.Duplicate) as done', async () => {
+    ec2Mock.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [group('10.0.0.0/16')] });
+    ec2Mock.on(AuthorizeSecurityGroupIngressCommand).rejects(awsError('InvalidPermission.Duplicate', 400));
+    startWithGroups({ vpcCidrs: ['10.0.0.0/16', '100.64.0.0/16'] });
+    await clock.idle();
+    expect(logs.lines.find((l) => l.event === 'ingress.admitted')).toMatchObject({ cidr: '100.64.0.0/16', already: true });
+    expect(logs.events()).not.toContain('aws.rejected');
+  });
+
+  it('admits a block at once when instance metadata first lists it, not a recheck interval later', async () => {
+    const { startFakeImds, defaultMetadata, MAC } = await import('./support/fake-imds.js');
+    const { Imds } = await import('../src/imds.js');
+    const fake = await startFakeImds(defaultMetadata());
+    fake.metadata[`network/interfaces/macs/${MAC}/vpc-ipv4-cidr-blocks`] = '10.0.0.0/16';
+    // Throttled once at boot, so its own next run falls due after the kernel re-reads the blocks.
+    ec2Mock.on(DescribeSecurityGroupsCommand).rejectsOnce(awsError('RequestLimitExceeded', 503)).resolves({ SecurityGroups: [group('10.0.0.0/16')] });
+    ec2Mock.on(AuthorizeSecurityGroupIngressCommand).resolves({ Return: true });
+    try {
+      startWithGroups({ mac: MAC }, new Imds({ endpoint: fake.url, totalTimeoutMs: 200, maxAttempts: 1 }));
+      await clock.idle();
+      await clock.advance(1_000);
+      expect(sent().filter((c) => c === 'DescribeSecurityGroups')).toHaveLength(2);
+      expect(sent()).not.toContain('AuthorizeSecurityGroupIngress');
+      fake.metadata[`network/interfaces/macs/${MAC}/vpc-ipv4-cidr-blocks`] = '10.0.0.0/16\n100.64.0.0/16';
+      // The kernel task re-reads the blocks one recheck interval after start; the ingress
+      // task's own run is due later than that, so only being woken makes it run now.
+      await clock.advance(CONFIG.recheckIntervalMs - 1_000);
+      expect(inputs<{ IpPermissions: { IpRanges: { CidrIp: string }[] }[] }>(AuthorizeSecurityGroupIngressCommand).map((i) => i.IpPermissions[0]!.IpRanges[0]!.CidrIp)).toEqual(['100.64.0.0/16']);
+      expect(logs.events().indexOf('vpc.cidrs_changed')).toBeLessThan(logs.events().indexOf('ingress.admitted'));
+    } finally {
+      stop.abort();
+      await running;
+      await fake.close();
+    }
+  });
+
+  it('warns once, and writes nothing, when none of its groups is the stack\'s', async () => {
+    ec2Mock.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [] });
+    startWithGroups({ vpcCidrs: ['10.0.0.0/16', '100.64.0.0/16'] });
+    await clock.idle();
+    await clock.advance(CONFIG.recheckIntervalMs);
+    expect(logs.events().filter((e) => e === 'ingress.no_group')).toHaveLength(1);
+    expect(sent()).not.toContain('AuthorizeSecurityGroupIngress');
   });
 });

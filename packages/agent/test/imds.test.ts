@@ -112,6 +112,13 @@ describe('instance identity', () => {
     });
   });
 
+  it("reads the primary interface's security groups when IMDS lists them, and rejects a malformed one", async () => {
+    imds.metadata[`network/interfaces/macs/${MAC}/security-group-ids`] = 'sg-0123456789abcdef0\nsg-0fedcba9876543210';
+    expect((await readIdentity(new Imds({ endpoint: imds.url }))).securityGroupIds).toEqual(['sg-0123456789abcdef0', 'sg-0fedcba9876543210']);
+    imds.metadata[`network/interfaces/macs/${MAC}/security-group-ids`] = 'default';
+    await expect(readIdentity(new Imds({ endpoint: imds.url }))).rejects.toThrow(/security-group-ids = 'default' is not valid/);
+  });
+
   it('reads only hanat: tag values', async () => {
     await imds.close();
     imds = await startFakeImds(defaultMetadata({ 'hanat:stack': 'prod', Name: 'nat-a', team: 'net' }));
