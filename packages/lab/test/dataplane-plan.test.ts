@@ -120,6 +120,33 @@ describe('router plan', () => {
     expect(plan(snapshot()).forwardRules.join('\n')).not.toContain('crash');
   });
 
+  it('enforces security group ingress for instances whose groups are known, for what comes from inside the VPC and opens a connection', () => {
+    const snap = snapshot();
+    snap.instances[0]!.ingress = [
+      { protocol: '-1', cidr: '10.0.0.0/16' },
+      { protocol: 'tcp', fromPort: 22, toPort: 22, cidr: '192.0.2.0/24' },
+      { protocol: 'udp', fromPort: 1000, toPort: 2000, cidr: '192.0.2.0/24' },
+      { protocol: 'icmp', fromPort: 8, toPort: -1, cidr: '0.0.0.0/0' },
+      { protocol: 'icmp', fromPort: 3, toPort: 4, cidr: '0.0.0.0/0' },
+      { protocol: '-1', cidr: '2001:db8::/32' },
+    ];
+    const p = plan(snap);
+    expect(p.ingressRules).toEqual([
+      'oifname "hl0000e1" ip saddr 10.0.0.0/16 return',
+      'oifname "hl0000e1" ip saddr 192.0.2.0/24 tcp dport 22 return',
+      'oifname "hl0000e1" ip saddr 192.0.2.0/24 udp dport 1000-2000 return',
+      'oifname "hl0000e1" ip saddr 0.0.0.0/0 icmp type 8 return',
+      'oifname "hl0000e1" ip saddr 0.0.0.0/0 icmp type 3 icmp code 4 return',
+      'oifname "hl0000e1" drop comment "security group ingress i-a"',
+    ]);
+    // Stateful, and the internet gateway's side is not judged here (the lab's scope: EMULATOR.md).
+    expect(p.forwardRules.at(-1)).toBe('iifname != "hl0000gw" ct state != { established, related } jump sg_ingress');
+    // i-b's groups are unknown (no `ingress`): nothing is filtered for it, and nothing at all without groups.
+    expect(p.ingressRules.join('\n')).not.toContain('hl0000e2');
+    expect(plan(snapshot()).ingressRules).toEqual([]);
+    expect(plan(snapshot()).forwardRules.join('\n')).not.toContain('sg_ingress');
+  });
+
   it('maps public addresses one to one for running instances only, never twice', () => {
     const snap = snapshot();
     snap.instances.push({ ...snap.instances[0]!, instanceId: 'i-c', privateIp: '10.0.0.7' });

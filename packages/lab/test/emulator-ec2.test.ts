@@ -6,7 +6,9 @@ import {
   AllocateAddressCommand,
   AssociateAddressCommand,
   AssociateRouteTableCommand,
+  AssociateVpcCidrBlockCommand,
   AttachInternetGatewayCommand,
+  AuthorizeSecurityGroupIngressCommand,
   CreateInternetGatewayCommand,
   CreateKeyPairCommand,
   CreateLaunchTemplateCommand,
@@ -43,6 +45,7 @@ import {
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LAB_INSTANCE_HEADER } from '../src/contract.js';
 import { LAB_IMAGES } from '../src/emulator/index.js';
 import { eventually, rejection, startLab, type Harness } from './emulator/helpers.js';
 
@@ -505,3 +508,77 @@ describe('AWS errors of the operations above', () => {
     expect(h.emu.world.ec2.addresses.size + h.emu.world.ec2.internetGateways.size).toBe(0);
   });
 });
+
+describe('secondary VPC CIDR blocks (VPC User Guide, "VPC CIDR blocks")', () => {
+  it('associates a block: Describe lists both, every route table routes it locally, subnets fit in it, IMDS lists it', async () => {
+    const { vpcId, routeTableId } = await network(h.ec2);
+    const id = await launch(h.ec2, (await network2(h.ec2, vpcId)).subnetId);
+    const out = await h.ec2.send(new AssociateVpcCidrBlockCommand({ VpcId: vpcId, CidrBlock: '10.1.0.0/16' }));
+    expect(out.CidrBlockAssociation).toMatchObject({ CidrBlock: '10.1.0.0/16', CidrBlockState: { State: 'associated' } });
+    const vpc = (await h.ec2.send(new DescribeVpcsCommand({ VpcIds: [vpcId] }))).Vpcs![0]!;
+    expect(vpc.CidrBlock).toBe('10.0.0.0/16');
+    expect(vpc.CidrBlockAssociationSet!.map((c) => c.CidrBlock)).toEqual(['10.0.0.0/16', '10.1.0.0/16']);
+    const tables = (await h.ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }))).RouteTables!;
+    for (const t of tables) expect(t.Routes!.filter((r) => r.GatewayId === 'local').map((r) => r.DestinationCidrBlock), t.RouteTableId).toEqual(['10.0.0.0/16', '10.1.0.0/16']);
+    expect(tables.map((t) => t.RouteTableId)).toContain(routeTableId);
+    await h.ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: '10.1.10.0/24', AvailabilityZone: 'us-east-1a' }));
+
+    const header = { [LAB_INSTANCE_HEADER]: id };
+    const token = await (await fetch(`${h.url}/latest/api/token`, { method: 'PUT', headers: { ...header, 'x-aws-ec2-metadata-token-ttl-seconds': '60' } })).text();
+    const mac = h.emu.world.ec2.instances.get(id)!.mac;
+    const blocks = await fetch(`${h.url}/latest/meta-data/network/interfaces/macs/${mac}/vpc-ipv4-cidr-blocks`, { headers: { ...header, 'x-aws-ec2-metadata-token': token } });
+    expect((await blocks.text()).split('\n')).toEqual(['10.0.0.0/16', '10.1.0.0/16']);
+  });
+
+  it("refuses an overlapping block, one from another private range than the primary's, a size outside /16-/28, and a sixth block", async () => {
+    const { vpcId } = await network(h.ec2);
+    const associate = (CidrBlock: string) => h.ec2.send(new AssociateVpcCidrBlockCommand({ VpcId: vpcId, CidrBlock }));
+    expect((await rejection(associate('10.0.128.0/17'))).name).toBe('InvalidVpc.Range');
+    expect((await rejection(associate('172.16.0.0/16'))).name).toBe('InvalidVpc.Range');
+    expect((await rejection(associate('10.1.0.0/29'))).name).toBe('InvalidVpc.Range');
+    for (const b of ['10.1.0.0/16', '10.2.0.0/16', '100.64.0.0/16', '10.3.0.0/16']) await associate(b);
+    expect((await rejection(associate('10.4.0.0/16'))).name).toBe('CidrLimitExceeded');
+  });
+});
+
+describe('security group ingress', () => {
+  it('adds rules that Describe shows and the data plane sees on the instances in the group; a duplicate fails the call', async () => {
+    const { vpcId, publicSubnetId } = await network(h.ec2);
+    // The emulator has no CreateSecurityGroup call (templates create groups): make one directly.
+    const sg = h.emu.world.ec2.createSecurityGroup({ name: 'nat', description: 'nat', vpcId }).id;
+    const id = (
+      await h.ec2.send(
+        new RunInstancesCommand({
+          MinCount: 1,
+          MaxCount: 1,
+          ImageId: LAB_IMAGES[0]!.id,
+          InstanceType: 't4g.nano',
+          NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: publicSubnetId, Groups: [sg] }],
+        }),
+      )
+    ).Instances![0]!.InstanceId!;
+    const ingressOf = () => h.emu.network.snapshot().instances.find((i) => i.instanceId === id)!.ingress;
+    expect(ingressOf()).toEqual([]);
+    const out = await h.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: sg, IpPermissions: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: '10.0.0.0/16', Description: 'vpc' }] }] }));
+    expect(out.Return).toBe(true);
+    await h.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: sg, IpProtocol: 'tcp', FromPort: 22, ToPort: 22, CidrIp: '192.0.2.0/24' }));
+    const group = (await h.ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [sg] }))).SecurityGroups![0]!;
+    expect(group.IpPermissions).toEqual([
+      expect.objectContaining({ IpProtocol: '-1', IpRanges: [{ CidrIp: '10.0.0.0/16', Description: 'vpc' }] }),
+      expect.objectContaining({ IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: '192.0.2.0/24' }] }),
+    ]);
+    expect(ingressOf()).toEqual([
+      { protocol: '-1', cidr: '10.0.0.0/16' },
+      { protocol: 'tcp', fromPort: 22, toPort: 22, cidr: '192.0.2.0/24' },
+    ]);
+    const dup = await rejection(h.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: sg, IpPermissions: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: '10.0.0.0/16' }] }] })));
+    expect(dup.name).toBe('InvalidPermission.Duplicate');
+    expect((await rejection(h.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: 'sg-0123456789abcdef0', CidrIp: '10.0.0.0/16', IpProtocol: '-1' })))).name).toBe('InvalidGroup.NotFound');
+  });
+});
+
+/** A public subnet of its own in an existing VPC's first block (for an instance). */
+async function network2(ec2: EC2Client, vpcId: string) {
+  const s = (await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: '10.0.1.0/24', AvailabilityZone: 'us-east-1a' }))).Subnet!;
+  return { subnetId: s.SubnetId! };
+}

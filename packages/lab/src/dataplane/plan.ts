@@ -228,7 +228,9 @@ function protocolMatch(r: NetIngressRule): string | undefined {
     case 'udp':
       return all ? ` meta l4proto ${r.protocol}` : ` ${r.protocol} dport${range}`;
     case 'icmp':
-      return all ? ' meta l4proto icmp' : ` icmp type${range}`;
+      // For ICMP, EC2's FromPort is the type and ToPort the code (-1: any).
+      if (all) return ' meta l4proto icmp';
+      return r.toPort === undefined || r.toPort === -1 ? ` icmp type ${r.fromPort}` : ` icmp type ${r.fromPort} icmp code ${r.toPort}`;
     default:
       return /^\d{1,3}$/.test(r.protocol) ? ` meta l4proto ${r.protocol}` : undefined;
   }
