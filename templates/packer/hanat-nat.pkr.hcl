@@ -3,14 +3,21 @@
 #
 # Build it with scripts/build-ami, which resolves the source image from AWS's
 # public SSM parameter, runs this template, requires IMDSv2 on the result and
-# publishes its id to SSM /hanat/ami/<arch>. To run Packer by hand:
+# publishes its id to SSM /hanat/ami/<arch>. To run Packer by hand, bring an
+# ed25519 key as build-ami does (Packer before 1.7 signs its own temporary RSA
+# key with ssh-rsa, which AL2023 refuses, and would wait for SSH until timeout):
 #
+#   ssh-keygen -t ed25519 -N '' -f /tmp/hanat-build
+#   aws ec2 import-key-pair --region eu-west-1 --key-name hanat-build \
+#     --public-key-material fileb:///tmp/hanat-build.pub
 #   packer build \
 #     -var arch=arm64 -var region=eu-west-1 \
+#     -var ssh_keypair_name=hanat-build -var ssh_private_key_file=/tmp/hanat-build \
 #     -var source_ami="$(aws ssm get-parameter --region eu-west-1 \
 #         --name /aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-default-arm64 \
 #         --query Parameter.Value --output text)" \
 #     templates/packer/hanat-nat.pkr.hcl
+#   aws ec2 delete-key-pair --region eu-west-1 --key-name hanat-build
 #
 # Written for Packer 1.6.6 (Debian 12) and later. 1.6.6 has neither the
 # amazon-parameterstore data source nor metadata_options/imds_support, hence
@@ -79,7 +86,7 @@ variable "ssh_source_cidr" {
 variable "ssh_keypair_name" {
   type        = string
   default     = ""
-  description = "EC2 key pair to log in to the build instance with (build-ami imports a fresh ed25519 key); empty lets Packer make a temporary one."
+  description = "EC2 key pair to log in to the build instance with (build-ami imports a fresh ed25519 key); empty lets Packer make a temporary RSA one, which AL2023 refuses with Packer before 1.7."
 }
 
 variable "ssh_private_key_file" {
