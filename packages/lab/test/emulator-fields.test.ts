@@ -53,6 +53,7 @@ import {
   DescribeInstancesCommand,
   DescribeKeyPairsCommand,
   DescribeRouteTablesCommand,
+  DescribeSecurityGroupsCommand,
   type AssociateAddressCommandOutput,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
@@ -112,6 +113,11 @@ const HANAT_READS = {
   'ec2:AssociateAddress': {
     readBy: ['packages/agent/src/ec2.ts', 'packages/agent/src/agent.ts'],
     fields: ['AssociationId'],
+  },
+  // The agent's ingress reconciler: which VPC CIDR blocks the stack's group admits.
+  'ec2:DescribeSecurityGroups': {
+    readBy: ['packages/agent/src/ec2.ts', 'packages/agent/src/agent.ts'],
+    fields: ['SecurityGroups[].GroupId', 'SecurityGroups[].IpPermissions[].IpProtocol', 'SecurityGroups[].IpPermissions[].IpRanges[].CidrIp'],
   },
   // hanat deploy --key.
   'ec2:DescribeKeyPairs': {
@@ -258,6 +264,7 @@ const NO_OUTPUT_READ = [
   'DeleteChangeSet', // cli/src/deploy.ts discardChangeSet
   'DeleteStack', // cli/src/deploy.ts, cli/src/destroy.ts
   'SetInstanceHealth', // agent/src/cli.ts (HA: stepping aside, fencing a failed peer)
+  'AuthorizeSecurityGroupIngress', // agent/src/ec2.ts admitCidr
 ];
 
 const STACK = 'lab';
@@ -290,6 +297,12 @@ const CALLS: Record<ContractKey, (w: World) => Promise<object>> = {
   'ec2:DescribeInstanceAttribute': (w) => w.h.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: w.instanceId, Attribute: 'sourceDestCheck' })),
   'ec2:DescribeAddresses': (w) => w.h.ec2.send(new DescribeAddressesCommand({ Filters: stackFilters(STACK, { [TAG.az]: w.az }) })),
   'ec2:AssociateAddress': (w) => Promise.resolve(w.associated),
+  'ec2:DescribeSecurityGroups': async (w) => {
+    // The agent names its interface's groups (from IMDS) and the stack's tag.
+    const instance = (await w.h.ec2.send(new DescribeInstancesCommand({ InstanceIds: [w.instanceId] }))).Reservations![0]!.Instances![0]!;
+    const groupIds = instance.SecurityGroups!.map((g) => g.GroupId!);
+    return w.h.ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-id', Values: groupIds }, ...stackFilters(STACK)] }));
+  },
   'ec2:DescribeKeyPairs': (w) => w.h.ec2.send(new DescribeKeyPairsCommand({ KeyNames: [KEY_NAME] })),
   'ssm:GetParameter': (w) => w.h.ssm.send(new GetParameterCommand({ Name: amiParameter('arm64') })),
   'ec2:DescribeImages': (w) => w.h.ec2.send(new DescribeImagesCommand({ ImageIds: [w.ami] })),
