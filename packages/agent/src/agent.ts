@@ -316,6 +316,8 @@ export class Agent {
         if (this.clock.now() < task.due || !task.gate()) continue;
         const exit = await this.runTask(task);
         if (exit !== undefined) return exit;
+        // Ready once the routes are claimed: the ingress check after them does not delay it.
+        if (task.name === 'routes') this.logReadyOnce();
       }
       this.logReadyOnce();
       if (signal.aborted) break;

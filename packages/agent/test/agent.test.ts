@@ -648,6 +648,7 @@ describe('VPC CIDR blocks in the security group', () => {
       { GroupId: SG, IpPermissions: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: '100.64.0.0/16', Description: 'hanat agent: a VPC CIDR block added after deploy' }] }] },
     ]);
     expect(logs.lines.find((l) => l.event === 'ingress.admitted')).toMatchObject({ groupId: SG, cidr: '100.64.0.0/16', already: false });
+    expect(logs.events().indexOf('agent.ready')).toBeLessThan(logs.events().indexOf('ingress.admitted'));
   });
 
   it('writes nothing when the group already admits every block (a wider rule counts), and checks again each recheck interval', async () => {
