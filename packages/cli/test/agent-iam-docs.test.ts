@@ -34,7 +34,7 @@ interface PolicyStatement {
 }
 
 function statements(): PolicyStatement[] {
-  return (agentPolicyDocument({ privateRouteTables: ['Az0PrivateRouteTable'], eip: true }) as { Statement: PolicyStatement[] }).Statement;
+  return (agentPolicyDocument({ privateRouteTables: ['Az0PrivateRouteTable'], eip: true }) as unknown as { Statement: PolicyStatement[] }).Statement;
 }
 
 const actionsOf = (s: PolicyStatement): string[] => (Array.isArray(s.Action) ? s.Action : [s.Action]);
