@@ -17,8 +17,8 @@ export const DESCRIBE_ACTIONS = [
 
 export const ROUTE_ACTIONS = ['ec2:CreateRoute', 'ec2:ReplaceRoute', 'ec2:DeleteRoute'] as const;
 
-/** The only tags an agent writes: who owns a private route table's default route, and since when. */
-export const AGENT_TAG_KEYS = [TAG.owner, TAG.ownerSince] as const;
+/** The only tags an agent writes: who owns a private route table's default route, since when, and why. */
+export const AGENT_TAG_KEYS = [TAG.owner, TAG.ownerSince, TAG.ownerReason] as const;
 
 export interface AgentPolicyOptions {
   /** Logical ids of the private route tables the agents steer. */
