@@ -43,7 +43,8 @@ export const DEFAULT_POLL_INTERVAL_MS = 3_000;
 export const EXIT_CODES_HELP = `
 Exit codes:
   0    success (also: deploy found no changes; destroy found no such stack;
-       status: every AZ's traffic flows; failover found nothing to do)
+       status: every AZ's traffic flows; status --watch ended by Ctrl-C;
+       failover found nothing to do)
   1    the operation failed: the deploy or destroy failed (failed resources and
        their reasons are printed), AWS refused a call, the stack is busy or
        needs "hanat destroy" first, the prompt was answered "no", status
