@@ -30,7 +30,7 @@
  */
 import type { Logger } from 'pino';
 import type { RouteTable } from '@aws-sdk/client-ec2';
-import { DEFAULT_ROUTE_CIDR, TAG, defaultRoute, ownerTags, routeOwner, routeTarget, servingAz, tagValue, type Ec2, type RouteLike } from '@hanat/core';
+import { DEFAULT_ROUTE_CIDR, TAG, defaultRoute, ownerTags, routeOwner, routeTarget, servingAz, tagValue, type Ec2, type OwnerReason, type RouteLike } from '@hanat/core';
 import { backoff, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { AwsCallError, Ec2Api, classify, mayBeEventualConsistency } from './ec2.js';
@@ -609,15 +609,29 @@ export class Agent {
       return 0;
     }
 
-    const tagNow: string[] = [];
-    const handedTo = new Map<string, string[]>();
+    // Tables whose owner tags to write, by owner and hanat:owner-reason: one CreateTags per
+    // group, and a run has one group but when it both claims its own and takes over a table.
+    const toTag = new Map<string, { owner: string; reason: OwnerReason; ids: string[] }>();
+    const tagLater = (owner: string, reason: OwnerReason, id: string) => {
+      const key = `${owner} ${reason}`;
+      const group = toTag.get(key) ?? { owner, reason, ids: [] };
+      group.ids.push(id);
+      toTag.set(key, group);
+    };
+    // Why this NAT serves table `t`, served by `az`: its own AZ's; another AZ's pinned here
+    // (hanat failover); or one taken over, for why that AZ's NAT failed.
+    const reasonFor = (t: RouteTable, az: string): OwnerReason => {
+      if (tagValue(t.Tags, TAG.az) === this.config.az) return 'own-az';
+      if (az === this.config.az) return 'manual-failover';
+      return ha?.ownerReason(az) ?? 'own-az';
+    };
     let toHandOver = 0;
     const claim = async (t: RouteTable, reason: RouteDecision & { kind: 'claim' }, az: string): Promise<void> => {
       const id = t.RouteTableId!;
       const c0 = this.clock.now();
       const action = await this.api.pointDefaultRoute(id, this.id.eniId, reason.reason !== 'missing');
       this.lastClaimAt.set(id, this.clock.now());
-      tagNow.push(id);
+      tagLater(this.id.instanceId, reasonFor(t, az), id);
       const fields = {
         routeTableId: id,
         destination: DEFAULT_ROUTE_CIDR,
@@ -651,7 +665,7 @@ export class Agent {
             const c0 = this.clock.now();
             const action = await this.api.pointDefaultRoute(id, d.to.eniId!, true);
             toHandOver--;
-            handedTo.set(d.to.instanceId, [...(handedTo.get(d.to.instanceId) ?? []), id]);
+            tagLater(d.to.instanceId, ha.handOverReason(), id);
             this.logs.routes.warn(
               { event: 'route.handed_over', routeTableId: id, az, to: d.to.instanceId, toAz: d.to.az, networkInterfaceId: d.to.eniId, action, state: ha.state, durationMs: this.clock.now() - c0 },
               `route table ${id} handed to ${d.to.az}'s NAT ${d.to.instanceId} (this NAT is ${ha.state})`,
@@ -678,7 +692,7 @@ export class Agent {
         }
         if (decision.kind === 'keep') {
           if (!this.lastClaimAt.has(id)) this.lastClaimAt.set(id, this.clock.now());
-          if (decision.fixOwnerTag) tagNow.push(id);
+          if (decision.fixOwnerTag) tagLater(this.id.instanceId, reasonFor(t, az), id);
           const level = boot || decision.fixOwnerTag ? 'info' : 'debug';
           this.logs.routes[level]({ event: 'route.kept', routeTableId: id }, `route table ${id} already points at this instance`);
           return;
@@ -697,17 +711,15 @@ export class Agent {
       }),
     );
     const at = new Date(this.clock.now());
-    if (tagNow.length > 0) {
+    // This NAT's own claims first, then hand-overs, whatever order the route writes finished in.
+    const groups = [...toTag.values()].sort((a, b) => Number(a.owner !== this.id.instanceId) - Number(b.owner !== this.id.instanceId) || a.owner.localeCompare(b.owner) || a.reason.localeCompare(b.reason));
+    for (const { owner, reason, ids } of groups) {
       const c0 = this.clock.now();
-      await this.api.tag(tagNow.sort(), ownerTags(this.id.instanceId, at));
-      this.logs.routes.info({ event: 'route.owner_tagged', routeTableIds: tagNow, owner: this.id.instanceId, durationMs: this.clock.now() - c0 }, `${TAG.owner} written`);
-    }
-    for (const [owner, ids] of handedTo) {
-      await this.api.tag(ids.sort(), ownerTags(owner, at));
-      this.logs.routes.info({ event: 'route.owner_tagged', routeTableIds: ids, owner }, `${TAG.owner} written`);
+      await this.api.tag(ids.sort(), ownerTags(owner, at, reason));
+      this.logs.routes.info({ event: 'route.owner_tagged', routeTableIds: ids, owner, reason, durationMs: this.clock.now() - c0 }, `${TAG.owner} written`);
     }
     // What we wrote makes the tables last observed stale: the next fast path must observe first.
-    if (tagNow.length > 0 || handedTo.size > 0 || results.some((r) => r.status === 'rejected')) this.lastTables = undefined;
+    if (toTag.size > 0 || results.some((r) => r.status === 'rejected')) this.lastTables = undefined;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     this.logs.routes.debug({ event: 'routes.checked', tables: mine.length + taken.length, durationMs: this.clock.now() - t0 }, 'routes checked');

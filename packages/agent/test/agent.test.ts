@@ -237,7 +237,7 @@ describe('start-up', () => {
     expect(logs.lines.find((l) => l.event === 'route.skipped_override')).toMatchObject({ routeTableId: 'rtb-0aaaaaaaaaaaaaaa1', override: 'us-east-1b' });
   });
 
-  it('writes hanat:owner and hanat:owner-since for the tables it claimed, in one call', async () => {
+  it('writes hanat:owner, hanat:owner-since and hanat:owner-reason own-az for the tables it claimed, in one call', async () => {
     ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa1'), table('rtb-0aaaaaaaaaaaaaaa2', { route: 'missing' })] });
     startAgent();
     await clock.idle();
@@ -247,8 +247,18 @@ describe('start-up', () => {
         Tags: [
           { Key: 'hanat:owner', Value: ME.instanceId },
           { Key: 'hanat:owner-since', Value: new Date(clock.now()).toISOString() },
+          { Key: 'hanat:owner-reason', Value: 'own-az' },
         ],
       },
+    ]);
+  });
+
+  it('records manual-failover as the reason for another AZ\'s table pinned to its AZ', async () => {
+    ec2Mock.on(DescribeRouteTablesCommand).resolves({ RouteTables: [table('rtb-0aaaaaaaaaaaaaaa3', { az: 'us-east-1c', override: 'us-east-1a' })] });
+    startAgent();
+    await clock.idle();
+    expect(inputs<{ Resources: string[]; Tags: { Key: string; Value: string }[] }>(CreateTagsCommand)).toEqual([
+      expect.objectContaining({ Resources: ['rtb-0aaaaaaaaaaaaaaa3'], Tags: expect.arrayContaining([{ Key: 'hanat:owner-reason', Value: 'manual-failover' }]) }),
     ]);
   });
 

@@ -6,7 +6,7 @@
  * an order that A's agent cannot undo half-way, and that needs no agent at all:
  *   1. tag A's tables `hanat:override=B` (A's agent leaves pinned tables alone),
  *   2. point 0.0.0.0/0 at B's NAT's primary network interface (replace, else create),
- *   3. write `hanat:owner` / `hanat:owner-since` (B's NAT, now).
+ *   3. write `hanat:owner` / `hanat:owner-since` / `hanat:owner-reason=manual-failover` (B's NAT, now).
  * Re-running it finishes an interrupted failover, and does nothing when all is done.
  *
  * `--az A --restore` removes the pin and nothing else: A's agent takes the
@@ -288,7 +288,7 @@ export async function failover(opts: FailoverOptions, deps: ActionDeps): Promise
         routed.add(id);
       }
       if (owners.length) {
-        const tags = ownerTags(nat.instanceId, new Date(deps.clock.now()));
+        const tags = ownerTags(nat.instanceId, new Date(deps.clock.now()), 'manual-failover');
         await retrying('CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: owners, Tags: tags })), deps);
       }
     } catch (err) {

@@ -6,7 +6,8 @@
 import { TAG } from '@hanat/core';
 import type { FailoverResult } from './failover.js';
 import type { EipState, NatState } from './observe.js';
-import type { StatusResult, TableVerdict, Verdict } from './status.js';
+import type { Palette } from './format.js';
+import type { StatusResult, TableVerdict, Verdict, WatchFrame } from './status.js';
 
 /** Columns padded to their widest cell; the last column is not padded. */
 function columns(rows: readonly (readonly string[])[]): string {
@@ -83,9 +84,9 @@ function natJson(n: NatState) {
   };
 }
 
-/** The `--json` document of `hanat status`. */
-export function statusJson(r: StatusResult): string {
-  const doc = {
+/** The `--json` document of `hanat status`, as an object. */
+export function statusDoc(r: StatusResult) {
+  return {
     stack: r.stack,
     region: r.region,
     stackStatus: r.stackStatus,
@@ -95,21 +96,87 @@ export function statusJson(r: StatusResult): string {
     azs: r.azs.map((a) => ({
       az: a.az,
       verdict: a.verdict,
+      servedBy: orNull(a.servedBy),
+      since: orNull(a.since),
+      reason: orNull(a.reason),
+      detail: a.detail,
       routeTables: a.routeTables.map((t) => ({
         routeTableId: t.routeTableId,
         verdict: t.verdict,
         detail: t.detail,
         route: t.route ? { target: t.route.target, networkInterfaceId: orNull(t.route.networkInterfaceId), instanceId: orNull(t.route.instanceId), state: orNull(t.route.state) } : null,
         servedBy: orNull(t.servedBy),
+        since: orNull(t.since),
+        reason: orNull(t.reason),
         override: orNull(t.override),
-        owner: t.owner ? { instanceId: t.owner.instanceId, since: orNull(t.owner.since) } : null,
+        owner: t.owner ? { instanceId: t.owner.instanceId, since: orNull(t.owner.since), reason: orNull(t.owner.reason) } : null,
       })),
     })),
     nats: r.nats.map(natJson),
     eips: r.eips.map((e) => ({ allocationId: e.allocationId, publicIp: orNull(e.publicIp), az: orNull(e.az), instanceId: orNull(e.instanceId), networkInterfaceId: orNull(e.networkInterfaceId) })),
     failedLaunches: r.failedLaunches.map((f) => ({ az: f.az, group: f.group, time: orNull(f.time), message: f.message, description: orNull(f.description) })),
   };
-  return JSON.stringify(doc, null, 2) + '\n';
+}
+
+/** The `--json` document of `hanat status`. */
+export function statusJson(r: StatusResult): string {
+  return JSON.stringify(statusDoc(r), null, 2) + '\n';
+}
+
+// ---- hanat status --watch ----
+
+/** ANSI control sequences (ECMA-48): cursor home, erase display, erase to the end of the line / display. */
+const HOME = '\x1b[H';
+const CLEAR_SCREEN = '\x1b[2J';
+const CLEAR_LINE_END = '\x1b[K';
+const CLEAR_BELOW = '\x1b[J';
+
+export interface WatchView {
+  /** Seconds between two looks. */
+  intervalS: number;
+  /** stdout is a terminal: redraw in place. Otherwise each look is printed after the last. */
+  tty: boolean;
+  /** Colours for the summary line (none off a terminal or with NO_COLOR). */
+  palette: Palette;
+}
+
+const clockTime = (ms: number) => `${new Date(ms).toISOString().slice(11, 19)} UTC`;
+
+/** One line: does every AZ reach the internet, and if not, which do not. */
+function summary(r: StatusResult, p: Palette): string {
+  if (r.degraded.length > 0) {
+    const n = r.degraded.length;
+    return p.red(`${n} ${n === 1 ? 'AZ cannot' : 'AZs cannot'} reach the internet: ${r.degraded.join(', ')}`);
+  }
+  const moved = r.azs.filter((a) => a.verdict !== 'ok').map((a) => `${a.az} ${verdictLabel(a.verdict)}`);
+  return p.green(`every AZ reaches the internet${moved.length ? ` (${moved.join(', ')})` : ''}`);
+}
+
+/**
+ * One screen of `hanat status --watch`, for people: a header with the time of the look,
+ * a summary line, then the status table. On a terminal the screen is drawn over the last
+ * one from the top-left corner (the first one clears the screen), each line erased to its
+ * end and everything below it erased, so nothing scrolls; off a terminal it is plain text
+ * that follows the last screen after a blank line. A failed look shows the error above the
+ * last good result.
+ */
+export function watchScreen(frame: WatchFrame, last: StatusResult | undefined, view: WatchView, first: boolean): string {
+  const p = view.palette;
+  const shown = frame.result ?? last;
+  const lines = [
+    `hanat status --watch: stack ${shown?.stack ?? '?'} in ${shown?.region ?? '?'}, a look every ${view.intervalS} s; last look ${clockTime(frame.at)}. Ctrl-C stops.`,
+    frame.error ? p.red(`This look failed: ${frame.error.message}${last ? '\nThe last good look follows.' : ''} The next look is in ${view.intervalS} s.`) : summary(frame.result, p),
+    '',
+  ];
+  const body = [...lines, ...(shown ? statusTable(shown).trimEnd().split('\n') : [])].join('\n').split('\n');
+  if (!view.tty) return `${first ? '' : '\n'}${body.join('\n')}\n`;
+  return `${first ? HOME + CLEAR_SCREEN : HOME}${body.map((l) => l + CLEAR_LINE_END).join('\n')}\n${CLEAR_BELOW}`;
+}
+
+/** One look of `hanat status --watch --json`: one JSON document on one line (JSON Lines), with its time. */
+export function watchJsonLine(frame: WatchFrame): string {
+  const time = new Date(frame.at).toISOString();
+  return JSON.stringify(frame.result ? { time, ...statusDoc(frame.result) } : { time, error: frame.error.message }) + '\n';
 }
 
 /** What `hanat failover` did, for people. */

@@ -64,6 +64,7 @@ process.exitCode = await run(argv, {
   stderr: (s) => process.stderr.write(s),
   stdinIsTTY: Boolean(process.stdin.isTTY),
   stderrIsTTY: Boolean(process.stderr.isTTY),
+  stdoutIsTTY: Boolean(process.stdout.isTTY),
   env: process.env,
   confirm,
   clock,

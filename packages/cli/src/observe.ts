@@ -8,7 +8,7 @@
 import { DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand, DescribeScalingActivitiesCommand } from '@aws-sdk/client-auto-scaling';
 import type { Stack } from '@aws-sdk/client-cloudformation';
 import { DescribeAddressesCommand, DescribeInstanceStatusCommand, DescribeInstancesCommand, DescribeRouteTablesCommand, type Instance, type RouteTable } from '@aws-sdk/client-ec2';
-import { NETWORK_PRIVATE, TAG, defaultRoute, routeOwner, routeTarget, stackFilters, tagValue, type AutoScaling, type Ec2 } from '@hanat/core';
+import { NETWORK_PRIVATE, TAG, defaultRoute, routeOwner, routeTarget, stackFilters, tagValue, type AutoScaling, type Ec2, type OwnerReason } from '@hanat/core';
 import { checkTarget, localRegion, type StackTargetOptions } from './aws.js';
 import { describeStack, ownershipOf, retrying, templateUnreadable } from './cfn.js';
 import type { ActionDeps, AwsClients } from './deps.js';
@@ -24,7 +24,8 @@ export interface TableState {
   az: string;
   /** `hanat:override`, the manual failover pin, if any. */
   override: string | undefined;
-  owner: { instanceId: string; since: string | undefined } | undefined;
+  /** `hanat:owner`, `hanat:owner-since`, `hanat:owner-reason`: who last pointed the route, when, and why. */
+  owner: { instanceId: string; since: string | undefined; reason: OwnerReason | undefined } | undefined;
   /** The 0.0.0.0/0 route; undefined when there is none. */
   route:
     | {
@@ -164,7 +165,7 @@ function tableState(t: RouteTable & { RouteTableId: string }, az: string): Table
     routeTableId: t.RouteTableId,
     az,
     override: override || undefined,
-    owner: owner ? { instanceId: owner.instanceId, since: owner.since === undefined ? undefined : new Date(owner.since).toISOString() } : undefined,
+    owner: owner ? { instanceId: owner.instanceId, since: owner.since === undefined ? undefined : new Date(owner.since).toISOString(), reason: owner.reason } : undefined,
     route: route
       ? {
           target: routeTarget(route),

@@ -13,10 +13,11 @@ import { deploy } from './deploy.js';
 import { destroy } from './destroy.js';
 import { failover } from './failover.js';
 import { deployJson, outputsTable, palette, stderrReporter, useColor } from './format.js';
-import { failoverJson, failoverText, statusJson, statusTable } from './format-nat.js';
-import { status, statusFailure } from './status.js';
+import { failoverJson, failoverText, statusJson, statusTable, watchJsonLine, watchScreen } from './format-nat.js';
+import { DEFAULT_WATCH_INTERVAL_S, MIN_WATCH_INTERVAL_S, parseWatchInterval, status, statusFailure, watchStatus, type StatusResult } from './status.js';
 import { template } from './template.js';
 import { DEFAULT_INSTANCE_TYPE, DEFAULT_TEMPLATE_OPTIONS, MAX_AZS, MIN_AZS, type TemplateOptions } from './template/render.js';
+import { UsageError } from './errors.js';
 import { parseAzs } from './validate.js';
 
 export interface ProgramDeps {
@@ -25,6 +26,8 @@ export interface ProgramDeps {
   stderr: (text: string) => void;
   stdinIsTTY: boolean;
   stderrIsTTY: boolean;
+  /** Whether stdout is a terminal (`status --watch` redraws in place there); false when left out. */
+  stdoutIsTTY?: boolean;
   env: Readonly<Record<string, string | undefined>>;
   confirm: (question: string, signal: AbortSignal) => Promise<boolean>;
   clock: Clock;
@@ -40,7 +43,8 @@ export const DEFAULT_POLL_INTERVAL_MS = 3_000;
 export const EXIT_CODES_HELP = `
 Exit codes:
   0    success (also: deploy found no changes; destroy found no such stack;
-       status: every AZ's traffic flows; failover found nothing to do)
+       status: every AZ's traffic flows; status --watch ended by Ctrl-C;
+       failover found nothing to do)
   1    the operation failed: the deploy or destroy failed (failed resources and
        their reasons are printed), AWS refused a call, the stack is busy or
        needs "hanat destroy" first, the prompt was answered "no", status
@@ -218,13 +222,22 @@ to CloudFormation; see docs/cli.md for how to watch it again.`,
     .addOption(required('--name <stack>', 'CloudFormation stack name'))
     .addOption(new Option('--region <region>', 'AWS region (else AWS_DEFAULT_REGION or the profile)').env('AWS_REGION'))
     .addOption(new Option('--profile <profile>', 'AWS profile from ~/.aws/config or ~/.aws/credentials').env('AWS_PROFILE'))
-    .option('--json', 'print the result as JSON on stdout')
+    .option('--json', 'print the result as JSON on stdout (with --watch: one line per look)')
+    .option('--watch', 'look again every --interval seconds until Ctrl-C, redrawing in place on a terminal')
+    .addOption(
+      new Option('--interval <seconds>', `seconds between two looks of --watch, at least ${MIN_WATCH_INTERVAL_S} (default ${DEFAULT_WATCH_INTERVAL_S})`).argParser(parseWatchInterval),
+    )
     .addHelpText(
       'after',
       `
-Reads only (Describe calls). One row per AZ's private route table, with a verdict:
+Reads only (Describe calls). One row per AZ's private route table, with a verdict,
+and who serves it, since when and why (the hanat:owner, hanat:owner-since and
+hanat:owner-reason tags written with each route change):
   ok              the AZ's own running NAT serves it
-  TAKEOVER        another AZ's running NAT serves it (since hanat:owner-since)
+  TAKEOVER        another AZ's running NAT serves it, since when, and why the AZ's
+                  own NAT failed: peer down (no heartbeats, and another NAT missed
+                  it too), stepped aside (failed its own checks), EC2 says not
+                  running, or impaired; or it handed over as it shut down
   PINNED          hanat failover pinned it to another AZ (hanat:override)
   BLACKHOLE       its route points at a NAT that is gone or stopped
   NO-ROUTE        it has no 0.0.0.0/0 route
@@ -241,13 +254,37 @@ what to do; stdout still has the table). A NAT that has just crashed in place lo
 ok until EC2's status checks fail (they run every minute). A private route table without hanat:az is in
 no AZ: stderr warns and names it.
 
+--watch looks again every --interval seconds (default ${DEFAULT_WATCH_INTERVAL_S}) until Ctrl-C, which
+exits 0. On a terminal it redraws in place; otherwise it prints each look after the
+last (with --json: one JSON document per line). The stack is looked up once; each
+later look makes 4 EC2 Describe calls and 1 Auto Scaling call for a healthy stack.
+The default keeps that to 1 % of what EC2 refills each Describe action's bucket
+with (20 a second), which every agent of every stack in the account and region
+shares, and needs most during an AZ outage, just when you watch.
+A look that fails is shown, and the watch goes on; degraded AZs do not end it.
+
 Examples:
   $ hanat status --name prod-vpc --region eu-west-1
-  $ hanat status --name prod-vpc --json | jq -r '.azs[] | "\\(.az) \\(.verdict)"'`,
+  $ hanat status --name prod-vpc --watch                 # redraws every ${DEFAULT_WATCH_INTERVAL_S} s; Ctrl-C stops
+  $ hanat status --name prod-vpc --json | jq -r '.azs[] | "\\(.az) \\(.verdict) \\(.reason)"'`,
     )
-    .action(async (opts: Parameters<typeof status>[0] & { json?: boolean }, cmd: Command) => {
+    .action(async (opts: Parameters<typeof status>[0] & { json?: boolean; watch?: boolean; interval?: number }, cmd: Command) => {
       const globals = cmd.optsWithGlobals<Globals>();
-      const result = await status({ ...opts, ...sources(cmd), debug: debugOn(globals) }, actionDeps(globals));
+      const d = actionDeps(globals);
+      const target = { ...opts, ...sources(cmd), debug: debugOn(globals) };
+      if (opts.interval !== undefined && !opts.watch) throw new UsageError(`--interval ${opts.interval} needs --watch: without it, hanat status looks once.`);
+      if (opts.watch) {
+        const intervalS = opts.interval ?? DEFAULT_WATCH_INTERVAL_S;
+        const tty = deps.stdoutIsTTY ?? false;
+        const view = { intervalS, tty, palette: palette(useColor(globals.color ?? 'auto', tty, deps.env)) };
+        let last: StatusResult | undefined;
+        for await (const frame of watchStatus({ ...target, intervalMs: intervalS * 1000 }, d)) {
+          deps.stdout(opts.json ? watchJsonLine(frame) : watchScreen(frame, last, view, last === undefined && frame.result !== undefined));
+          last = frame.result ?? last;
+        }
+        return;
+      }
+      const result = await status(target, d);
       deps.stdout(opts.json ? statusJson(result) : statusTable(result));
       const failure = statusFailure(result);
       if (failure) throw failure;

@@ -4,10 +4,10 @@
  * the program prints it and exits 1 when an AZ's traffic does not flow
  * (statusFailure), so `hanat status --json | jq` works either way.
  */
-import { TAG } from '@hanat/core';
+import { TAG, type OwnerReason } from '@hanat/core';
 import type { StackTargetOptions } from './aws.js';
-import type { ActionDeps } from './deps.js';
-import { HanatError, InterruptedError, OperationError, isAbort } from './errors.js';
+import type { ActionDeps, AwsClients } from './deps.js';
+import { HanatError, InterruptedError, OperationError, UsageError, isAbort } from './errors.js';
 import {
   checkStackTarget,
   findHanatStack,
@@ -53,13 +53,22 @@ export interface TableVerdict extends TableState {
   verdict: Verdict;
   /** The running NAT the route sends traffic to, when it is one of the stack's. */
   servedBy: { instanceId: string; az: string } | undefined;
-  /** One line for people: why this verdict. */
+  /** Since when `servedBy` serves it (`hanat:owner-since`), when `hanat:owner` names that NAT. */
+  since: string | undefined;
+  /** Why `servedBy` serves it (`hanat:owner-reason`), when `hanat:owner` names that NAT. */
+  reason: OwnerReason | undefined;
+  /** One line for people: who serves it and why, or why nobody does. */
   detail: string;
 }
 
 export interface AzStatus {
   az: string;
   verdict: Verdict;
+  /** Who serves the AZ, since when and why: those of the table that decides its verdict (its worst). */
+  servedBy: { instanceId: string; az: string } | undefined;
+  since: string | undefined;
+  reason: OwnerReason | undefined;
+  detail: string;
   routeTables: TableVerdict[];
 }
 
@@ -78,33 +87,63 @@ export interface StatusResult {
   failedLaunches: FailedLaunch[];
 }
 
-function sinceText(table: TableState, instanceId: string): string {
-  return table.owner?.instanceId === instanceId && table.owner.since ? ` since ${table.owner.since}` : '';
+/** What the owner tags say about `instanceId`, the NAT the route points at: nothing when they name another. */
+function recorded(table: TableState, instanceId: string): { since: string | undefined; reason: OwnerReason | undefined } {
+  return table.owner?.instanceId === instanceId ? { since: table.owner.since, reason: table.owner.reason } : { since: undefined, reason: undefined };
 }
 
+function sinceText(since: string | undefined): string {
+  return since ? ` since ${since}` : '';
+}
+
+/**
+ * Why another AZ's NAT serves a table, in words, from `hanat:owner-reason`; `whose` is
+ * the NAT that no longer serves it ("its", or "eu-west-1c's" for a pinned table).
+ */
+export function takeoverWhy(reason: OwnerReason | undefined, whose: string): string {
+  switch (reason) {
+    case 'peer-down':
+      return `because ${whose} NAT failed: it stopped sending heartbeats, and another NAT missed it too (peer down)`;
+    case 'stepped-aside':
+      return `because ${whose} NAT failed its own checks and stepped aside (unhealthy)`;
+    case 'ec2-not-running':
+      return `because ${whose} NAT failed: EC2 says it is not running`;
+    case 'ec2-impaired':
+      return `because ${whose} NAT failed: EC2's status checks say it is impaired`;
+    case 'shutdown':
+      return `because ${whose} NAT handed its routes over as it shut down`;
+    case 'manual-failover':
+      return `by hanat failover, whose pin has been removed since: ${whose} NAT takes the routes back at its next route check`;
+    default:
+      return `(why is not recorded: no ${TAG.ownerReason} for this NAT)`;
+  }
+}
 /** The verdict of one private route table, given the stack's NATs. */
 export function judgeTable(table: TableState, nats: readonly NatState[]): TableVerdict {
   const pin = table.override && table.override !== table.az ? table.override : undefined;
   const pinNote = pin ? `; pinned to ${pin} (${TAG.override})` : '';
   const route = table.route;
-  if (!route) return { ...table, verdict: 'no-route', servedBy: undefined, detail: `no 0.0.0.0/0 route${pinNote}` };
+  const nobody = { servedBy: undefined, since: undefined, reason: undefined };
+  if (!route) return { ...table, verdict: 'no-route', ...nobody, detail: `no 0.0.0.0/0 route${pinNote}` };
   const nat = natFor(nats, route);
   if (route.state === 'blackhole') {
     const what = nat ? `${nat.az}'s NAT ${nat.instanceId} (${nat.state})` : 'a target that no longer exists';
-    return { ...table, verdict: 'blackhole', servedBy: undefined, detail: `route to ${route.target} is a blackhole: ${what}${pinNote}` };
+    return { ...table, verdict: 'blackhole', ...nobody, detail: `route to ${route.target} is a blackhole: ${what}${pinNote}` };
   }
   if (!nat || nat.state !== 'running') {
     const why = nat ? `${nat.az}'s NAT ${nat.instanceId}, which is ${nat.state}` : 'not a NAT instance of this stack';
-    return { ...table, verdict: 'stale', servedBy: undefined, detail: `route to ${route.target}: ${why}${pinNote}` };
+    return { ...table, verdict: 'stale', ...nobody, detail: `route to ${route.target}: ${why}${pinNote}` };
   }
+  const { since, reason } = recorded(table, nat.instanceId);
   const servedBy = { instanceId: nat.instanceId, az: nat.az };
+  const served = { servedBy, since, reason };
   const whose = nat.az === table.az ? `its own NAT ${nat.instanceId}` : `${nat.az}'s NAT ${nat.instanceId}`;
   if (isImpaired(nat)) {
     const since = nat.statusChecks?.impairedSince ? ` since ${nat.statusChecks.impairedSince}` : '';
     return {
       ...table,
       verdict: 'impaired',
-      servedBy,
+      ...served,
       detail: `route to ${whose}, whose EC2 status checks are impaired${since}: it answers nothing, although EC2 reports it running and the route active${pinNote}`,
     };
   }
@@ -112,16 +151,20 @@ export function judgeTable(table: TableState, nats: readonly NatState[]): TableV
     return {
       ...table,
       verdict: 'cannot-forward',
-      servedBy,
+      ...served,
       detail: `route to ${whose}, which has source/dest check on, so EC2 drops the traffic it would forward${pinNote}`,
     };
   }
   if (pin) {
-    const where = nat.az === pin ? `served by ${nat.az}'s NAT ${nat.instanceId}${sinceText(table, nat.instanceId)}` : `still served by ${nat.az}'s NAT ${nat.instanceId}, not yet by ${pin}'s`;
-    return { ...table, verdict: 'pinned', servedBy, detail: `pinned to ${pin} by hanat failover: ${where}` };
+    let where: string;
+    if (nat.az === pin) where = `served by ${nat.az}'s NAT ${nat.instanceId}${sinceText(since)}`;
+    // The pinned AZ's NAT failed, and its successor took the table over, as the agents do for a pinned table.
+    else if (nat.az !== table.az && reason !== undefined && reason !== 'own-az' && reason !== 'manual-failover') where = `taken over by ${nat.az}'s NAT ${nat.instanceId}${sinceText(since)} ${takeoverWhy(reason, `${pin}'s`)}`;
+    else where = `still served by ${nat.az}'s NAT ${nat.instanceId}, not yet by ${pin}'s`;
+    return { ...table, verdict: 'pinned', ...served, detail: `pinned to ${pin} by hanat failover (${TAG.override}): ${where}` };
   }
-  if (nat.az === table.az) return { ...table, verdict: 'ok', servedBy, detail: `served by its own NAT ${nat.instanceId}` };
-  return { ...table, verdict: 'takeover', servedBy, detail: `taken over by ${nat.az}'s NAT ${nat.instanceId}${sinceText(table, nat.instanceId)}` };
+  if (nat.az === table.az) return { ...table, verdict: 'ok', ...served, detail: `served by its own NAT ${nat.instanceId}${sinceText(since)}` };
+  return { ...table, verdict: 'takeover', ...served, detail: `taken over by ${nat.az}'s NAT ${nat.instanceId}${sinceText(since)} ${takeoverWhy(reason, 'its')}` };
 }
 
 function worst(verdicts: readonly Verdict[]): Verdict {
@@ -138,31 +181,133 @@ export function judge(tables: readonly TableState[], nats: readonly NatState[]):
   }
   return [...byAz.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([az, routeTables]) => ({ az, verdict: worst(routeTables.map((t) => t.verdict)), routeTables }));
+    .map(([az, routeTables]) => {
+      const verdict = worst(routeTables.map((t) => t.verdict));
+      const decides = routeTables.find((t) => t.verdict === verdict)!;
+      return { az, verdict, servedBy: decides.servedBy, since: decides.since, reason: decides.reason, detail: decides.detail, routeTables };
+    });
+}
+
+interface Target {
+  name: string;
+  region: string;
+  stackStatus: string;
+}
+
+/**
+ * One look at the stack's NATs: what can change from one moment to the next (routes,
+ * owner tags, NATs, their health, the Elastic IPs). For a healthy stack: DescribeRouteTables,
+ * DescribeInstances, DescribeInstanceStatus, DescribeAddresses, DescribeAutoScalingInstances.
+ */
+async function observeStack(clients: AwsClients, target: Target, deps: ActionDeps, warnUntagged: boolean): Promise<StatusResult> {
+  const { name, region, stackStatus } = target;
+  const read = await readTables(clients.ec2, name, deps);
+  if (warnUntagged && read.untagged.length) deps.reporter.warn(untaggedWarning(read.untagged, name, region));
+  requireTables(read, name, region, stackStatus);
+  const nats = await readNats(clients.ec2, name, deps);
+  await readAutoScaling(clients.autoScaling, nats, deps);
+  await readStatusChecks(clients.ec2, nats, deps);
+  const eips = await readEips(clients.ec2, name, deps);
+  const azs = judge(read.tables, nats);
+  const degraded = azs.filter((a) => !FLOWING.has(a.verdict)).map((a) => a.az);
+  // Only AZs without a running NAT can have a launch failing now: no extra call when every AZ has one.
+  const natless = azs.map((a) => a.az).filter((az) => !nats.some((n) => n.az === az && n.state === 'running'));
+  const failedLaunches = await readFailedLaunches(clients.autoScaling, name, natless, deps);
+  return { stack: name, region, stackStatus, azs, nats, eips, degraded, untagged: read.untagged, failedLaunches };
+}
+
+async function findTarget(clients: AwsClients, opts: StatusOptions, name: string, regionOpt: string | undefined, deps: ActionDeps): Promise<Target> {
+  const { region, stack } = await findHanatStack(clients, { ...opts, name, regionOpt }, deps, 'status');
+  return { name, region, stackStatus: stack.StackStatus ?? 'UNKNOWN' };
 }
 
 export async function status(opts: StatusOptions, deps: ActionDeps): Promise<StatusResult> {
   const { name, regionOpt } = checkStackTarget(opts, deps.env);
   const clients = deps.aws({ region: regionOpt, profile: opts.profile, debug: opts.debug });
   try {
-    const { region, stack } = await findHanatStack(clients, { ...opts, name, regionOpt }, deps, 'status');
-    const stackStatus = stack.StackStatus ?? 'UNKNOWN';
-    const read = await readTables(clients.ec2, name, deps);
-    if (read.untagged.length) deps.reporter.warn(untaggedWarning(read.untagged, name, region));
-    requireTables(read, name, region, stackStatus);
-    const nats = await readNats(clients.ec2, name, deps);
-    await readAutoScaling(clients.autoScaling, nats, deps);
-    await readStatusChecks(clients.ec2, nats, deps);
-    const eips = await readEips(clients.ec2, name, deps);
-    const azs = judge(read.tables, nats);
-    const degraded = azs.filter((a) => !FLOWING.has(a.verdict)).map((a) => a.az);
-    // Only AZs without a running NAT can have a launch failing now: no extra call when every AZ has one.
-    const natless = azs.map((a) => a.az).filter((az) => !nats.some((n) => n.az === az && n.state === 'running'));
-    const failedLaunches = await readFailedLaunches(clients.autoScaling, name, natless, deps);
-    return { stack: name, region, stackStatus, azs, nats, eips, degraded, untagged: read.untagged, failedLaunches };
+    return await observeStack(clients, await findTarget(clients, opts, name, regionOpt, deps), deps, true);
   } catch (err) {
     if (!(err instanceof HanatError) && isAbort(err, deps.signal)) throw new InterruptedError('Interrupted: hanat status only reads, so nothing was changed.', { cause: err });
     throw err;
+  } finally {
+    clients.destroy();
+  }
+}
+
+/**
+ * `--watch`: the default seconds between two looks. A look at a healthy stack costs 4 EC2
+ * Describe calls (one each of 4 actions) and 1 Auto Scaling call; every 5 s that is 12 calls a
+ * minute per action, what 6 agents spend on DescribeRouteTables at steady state, and 1 % of the
+ * 20 a second EC2 refills each Describe action's bucket with (EC2 Developer Guide, "Request
+ * throttling for the Amazon EC2 API"). The agents of every stack in the account share those
+ * buckets, and need them most during an AZ outage, exactly when someone watches.
+ */
+export const DEFAULT_WATCH_INTERVAL_S = 5;
+/** The shortest interval `--watch` accepts. */
+export const MIN_WATCH_INTERVAL_S = 2;
+
+/** The longest interval `--watch` accepts: an hour. */
+export const MAX_WATCH_INTERVAL_S = 3600;
+
+/** `--interval <seconds>`: a number from MIN_WATCH_INTERVAL_S to MAX_WATCH_INTERVAL_S. */
+export function parseWatchInterval(value: string): number {
+  const n = /^[0-9]+(\.[0-9]+)?$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!(n >= MIN_WATCH_INTERVAL_S && n <= MAX_WATCH_INTERVAL_S)) {
+    throw new UsageError(
+      `--interval "${value}": pass the seconds between two looks, from ${MIN_WATCH_INTERVAL_S} to ${MAX_WATCH_INTERVAL_S}, e.g. --interval ${DEFAULT_WATCH_INTERVAL_S}. ` +
+        `Shorter looks would spend the EC2 API budget the agents of every stack in the account share.`,
+    );
+  }
+  return n;
+}
+
+export interface StatusWatchOptions extends StatusOptions {
+  intervalMs: number;
+}
+
+/** One look of `hanat status --watch`: the result, or why this look failed (the next one tries again). */
+export type WatchFrame = { at: number; result: StatusResult; error?: undefined } | { at: number; result?: undefined; error: HanatError };
+
+/**
+ * `hanat status --watch`: a look every `intervalMs` until Ctrl-C, which ends the watch
+ * cleanly (the generator returns). The stack is looked up once, in the first look, which
+ * throws as `status` does (an unknown stack is exit 2); a later look that fails is a
+ * frame with its error, and the watch goes on. Each later look makes only the calls of
+ * `observeStack`: what cannot change while the watch runs (the profile, the region, the
+ * stack being hanat's) is not asked again.
+ */
+export async function* watchStatus(opts: StatusWatchOptions, deps: ActionDeps): AsyncGenerator<WatchFrame, void, undefined> {
+  const { name, regionOpt } = checkStackTarget(opts, deps.env);
+  const clients = deps.aws({ region: regionOpt, profile: opts.profile, debug: opts.debug });
+  try {
+    let target: Target;
+    let frame: WatchFrame;
+    let started = deps.clock.now();
+    try {
+      target = await findTarget(clients, opts, name, regionOpt, deps);
+      frame = { at: deps.clock.now(), result: await observeStack(clients, target, deps, true) };
+    } catch (err) {
+      if (!(err instanceof HanatError) && isAbort(err, deps.signal)) return;
+      throw err;
+    }
+    for (;;) {
+      yield frame;
+      try {
+        await deps.clock.sleep(Math.max(0, opts.intervalMs - (deps.clock.now() - started)), deps.signal);
+      } catch (err) {
+        if (isAbort(err, deps.signal)) return;
+        throw err;
+      }
+      if (deps.signal.aborted) return;
+      started = deps.clock.now();
+      try {
+        frame = { at: started, result: await observeStack(clients, target, deps, false) };
+      } catch (err) {
+        if (isAbort(err, deps.signal)) return;
+        if (!(err instanceof HanatError)) throw err;
+        frame = { at: started, error: err };
+      }
+    }
   } finally {
     clients.destroy();
   }

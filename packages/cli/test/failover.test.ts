@@ -33,7 +33,7 @@ describe('hanat failover', () => {
     expect(writes()).toEqual([
       ['CreateTags', { Resources: [table], Tags: [{ Key: 'hanat:override', Value: C }] }],
       ['ReplaceRoute', { RouteTableId: table, DestinationCidrBlock: '0.0.0.0/0', NetworkInterfaceId: w.nat(C).eni }],
-      ['CreateTags', { Resources: [table], Tags: [{ Key: 'hanat:owner', Value: w.nat(C).instanceId }, { Key: 'hanat:owner-since', Value: NOW }] }],
+      ['CreateTags', { Resources: [table], Tags: [{ Key: 'hanat:owner', Value: w.nat(C).instanceId }, { Key: 'hanat:owner-since', Value: NOW }, { Key: 'hanat:owner-reason', Value: 'manual-failover' }] }],
     ]);
     expect(w.table(A).route).toEqual({ eni: w.nat(C).eni });
     expect(w.table(A).tags.get('hanat:override')).toBe(C);

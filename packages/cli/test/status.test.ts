@@ -66,17 +66,60 @@ describe('hanat status', () => {
     expect(asgInput.InstanceIds.sort()).toEqual(w.nats.map((n) => n.instanceId).sort());
   });
 
-  it('flags a takeover with the NAT that serves the AZ and since when, and still exits 0', async () => {
-    w.nat(A).state = 'stopped';
+  /** A's table taken over by B's NAT at 11:58, for `reason` (hanat:owner-reason), as B's agent writes it. */
+  function takenOver(reason: string | undefined): void {
     w.table(A).route = { eni: w.nat(B).eni };
     w.table(A).tags.set('hanat:owner', w.nat(B).instanceId);
     w.table(A).tags.set('hanat:owner-since', '2026-01-15T11:58:00.000Z');
+    if (reason === undefined) w.table(A).tags.delete('hanat:owner-reason');
+    else w.table(A).tags.set('hanat:owner-reason', reason);
+  }
+
+  it('flags a takeover with the NAT that serves the AZ, since when and why, and still exits 0', async () => {
+    w.nat(A).state = 'stopped';
+    takenOver('peer-down');
     const r = await h.hanat(...STATUS);
     expect(r.code).toBe(0);
-    expect(row(r.stdout, A)).toMatch(new RegExp(`^${A} +TAKEOVER +.*taken over by ${B}'s NAT ${w.nat(B).instanceId} since 2026-01-15T11:58:00\\.000Z$`));
+    expect(row(r.stdout, A)).toMatch(
+      new RegExp(
+        `^${A} +TAKEOVER +.*taken over by ${B}'s NAT ${w.nat(B).instanceId} since 2026-01-15T11:58:00\\.000Z because its NAT failed: it stopped sending heartbeats, and another NAT missed it too \\(peer down\\)$`,
+      ),
+    );
     expect(r.stdout).toMatch(new RegExp(`^${A} +${w.nat(A).instanceId} +stopped `, 'm'));
     const { doc } = await json();
-    expect(doc.azs[0]).toMatchObject({ az: A, verdict: 'takeover', routeTables: [{ servedBy: { instanceId: w.nat(B).instanceId, az: B }, owner: { instanceId: w.nat(B).instanceId, since: '2026-01-15T11:58:00.000Z' } }] });
+    const who = { servedBy: { instanceId: w.nat(B).instanceId, az: B }, since: '2026-01-15T11:58:00.000Z', reason: 'peer-down' };
+    expect(doc.azs[0]).toMatchObject({ az: A, verdict: 'takeover', ...who, routeTables: [{ ...who, owner: { instanceId: w.nat(B).instanceId, since: '2026-01-15T11:58:00.000Z', reason: 'peer-down' } }] });
+    expect(doc.azs[0].detail).toBe(doc.azs[0].routeTables[0].detail);
+  });
+
+  it.each([
+    ['peer-down', 'because its NAT failed: it stopped sending heartbeats, and another NAT missed it too (peer down)'],
+    ['stepped-aside', 'because its NAT failed its own checks and stepped aside (unhealthy)'],
+    ['ec2-not-running', 'because its NAT failed: EC2 says it is not running'],
+    ['ec2-impaired', "because its NAT failed: EC2's status checks say it is impaired"],
+    ['shutdown', 'because its NAT handed its routes over as it shut down'],
+    ['manual-failover', "by hanat failover, whose pin has been removed since: its NAT takes the routes back at its next route check"],
+    [undefined, '(why is not recorded: no hanat:owner-reason for this NAT)'],
+    ['own-az', '(why is not recorded: no hanat:owner-reason for this NAT)'],
+    ['cosmic-rays', '(why is not recorded: no hanat:owner-reason for this NAT)'],
+  ])('says why a takeover happened from hanat:owner-reason %s', async (reason, why) => {
+    takenOver(reason);
+    const { doc } = await json();
+    expect(doc.azs[0].detail).toBe(`taken over by ${B}'s NAT ${w.nat(B).instanceId} since 2026-01-15T11:58:00.000Z ${why}`);
+    expect(doc.azs[0].reason).toBe(reason === undefined || reason === 'cosmic-rays' ? null : reason);
+  });
+
+  it('trusts the owner tags only when hanat:owner names the NAT the route points at', async () => {
+    takenOver('peer-down');
+    w.table(A).tags.set('hanat:owner', w.nat(C).instanceId); // someone moved the route to B by hand, outside hanat
+    const { doc } = await json();
+    expect(doc.azs[0]).toMatchObject({ verdict: 'takeover', servedBy: { instanceId: w.nat(B).instanceId, az: B }, since: null, reason: null });
+    expect(doc.azs[0].detail).toBe(`taken over by ${B}'s NAT ${w.nat(B).instanceId} (why is not recorded: no hanat:owner-reason for this NAT)`);
+  });
+
+  it('says since when its own NAT serves an AZ (its last claim: boot or failback)', async () => {
+    const r = await h.hanat(...STATUS);
+    expect(row(r.stdout, B)).toMatch(new RegExp(`served by its own NAT ${w.nat(B).instanceId} since 2026-01-10T08:01:00\\.000Z$`));
   });
 
   it('reports a pinned AZ with where it is pinned, exit 0', async () => {
@@ -84,18 +127,33 @@ describe('hanat status', () => {
     w.table(A).tags.set('hanat:override', C);
     w.table(A).tags.set('hanat:owner', w.nat(C).instanceId);
     w.table(A).tags.set('hanat:owner-since', '2026-01-15T11:00:00.000Z');
+    w.table(A).tags.set('hanat:owner-reason', 'manual-failover');
     const r = await h.hanat(...STATUS);
     expect(r.code).toBe(0);
-    expect(row(r.stdout, A)).toMatch(new RegExp(`^${A} +PINNED +.*pinned to ${C} by hanat failover: served by ${C}'s NAT ${w.nat(C).instanceId} since 2026-01-15T11:00:00\\.000Z$`));
+    expect(row(r.stdout, A)).toMatch(new RegExp(`^${A} +PINNED +.*pinned to ${C} by hanat failover \\(hanat:override\\): served by ${C}'s NAT ${w.nat(C).instanceId} since 2026-01-15T11:00:00\\.000Z$`));
     const { doc } = await json();
-    expect(doc.azs[0]).toMatchObject({ verdict: 'pinned', routeTables: [{ override: C }] });
+    expect(doc.azs[0]).toMatchObject({ verdict: 'pinned', servedBy: { instanceId: w.nat(C).instanceId, az: C }, since: '2026-01-15T11:00:00.000Z', reason: 'manual-failover', routeTables: [{ override: C }] });
+  });
+
+  it("says who serves a pinned AZ whose pinned-to AZ's NAT failed and was taken over, and why", async () => {
+    // A pinned to B; B's NAT failed; C, B's successor, took A's table over (the agents do that for a pinned table).
+    w.table(A).tags.set('hanat:override', B);
+    w.table(A).route = { eni: w.nat(C).eni };
+    w.table(A).tags.set('hanat:owner', w.nat(C).instanceId);
+    w.table(A).tags.set('hanat:owner-since', '2026-01-15T11:59:00.000Z');
+    w.table(A).tags.set('hanat:owner-reason', 'stepped-aside');
+    const { doc } = await json();
+    expect(doc.azs[0]).toMatchObject({ verdict: 'pinned', reason: 'stepped-aside' });
+    expect(doc.azs[0].detail).toBe(
+      `pinned to ${B} by hanat failover (hanat:override): taken over by ${C}'s NAT ${w.nat(C).instanceId} since 2026-01-15T11:59:00.000Z because ${B}'s NAT failed its own checks and stepped aside (unhealthy)`,
+    );
   });
 
   it('says when a pinned AZ is not yet served by the AZ it is pinned to', async () => {
     w.table(A).tags.set('hanat:override', B);
     const r = await h.hanat(...STATUS);
     expect(r.code).toBe(0);
-    expect(row(r.stdout, A)).toContain(`pinned to ${B} by hanat failover: still served by ${A}'s NAT ${w.nat(A).instanceId}, not yet by ${B}'s`);
+    expect(row(r.stdout, A)).toContain(`pinned to ${B} by hanat failover (hanat:override): still served by ${A}'s NAT ${w.nat(A).instanceId}, not yet by ${B}'s`);
   });
 
   it('exits 1 on a blackhole and names the AZ on stderr, with the table still on stdout', async () => {
@@ -267,15 +325,20 @@ describe('hanat status', () => {
     expect(Object.keys(doc)).toEqual(['stack', 'region', 'stackStatus', 'healthy', 'degraded', 'untaggedRouteTables', 'azs', 'nats', 'eips', 'failedLaunches']);
     expect(doc).toMatchObject({ stack: 'prod', region: 'eu-west-1', stackStatus: 'UPDATE_COMPLETE', healthy: true, degraded: [], untaggedRouteTables: [] });
     expect(doc.azs.map((a: { az: string; verdict: string }) => [a.az, a.verdict])).toEqual(AZS.map((az) => [az, 'ok']));
+    const detail = `served by its own NAT ${w.nat(B).instanceId} since 2026-01-10T08:01:00.000Z`;
     expect(doc.azs[1].routeTables[0]).toEqual({
       routeTableId: w.table(B).id,
       verdict: 'ok',
-      detail: `served by its own NAT ${w.nat(B).instanceId}`,
+      detail,
       route: { target: w.nat(B).eni, networkInterfaceId: w.nat(B).eni, instanceId: null, state: 'active' },
       servedBy: { instanceId: w.nat(B).instanceId, az: B },
+      since: '2026-01-10T08:01:00.000Z',
+      reason: 'own-az',
       override: null,
-      owner: { instanceId: w.nat(B).instanceId, since: '2026-01-10T08:01:00.000Z' },
+      owner: { instanceId: w.nat(B).instanceId, since: '2026-01-10T08:01:00.000Z', reason: 'own-az' },
     });
+    const { routeTables: _, ...az } = doc.azs[1];
+    expect(az).toEqual({ az: B, verdict: 'ok', servedBy: { instanceId: w.nat(B).instanceId, az: B }, since: '2026-01-10T08:01:00.000Z', reason: 'own-az', detail });
     expect(doc.nats[0]).toEqual({
       instanceId: w.nat(A).instanceId,
       az: A,

@@ -322,7 +322,7 @@ describe('IAM', () => {
     }
   });
 
-  it.each([2, 6])('scopes route changes and owner tags to the stack\'s private route tables (%i AZs)', (azs) => {
+  it.each([2, 6])('scopes route changes and owner tags (owner, since when, why) to the stack\'s private route tables (%i AZs)', (azs) => {
     const statements = statementsOf(renderTemplate({ azs, eip: true }));
     const tables = Array.from({ length: azs }, (_, i) => routeTableArn(`Az${i}PrivateRouteTable`));
     const routes = statements.filter((s) => actions(s).some((a) => /Route$/.test(a)));
@@ -334,7 +334,7 @@ describe('IAM', () => {
         Effect: 'Allow',
         Action: ['ec2:CreateTags'],
         Resource: tables,
-        Condition: { 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG.owner, TAG.ownerSince] }, Null: { 'aws:TagKeys': 'false' } },
+        Condition: { 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG.owner, TAG.ownerSince, TAG.ownerReason] }, Null: { 'aws:TagKeys': 'false' } },
       },
     ]);
   });

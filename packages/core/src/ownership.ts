@@ -67,11 +67,31 @@ export function defaultRoute(table: OwnedRouteTable): RouteLike | undefined {
   return table.Routes?.find((r) => r.DestinationCidrBlock === DEFAULT_ROUTE_CIDR);
 }
 
-/** What `hanat:owner` / `hanat:owner-since` say about who last pointed the default route. */
+/**
+ * Why `hanat:owner` serves a table (`hanat:owner-reason`), as whoever pointed the route knew it:
+ * - `own-az`: the table's own AZ's NAT claimed it (at boot, a missing or blackholed route, a failback);
+ * - `peer-down`: its AZ's NAT stopped heartbeating, and another NAT missed it too (a second witness);
+ * - `stepped-aside`: its AZ's NAT failed its own checks and stepped aside;
+ * - `ec2-not-running`: EC2 lists its AZ's NAT as no longer pending or running (terminated, stopped);
+ * - `ec2-impaired`: EC2's status checks of its AZ's NAT failed while it was silent;
+ * - `shutdown`: its AZ's NAT handed its routes over as it shut down (SIGTERM: scale-in, instance refresh);
+ * - `manual-failover`: `hanat failover` moved it (and pinned it with `hanat:override`).
+ */
+export const OWNER_REASONS = ['own-az', 'peer-down', 'stepped-aside', 'ec2-not-running', 'ec2-impaired', 'shutdown', 'manual-failover'] as const;
+
+export type OwnerReason = (typeof OWNER_REASONS)[number];
+
+/** What `hanat:owner` / `hanat:owner-since` / `hanat:owner-reason` say about who last pointed the default route. */
 export interface RouteOwner {
   instanceId: string;
   /** Epoch ms; undefined when the tag is missing or not an ISO time. */
   since?: number | undefined;
+  /** Undefined when the tag is missing (written by a hanat before it existed) or not a known reason. */
+  reason?: OwnerReason | undefined;
+}
+
+export function isOwnerReason(v: string | undefined): v is OwnerReason {
+  return (OWNER_REASONS as readonly string[]).includes(v ?? '');
 }
 
 export function routeOwner(tags: readonly AwsTag[] | undefined): RouteOwner | undefined {
@@ -79,14 +99,19 @@ export function routeOwner(tags: readonly AwsTag[] | undefined): RouteOwner | un
   if (!instanceId) return undefined;
   const raw = tagValue(tags, TAG.ownerSince);
   const since = raw ? Date.parse(raw) : NaN;
-  return { instanceId, since: Number.isFinite(since) ? since : undefined };
+  const reason = tagValue(tags, TAG.ownerReason)?.trim();
+  return { instanceId, since: Number.isFinite(since) ? since : undefined, reason: isOwnerReason(reason) ? reason : undefined };
 }
 
-/** The owner tags to write when `instanceId` takes a table at `at`. */
-export function ownerTags(instanceId: string, at: Date): { Key: string; Value: string }[] {
+/**
+ * The owner tags to write when `instanceId` takes a table at `at`, for `reason`. One
+ * CreateTags writes all three, so the reason costs no call of its own.
+ */
+export function ownerTags(instanceId: string, at: Date, reason: OwnerReason): { Key: string; Value: string }[] {
   return [
     { Key: TAG.owner, Value: instanceId },
     { Key: TAG.ownerSince, Value: at.toISOString() },
+    { Key: TAG.ownerReason, Value: reason },
   ];
 }
 

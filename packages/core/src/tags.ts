@@ -14,6 +14,8 @@ export const TAG = {
   owner: 'hanat:owner',
   /** ISO-8601 time at which `hanat:owner` last changed. */
   ownerSince: 'hanat:owner-since',
+  /** Why `hanat:owner` serves the table (an `OwnerReason`), written with `hanat:owner` in the same call. */
+  ownerReason: 'hanat:owner-reason',
   /** A manual failover pin: the AZ whose NAT must serve this table until the tag is removed. */
   override: 'hanat:override',
 } as const;

@@ -22,16 +22,22 @@ describe('route ownership', () => {
     expect(defaultRoute({ Routes: [] })).toBeUndefined();
   });
 
-  it('reads and writes the owner tags', () => {
+  it('reads and writes the owner tags, the reason among them', () => {
     const at = new Date('2030-01-01T00:00:00.000Z');
-    const written = ownerTags('i-0123456789abcdef0', at);
+    const written = ownerTags('i-0123456789abcdef0', at, 'peer-down');
     expect(written).toEqual([
       { Key: 'hanat:owner', Value: 'i-0123456789abcdef0' },
       { Key: 'hanat:owner-since', Value: '2030-01-01T00:00:00.000Z' },
+      { Key: 'hanat:owner-reason', Value: 'peer-down' },
     ]);
-    expect(routeOwner(written)).toEqual({ instanceId: 'i-0123456789abcdef0', since: at.getTime() });
-    expect(routeOwner(tags({ 'hanat:owner': 'i-1', 'hanat:owner-since': 'yesterday' }))).toEqual({ instanceId: 'i-1', since: undefined });
+    expect(routeOwner(written)).toEqual({ instanceId: 'i-0123456789abcdef0', since: at.getTime(), reason: 'peer-down' });
+    expect(routeOwner(tags({ 'hanat:owner': 'i-1', 'hanat:owner-since': 'yesterday' }))).toEqual({ instanceId: 'i-1', since: undefined, reason: undefined });
     expect(routeOwner(tags({}))).toBeUndefined();
+  });
+
+  it('reads an owner reason it does not know (a newer hanat wrote it) as none', () => {
+    expect(routeOwner(tags({ 'hanat:owner': 'i-1', 'hanat:owner-reason': 'solar-flare' }))?.reason).toBeUndefined();
+    expect(routeOwner(tags({ 'hanat:owner': 'i-1', 'hanat:owner-reason': 'shutdown' }))?.reason).toBe('shutdown');
   });
 });
 

@@ -437,13 +437,13 @@ async function buildWorld(h: Harness): Promise<World> {
   const tables = await agent.privateRouteTables(STACK);
   const tableOf = (zone: string) => tables.find((t) => tagValue(t.Tags, TAG.az) === zone)!.RouteTableId!;
   await agent.pointDefaultRoute(tableOf(az), eni.NetworkInterfaceId!, false);
-  await agent.tag([tableOf(az)], ownerTags(instanceId, new Date()));
+  await agent.tag([tableOf(az)], ownerTags(instanceId, new Date(), 'own-az'));
 
   // What `hanat failover --az <second AZ> --to <first AZ>` writes (failover.ts): the pin, the route, the owner tags.
   const pinned = tableOf(azs[1]!);
   await h.ec2.send(new CreateTagsCommand({ Resources: [pinned], Tags: [{ Key: TAG.override, Value: az }] }));
   await pointDefaultRoute(h.ec2, pinned, eni.NetworkInterfaceId!, false);
-  await h.ec2.send(new CreateTagsCommand({ Resources: [pinned], Tags: ownerTags(instanceId, new Date()) }));
+  await h.ec2.send(new CreateTagsCommand({ Resources: [pinned], Tags: ownerTags(instanceId, new Date(), 'manual-failover') }));
 
   // Change sets as hanat deploy makes them: one that changes the instance type, one that changes nothing.
   const changeSet = (name: string, instanceType: string) =>

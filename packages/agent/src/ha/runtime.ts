@@ -13,7 +13,7 @@
  * The route reconciler asks it, per table, what HA wants (`decide`).
  */
 import type { Logger } from 'pino';
-import { successorAz } from '@hanat/core';
+import { successorAz, type OwnerReason } from '@hanat/core';
 import type { Clock } from '../clock.js';
 import { errorMessage } from '../errors.js';
 import { encode, type Heartbeat } from './heartbeat.js';
@@ -28,6 +28,7 @@ import {
   stepPeer,
   stepSelf,
   takeoverAzs,
+  takeoverCause,
   type AzView,
   type PeerAction,
   type PeerEvent,
@@ -192,6 +193,16 @@ export class Ha {
   /** The AZs other than ours whose tables we must serve now. */
   takeoverAzs(): string[] {
     return takeoverAzs(this.view(), successorAz);
+  }
+
+  /** Why we serve AZ `az`'s tables (`hanat:owner-reason`): one of ours, or why its NAT failed. */
+  ownerReason(az: string): OwnerReason {
+    return az === this.me.az ? 'own-az' : takeoverCause(this.view(), az);
+  }
+
+  /** Why a table we hand over goes to the successor (`hanat:owner-reason`): we drain or stepped aside. */
+  handOverReason(): OwnerReason {
+    return this.self.state === 'draining' ? 'shutdown' : 'stepped-aside';
   }
 
   /** The serving NAT of our AZ's successor, if one qualifies. */

@@ -190,6 +190,21 @@ export function takeoverAzs(view: AzView, successorAz: (az: string, candidates: 
   return out.sort();
 }
 
+/**
+ * Why AZ `az` is taken over, as `hanat:owner-reason` records it: what its NATs last told
+ * (stepped aside, draining) or what failed them (a witness to their silence, EC2).
+ * Among several NATs of the AZ, the first that hands over, in that order of precedence.
+ */
+export function takeoverCause(view: AzView, az: string): 'peer-down' | 'stepped-aside' | 'ec2-not-running' | 'ec2-impaired' | 'shutdown' {
+  const machines = view.peers.filter((p) => p.az === az && handsOver(p.machine)).map((p) => p.machine);
+  const said = (state: SelfState) => machines.some((m) => m.status === 'alive' && m.state === state);
+  if (said('draining')) return 'shutdown';
+  if (said('stepped-aside')) return 'stepped-aside';
+  if (machines.some((m) => m.failedBy === 'gone')) return 'ec2-not-running';
+  if (machines.some((m) => m.failedBy === 'ec2')) return 'ec2-impaired';
+  return 'peer-down';
+}
+
 /** What a route's current target is, as far as HA is concerned. */
 export type TargetKind =
   | 'me'

@@ -106,6 +106,7 @@ describe('HA runtime over an in-memory network', () => {
     expect(a!.ha.takeoverAzs()).toEqual(['us-east-1c']);
     expect(b!.ha.takeoverAzs()).toEqual([]);
     expect(events(a!, 'peer.down')[0]).toMatchObject({ peer: c!.info.instanceId, by: 'peer' });
+    expect(a!.ha.ownerReason('us-east-1c')).toBe('peer-down'); // hanat:owner-reason of c's table
     expect(a!.unhealthy).toEqual([]); // routes first; fencing only if it stays failed
     await run(clock, 3_000);
     expect(a!.unhealthy).toEqual([c!.info.instanceId]);
@@ -155,6 +156,7 @@ describe('HA runtime over an in-memory network', () => {
     expect(a!.ha.state).toBe('stepped-aside');
     expect(a!.unhealthy).toEqual([a!.info.instanceId]);
     expect(b!.ha.takeoverAzs()).toEqual(['us-east-1a']);
+    expect([a!.ha.handOverReason(), b!.ha.ownerReason('us-east-1a')]).toEqual(['stepped-aside', 'stepped-aside']);
     // It hands its own table to b's NAT.
     expect(a!.ha.decide(true, { NetworkInterfaceId: a!.info.eniId, State: 'active' }).decision).toMatchObject({ kind: 'hand-over', to: { instanceId: b!.info.instanceId } });
   });
@@ -179,6 +181,7 @@ describe('HA runtime over an in-memory network', () => {
     expect(a!.ha.decide(true, { NetworkInterfaceId: a!.info.eniId, State: 'active' }).decision).toMatchObject({ kind: 'hand-over', to: { instanceId: b!.info.instanceId } });
     await run(clock, 400);
     expect(b!.ha.takeoverAzs()).toEqual(['us-east-1a']);
+    expect([a!.ha.handOverReason(), b!.ha.ownerReason('us-east-1a'), b!.ha.ownerReason('us-east-1b')]).toEqual(['shutdown', 'shutdown', 'own-az']);
   });
 });
 

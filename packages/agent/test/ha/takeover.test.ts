@@ -6,6 +6,7 @@ import {
   stepPeer,
   stepSelf,
   takeoverAzs,
+  takeoverCause,
   type AzView,
   type PeerAction,
   type PeerEvent,
@@ -140,5 +141,22 @@ describe('decideTable: (own?, route target, self state) → decision', () => {
     expect(decideTable(true, 'serving-peer', 'serving', { ...hold, now: 1_010_000 })).toEqual({ kind: 'leave', why: 'failback hold-down', until: 1_030_000 });
     expect(decideTable(true, 'serving-peer', 'serving', { ...hold, now: 1_030_000 })).toEqual({ kind: 'claim', reason: 'failback' });
     expect(decideTable(true, 'missing', 'serving', { ...hold, now: 1_010_000 })).toEqual({ kind: 'claim', reason: 'missing' });
+  });
+});
+
+describe('takeoverCause: why an AZ is taken over (hanat:owner-reason, shown by hanat status)', () => {
+  const A = 'eu-west-1a', B = 'eu-west-1b';
+  const serving: PeerMachine = { status: 'alive', state: 'serving', healthy: true };
+  const rows: [string, PeerMachine[], ReturnType<typeof takeoverCause>][] = [
+    ['silent, and a witness misses it too', [{ status: 'failed', failedBy: 'peer', state: 'serving', healthy: true }], 'peer-down'],
+    ['it said it stepped aside', [{ status: 'alive', state: 'stepped-aside', healthy: false }], 'stepped-aside'],
+    ['EC2 lists it terminated or stopped', [{ status: 'failed', failedBy: 'gone' }], 'ec2-not-running'],
+    ['EC2 shows it impaired while silent', [{ status: 'failed', failedBy: 'ec2' }], 'ec2-impaired'],
+    ['it drains on SIGTERM', [{ status: 'alive', state: 'draining', healthy: true }], 'shutdown'],
+    ['a replacement still starting beside the failed NAT: the failed one says why', [{ status: 'alive', state: 'starting', healthy: false }, { status: 'failed', failedBy: 'gone' }], 'ec2-not-running'],
+  ];
+  it.each(rows)('%s', (_what, machines, cause) => {
+    const view: AzView = { azs: [A, B], me: { az: B, state: 'serving', healthy: true }, peers: [...machines.map((machine) => ({ az: A, machine })), { az: B, machine: serving }] };
+    expect(takeoverCause(view, A)).toBe(cause);
   });
 });

@@ -16,8 +16,8 @@ export const DESCRIBE_ACTIONS = [
 /** Claim, take over and hand over a default route: always by pointing it at a NAT, never by deleting it. */
 export const ROUTE_ACTIONS = ['ec2:CreateRoute', 'ec2:ReplaceRoute'] as const;
 
-/** The only tags an agent writes: who owns a private route table's default route, and since when. */
-export const AGENT_TAG_KEYS = [TAG.owner, TAG.ownerSince] as const;
+/** The only tags an agent writes: who owns a private route table's default route, since when, and why. */
+export const AGENT_TAG_KEYS = [TAG.owner, TAG.ownerSince, TAG.ownerReason] as const;
 
 export interface AgentPolicyOptions {
   /** Logical ids of the private route tables the agents steer. */

@@ -106,6 +106,7 @@ export class FakeNatWorld {
       t.route = { eni: nat.eni };
       t.tags.set('hanat:owner', nat.instanceId);
       t.tags.set('hanat:owner-since', new Date(Date.UTC(2026, 0, 10, 8, i)).toISOString());
+      t.tags.set('hanat:owner-reason', 'own-az');
       w.eips.push({ allocationId: `eipalloc-${hex(i + 1, 17)}`, publicIp: `203.0.113.${10 + i}`, az, eni: nat.eni });
       nat.publicIp = `203.0.113.${10 + i}`;
     });
