@@ -11,7 +11,8 @@
  *   - two NATs in one AZ: exactly one owns the routes, no flapping;
  *   - 20 % injected throttling on top of the rate limits: the routes still converge.
  */
-import { AutoScalingClient, SetDesiredCapacityCommand, TerminateInstanceInAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
+import { loadavg } from 'node:os';
+import { AutoScalingClient, TerminateInstanceInAutoScalingGroupCommand, UpdateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../../../test-support/root.js';
 import type { CounterSnapshot } from '../src/emulator/index.js';
@@ -21,12 +22,17 @@ const REGION = 'us-east-1';
 const STACK = 'e2e-ha-churn';
 const BOOT_DELAY_MS = 4_000;
 const PROBE_INTERVAL_MS = 100;
-/** As e2e-ha.test.ts: the takeover target for a dead NAT with a 1.5 s peer timeout, with CI's margin. */
-const DEAD_TARGET_MS = 3_000;
+/**
+ * The outage of a dead NAT's hosts here. e2e-ha.test.ts asserts the takeover target (3 s with
+ * the 1.5 s peer timeout); these scenarios are about what happens after it, and run several
+ * takeovers each, so they allow 5 s: runs under load averages of 20 saw up to 4.1 s.
+ */
+const DEAD_TARGET_MS = 5_000;
 /** A replacement: Auto Scaling's health check (3–6 s), the boot delay, the agent's start-up and rise, with CI's margin. */
 const REPLACED_MS = BOOT_DELAY_MS + 30_000;
 
 /** Route writes that EC2 carried out: calls, less those the rate limits or an injected fault refused. */
+const load = () => `load average ${loadavg()[0]!.toFixed(1)}`;
 const changes = (c: CounterSnapshot): number =>
   ['ec2:ReplaceRoute', 'ec2:CreateRoute'].reduce((n, k) => n + (c.calls[k] ?? 0) - (c.throttled[k] ?? 0) - (c.injected[k] ?? 0), 0);
 
@@ -82,7 +88,7 @@ describe.runIf(requireRoot('lab HA churn e2e', ['ip', 'nft', 'iptables']))('HA i
     }
     const after = await v.counters();
     const writes = changes(after) - changes(before);
-    console.log(`repeated failure of ${a}'s NAT, ${Date.now() - t0} ms: ${seen.join('; ')}; ${writes} route changes for ${failures} failures of ${tables} table(s)`);
+    console.log(`repeated failure of ${a}'s NAT, ${Date.now() - t0} ms: ${seen.join('; ')}; ${writes} route changes for ${failures} failures of ${tables} table(s); ${load()}`);
     expect(writes).toBeGreaterThanOrEqual(2 * failures * tables); // each failure did move the routes away and back
     expect(writes).toBeLessThanOrEqual(2 * failures * tables);
     for (const az of [azs[1], azs[2]]) expect(v.outagesSince(az, t0), az).toEqual([]);
@@ -92,30 +98,36 @@ describe.runIf(requireRoot('lab HA churn e2e', ['ip', 'nft', 'iptables']))('HA i
     const [a, b] = [azs[1], azs[2]];
     const dead = v.natOf(a)!.instanceId;
     await e2e.lab.fault({ kind: 'az-launch', az: a });
-    const before = await v.counters();
-    const killed = await e2e.lab.fault({ kind: 'kill', target: dead });
-    const outages = await e2e.lab.waitForRecovery(killed.affectedHosts, killed.at, 15_000);
-    for (const o of outages) {
-      expect(o.outageMs).toBeLessThanOrEqual(DEAD_TARGET_MS);
-      expect(o.answerAfter).toBe(eip.get(b));
+    let blockedFor = 0;
+    try {
+      const before = await v.counters();
+      const killed = await e2e.lab.fault({ kind: 'kill', target: dead });
+      const outages = await e2e.lab.waitForRecovery(killed.affectedHosts, killed.at, 15_000);
+      for (const o of outages) {
+        expect(o.outageMs).toBeLessThanOrEqual(DEAD_TARGET_MS);
+        expect(o.answerAfter).toBe(eip.get(b));
+      }
+      // Longer than a replacement takes (health check, boot, start-up): Auto Scaling tries and fails.
+      const servedFrom = Date.now();
+      await sleep(20_000);
+      expect(v.natOf(a), 'no NAT could launch in the blocked AZ').toBeUndefined();
+      expect(v.answeredBy(a, eip.get(b)!), picture()).toBe(true);
+      expect(v.outagesSince(a, servedFrom), `${a}'s hosts while the AZ cannot launch`).toEqual([]);
+      const blocked = await v.counters();
+      expect(changes(blocked) - changes(before), 'only the takeover wrote a route').toBe(v.privateTables(a).length);
+      blockedFor = Date.now() - killed.at;
+      await e2e.lab.fault({ kind: 'az-launch', az: a, off: true });
+      const t1 = Date.now();
+      // Auto Scaling retries launches every 10 s in the lab's AWS-like profile.
+      await v.settled(azs, eip, 10_000 + REPLACED_MS);
+      console.log(
+        `AZ ${a} cannot launch: takeover outage ${outages.map((o) => `${o.proto} ${o.outageMs} ms`).join(', ')}; served by ${b} for 20 s without a failed probe; back on its own NAT ${Date.now() - t1} ms after launches work again; ${changes(await v.counters()) - changes(before)} route changes in all; ${load()}`,
+      );
+      expect(v.natOf(a)!.instanceId).not.toBe(dead);
+      expect(changes(await v.counters()) - changes(before)).toBe(2 * v.privateTables(a).length);
+    } finally {
+      if (!blockedFor) await e2e.lab.fault({ kind: 'az-launch', az: a, off: true });
     }
-    // Longer than a replacement takes (health check, boot, start-up): Auto Scaling tries and fails.
-    const servedFrom = Date.now();
-    await sleep(20_000);
-    expect(v.natOf(a), 'no NAT could launch in the blocked AZ').toBeUndefined();
-    expect(v.answeredBy(a, eip.get(b)!), picture()).toBe(true);
-    expect(v.outagesSince(a, servedFrom), `${a}'s hosts while the AZ cannot launch`).toEqual([]);
-    const blocked = await v.counters();
-    expect(changes(blocked) - changes(before), 'only the takeover wrote a route').toBe(v.privateTables(a).length);
-    await e2e.lab.fault({ kind: 'az-launch', az: a, off: true });
-    const t1 = Date.now();
-    // Auto Scaling retries launches every 10 s in the lab's AWS-like profile.
-    await v.settled(azs, eip, 10_000 + REPLACED_MS);
-    console.log(
-      `AZ ${a} cannot launch: takeover outage ${outages.map((o) => `${o.proto} ${o.outageMs} ms`).join(', ')}; served by ${b} for 20 s without a failed probe; back on its own NAT ${Date.now() - t1} ms after launches work again; ${changes(await v.counters()) - changes(before)} route changes in all`,
-    );
-    expect(v.natOf(a)!.instanceId).not.toBe(dead);
-    expect(changes(await v.counters()) - changes(before)).toBe(2 * v.privateTables(a).length);
   });
 
   it('two NATs in one AZ (its group raised to 2): exactly one owns the routes, no flapping, and the hosts stay served', async () => {
@@ -124,7 +136,7 @@ describe.runIf(requireRoot('lab HA churn e2e', ['ip', 'nft', 'iptables']))('HA i
     const group = groupOf(old);
     const before = await v.counters();
     const t0 = Date.now();
-    await asg.send(new SetDesiredCapacityCommand({ AutoScalingGroupName: group, DesiredCapacity: 2 }));
+    await asg.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: group, MaxSize: 2, DesiredCapacity: 2 }));
     const newer = () => v.status().instances.find((i) => i.az === c && i.state === 'running' && i.agentPid !== undefined && i.instanceId !== old)?.instanceId;
     await until(() => newer() !== undefined && v.agentEvents(newer()!, 'self.healthy').length > 0, REPLACED_MS, () => `a second healthy NAT in ${c}: ${picture()}`);
     const second = newer()!;
@@ -140,7 +152,7 @@ describe.runIf(requireRoot('lab HA churn e2e', ['ip', 'nft', 'iptables']))('HA i
     const outages = v.outagesSince(c, t0);
     console.log(
       `two NATs in ${c} (${old}, then ${second}): ${changes(claimed) - changes(before)} route change(s) to the newer NAT, ${changes(after) - changes(claimed)} in the 12 s after; ` +
-        `outage of ${c}'s hosts ${outages.map((o) => `${o.proto} ${o.durationMs} ms`).join(', ') || 'none'}`,
+        `outage of ${c}'s hosts ${outages.map((o) => `${o.proto} ${o.durationMs} ms`).join(', ') || 'none'}; ${load()}`,
     );
     expect(changes(claimed) - changes(before)).toBe(v.privateTables(c).length);
     expect(changes(after) - changes(claimed)).toBe(0);
@@ -152,6 +164,7 @@ describe.runIf(requireRoot('lab HA churn e2e', ['ip', 'nft', 'iptables']))('HA i
     const leaving = await v.counters();
     await asg.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: old, ShouldDecrementDesiredCapacity: true }));
     await until(() => v.status().instances.every((i) => i.instanceId !== old || i.state !== 'running'), 15_000, () => `${old} terminated`);
+    await asg.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: group, MaxSize: 1 }));
     await sleep(2_000);
     expect(changes(await v.counters()) - changes(leaving)).toBe(0);
     await v.settled(azs, eip, 10_000);
@@ -170,7 +183,7 @@ describe.runIf(requireRoot('lab HA churn e2e', ['ip', 'nft', 'iptables']))('HA i
       const injected = Object.values(after.injected).reduce((n, x) => n + x, 0) - Object.values(before.injected).reduce((n, x) => n + x, 0);
       console.log(
         `20 % throttling, crash of ${nat} (${a}): outage ${outages.map((o) => `${o.proto} ${o.outageMs} ms → ${o.answerAfter}`).join(', ')}; ` +
-          `back on the replacement ${Date.now() - hit.at} ms after the crash; ${injected} calls throttled by the fault, ${changes(after) - changes(before)} route changes`,
+          `back on the replacement ${Date.now() - hit.at} ms after the crash; ${injected} calls throttled by the fault, ${changes(after) - changes(before)} route changes; ${load()}`,
       );
       expect(injected).toBeGreaterThan(0);
       for (const o of outages) expect(o.answerAfter).toBe(eip.get(b));
