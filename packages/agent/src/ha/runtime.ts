@@ -78,6 +78,11 @@ export interface HaDeps {
   onRoutes: () => void;
   /** Refresh the peers from EC2 soon (the agent rate-limits it). */
   onDescribe: () => void;
+  /**
+   * Read the suspect peers' EC2 status checks soon, and every status poll while any peer
+   * stays suspect (the agent rate-limits it and feeds the answer to `statusChecks`).
+   */
+  onStatusCheck?: (() => void) | undefined;
   /** SetInstanceHealth Unhealthy (ShouldRespectGracePeriod false) on `instanceId`. */
   setUnhealthy: (instanceId: string) => Promise<void>;
 }
@@ -164,6 +169,29 @@ export class Ha {
   updatePeers(instances: readonly PeerInfo[]): void {
     const now = this.deps.clock.now();
     for (const id of this.peers.update(instances, now)) this.peerEvent(this.peers.get(id), { type: 'ec2-gone' });
+  }
+
+  /** The peers silent for the timeout that no witness has corroborated yet: whose EC2 status checks to read. */
+  suspects(): string[] {
+    return this.peers
+      .all()
+      .filter((p) => p.goneAt === undefined && p.machine.status === 'suspect')
+      .map((p) => p.info.instanceId)
+      .sort();
+  }
+
+  /**
+   * EC2's status checks of suspect peers (DescribeInstanceStatus), instance id → impaired.
+   * A suspect whose checks are impaired has its second witness: EC2 saw it fail from
+   * outside, as its peers did. Checks that read ok change nothing: a crash in place takes
+   * EC2 a minute or more to notice, so ok is no evidence that the peer is alive.
+   */
+  statusChecks(impaired: ReadonlyMap<string, boolean>): void {
+    for (const [id, bad] of impaired) {
+      const p = this.peers.get(id);
+      if (!bad || !p || p.goneAt !== undefined || p.machine.status !== 'suspect') continue;
+      this.peerEvent(p, { type: 'corroborated', by: 'ec2' }, { statusChecks: 'impaired' });
+    }
   }
 
   /** The stack's AZs (from its private route tables). */
@@ -408,6 +436,9 @@ export class Ha {
           break;
         case 'describe':
           this.deps.onDescribe();
+          break;
+        case 'check-status':
+          this.deps.onStatusCheck?.();
           break;
         case 'reconcile-routes':
           this.routesIfChanged();

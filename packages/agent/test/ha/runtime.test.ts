@@ -37,6 +37,7 @@ interface Node {
   ha: Ha;
   routes: number;
   describes: number;
+  statusChecks: number;
   unhealthy: string[];
   logs: ReturnType<typeof logCapture>;
 }
@@ -46,11 +47,11 @@ afterEach(() => {
   for (const s of stops.splice(0)) s.abort();
 });
 
-async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettings = SETTINGS): Promise<Node[]> {
+async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettings = SETTINGS, nats: PeerInfo[] = NATS): Promise<Node[]> {
   const nodes: Node[] = [];
-  for (const info of NATS) {
+  for (const info of nats) {
     const logs = logCapture();
-    const node = { info, routes: 0, describes: 0, unhealthy: [] as string[], logs } as Node;
+    const node = { info, routes: 0, describes: 0, statusChecks: 0, unhealthy: [] as string[], logs } as Node;
     node.ha = new Ha({ instanceId: info.instanceId, stack: 'prod', az: info.az, privateIp: info.privateIp, eniId: info.eniId! }, settings, {
       clock,
       log: pino(logs.stream),
@@ -58,13 +59,14 @@ async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettin
       kernelOk: () => true,
       onRoutes: () => node.routes++,
       onDescribe: () => node.describes++,
+      onStatusCheck: () => node.statusChecks++,
       setUnhealthy: (id) => {
         node.unhealthy.push(id);
         return Promise.resolve();
       },
     });
-    node.ha.updatePeers(NATS);
-    node.ha.setAzs(NATS.map((n) => n.az));
+    node.ha.updatePeers(nats);
+    node.ha.setAzs(nats.map((n) => n.az));
     const stop = new AbortController();
     stops.push(stop);
     await node.ha.start(stop.signal);
@@ -142,6 +144,56 @@ describe('HA runtime over an in-memory network', () => {
       expect(n.unhealthy).toEqual([]);
       expect(n.ha.state).toBe('serving');
     }
+  });
+
+  it('two AZs, a NAT crashes in place: silence alone moves nothing; once EC2 shows its status checks impaired, the survivor takes over and fences it', async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const [a, b] = await cluster(net, clock, SETTINGS, NATS.slice(0, 2));
+    await run(clock, 4_000);
+    expect(a!.statusChecks).toBe(0); // nothing to ask while every peer is heard
+    net.drop = (from) => from === a!.info.privateIp || from === probeAddress(a!.info.privateIp);
+    await run(clock, 1_200);
+    const peerA = a!.info.instanceId;
+    expect(b!.ha.suspects()).toEqual([peerA]);
+    expect(b!.statusChecks).toBe(1); // asked at once
+    // EC2 has not noticed yet (a crash takes it a minute or more): ok is no evidence either way.
+    b!.ha.statusChecks(new Map([[peerA, false]]));
+    await run(clock, 5_000);
+    expect(b!.ha.takeoverAzs()).toEqual([]);
+    expect(b!.unhealthy).toEqual([]);
+    b!.ha.statusChecks(new Map([[peerA, true]]));
+    await run(clock, 100);
+    expect(events(b!, 'peer.down')[0]).toMatchObject({ peer: peerA, by: 'ec2', statusChecks: 'impaired' });
+    expect(b!.ha.takeoverAzs()).toEqual(['us-east-1a']);
+    expect(b!.ha.suspects()).toEqual([]); // no more status reads
+    await run(clock, 3_100);
+    expect(b!.unhealthy).toEqual([peerA]);
+  });
+
+  it("two AZs, partitioned: each reads the other's status checks, they read ok, nothing moves; a heartbeat ends the reads", async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const [a, b] = await cluster(net, clock, SETTINGS, NATS.slice(0, 2));
+    await run(clock, 4_000);
+    const ab = new Set([a!.info.privateIp, probeAddress(a!.info.privateIp), b!.info.privateIp, probeAddress(b!.info.privateIp)]);
+    net.drop = (from, to) => ab.has(from) && ab.has(to);
+    await run(clock, 2_000);
+    for (const [n, other] of [[a!, b!], [b!, a!]] as const) {
+      expect(n.statusChecks).toBe(1);
+      n.ha.statusChecks(new Map([[other.info.instanceId, false]]));
+    }
+    await run(clock, 10_000);
+    for (const n of [a!, b!]) {
+      expect(n.ha.takeoverAzs()).toEqual([]);
+      expect(n.unhealthy).toEqual([]);
+    }
+    net.drop = () => false;
+    await run(clock, 1_000);
+    expect([a!.ha.suspects(), b!.ha.suspects()]).toEqual([[], []]);
+    // A stale impaired answer for a peer heard again fails nothing.
+    a!.ha.statusChecks(new Map([[b!.info.instanceId, true]]));
+    expect(a!.ha.peers.get(b!.info.instanceId)!.machine.status).toBe('alive');
   });
 
   it('gray failure: forward probes lost, heartbeats fine → the NAT steps aside, marks itself unhealthy, its successor takes over', async () => {
