@@ -85,6 +85,8 @@ const PEER_REFRESH_MIN_MS = 5_000;
  * EC2 runs its checks every minute, so reading them more often would find nothing sooner.
  */
 export const STATUS_POLL_MS = 10_000;
+/** The soonest a failed forward probe may re-check source/dest check again. */
+const SRCDST_RECHECK_MIN_MS = 15_000;
 /** After a write from the tables last observed, the next route check comes this soon. */
 const FAST_PATH_VERIFY_MS = 2_000;
 
@@ -186,6 +188,8 @@ export class Agent {
   private lastTables: RouteTable[] | undefined;
   /** HA asked for the routes: act on the tables last observed instead of describing them first. */
   private fastRoutes = false;
+  /** The last route check ended with every table this NAT serves pointing at it (the self-watchdog's "my routes point at me"). */
+  private routesOk: boolean | undefined;
 
   constructor(
     private readonly config: Config,
@@ -242,6 +246,12 @@ export class Agent {
           },
           onDescribe: () => this.runSoon('peers', PEER_REFRESH_MIN_MS),
           onStatusCheck: () => this.runSoon('status', STATUS_POLL_MS),
+          conntrack: () => deps.kernel.conntrackUse(),
+          routesOk: () => this.routesOk,
+          // Source/dest check turned back on stops forwarded traffic: re-check it now, not in 5 minutes.
+          onForwardFailed: () => {
+            if (!config.skipSourceDest) this.runSoon('srcdst', SRCDST_RECHECK_MIN_MS);
+          },
           setUnhealthy: deps.ha.setUnhealthy,
         },
       );
@@ -686,6 +696,7 @@ export class Agent {
     // What we wrote makes the tables last observed stale: the next fast path must observe first.
     if (tagNow.length > 0 || handedTo.size > 0 || results.some((r) => r.status === 'rejected')) this.lastTables = undefined;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    this.routesOk = failed === undefined;
     if (failed) throw failed.reason;
     this.logs.routes.debug({ event: 'routes.checked', tables: mine.length + taken.length, durationMs: this.clock.now() - t0 }, 'routes checked');
     return toHandOver;

@@ -15,6 +15,7 @@ import {
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   EC2Client,
+  ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
   type RouteTable,
 } from '@aws-sdk/client-ec2';
@@ -28,6 +29,7 @@ import type { Identity } from '../src/identity.js';
 import { Kernel } from '../src/kernel.js';
 import { FakeHost } from './support/fake-host.js';
 import { FakeClock, FakeUdpNetwork, fakeAwsEnv, logCapture } from './support/harness.js';
+import { probeAddress } from '../src/ha/peers.js';
 
 const ME: Identity = {
   instanceId: 'i-0123456789abcdef0',
@@ -123,7 +125,12 @@ beforeEach(() => {
 });
 afterEach(async () => {
   stop.abort();
-  if (running) await running;
+  if (!running) return;
+  // With a successor the agent hands its routes over before it exits, on the fake clock.
+  let done = false;
+  void running.finally(() => (done = true));
+  for (let i = 0; i < 400 && !done; i++) await run(50);
+  await running;
 });
 
 const calls = (name: string) => ec2Mock.calls().filter((c) => (c.args[0] as { constructor: { name: string } }).constructor.name === `${name}Command`);
@@ -136,32 +143,38 @@ async function run(ms: number): Promise<void> {
   }
 }
 
+/** Starts the agent (HA on) and the peer NAT's HA runtime on the same network and clock. */
+async function start(settings: HaSettings = SETTINGS): Promise<Agent> {
+  const host = new FakeHost();
+  const log = pino({ level: 'debug' }, logs.stream);
+  const kernel = new Kernel({ exec: host.exec, fs: host.fs, log: log.child({ component: 'kernel' }) });
+  const agent = new Agent(CONFIG, ME, {
+    ec2: new EC2Client({ region: 'us-east-1' }),
+    kernel,
+    log,
+    clock,
+    random: () => 0,
+    ha: { settings, socket: net.factory, setUnhealthy: () => Promise.resolve(), drainMs: 8_000, lingerMs: 0 },
+  });
+  const peer = new Ha({ ...PEER, stack: 'prod' }, settings, {
+    clock,
+    log: pino({ level: 'silent' }),
+    socket: net.factory,
+    kernelOk: () => true,
+    onRoutes: () => {},
+    onDescribe: () => {},
+    setUnhealthy: () => Promise.resolve(),
+  });
+  peer.updatePeers([{ ...ME, az: ME.az, state: 'running' }]);
+  peer.setAzs([ME.az, PEER.az]);
+  await peer.start(stop.signal);
+  running = agent.run(stop.signal);
+  return agent;
+}
+
 describe('the agent with HA, two AZs: EC2 status checks as the witness of a silent peer', () => {
   it('reads no status check while the peer is heard; reads them while it is silent; takes its table over once they read impaired', async () => {
-    const host = new FakeHost();
-    const log = pino({ level: 'debug' }, logs.stream);
-    const kernel = new Kernel({ exec: host.exec, fs: host.fs, log: log.child({ component: 'kernel' }) });
-    const agent = new Agent(CONFIG, ME, {
-      ec2: new EC2Client({ region: 'us-east-1' }),
-      kernel,
-      log,
-      clock,
-      random: () => 0,
-      ha: { settings: SETTINGS, socket: net.factory, setUnhealthy: () => Promise.resolve(), drainMs: 8_000, lingerMs: 0 },
-    });
-    const peer = new Ha({ ...PEER, stack: 'prod' }, SETTINGS, {
-      clock,
-      log: pino({ level: 'silent' }),
-      socket: net.factory,
-      kernelOk: () => true,
-      onRoutes: () => {},
-      onDescribe: () => {},
-      setUnhealthy: () => Promise.resolve(),
-    });
-    peer.updatePeers([{ ...ME, az: ME.az, state: 'running' }]);
-    peer.setAzs([ME.az, PEER.az]);
-    await peer.start(stop.signal);
-    running = agent.run(stop.signal);
+    const agent = await start();
     await run(10_000);
     expect(agent.haRuntime!.peers.get(PEER.instanceId)!.machine).toMatchObject({ status: 'alive', state: 'serving' });
     expect(calls('DescribeInstanceStatus')).toHaveLength(0);
@@ -187,5 +200,35 @@ describe('the agent with HA, two AZs: EC2 status checks as the witness of a sile
     // Failed: no more status reads.
     await run(STATUS_POLL_MS * 2);
     expect(calls('DescribeInstanceStatus')).toHaveLength(4);
+  });
+});
+
+describe('the agent with HA: the self-watchdog', () => {
+  it('source/dest check turned back on: the forward probe fails, the agent re-checks it at once and turns it off again; the NAT never steps aside', async () => {
+    let srcdstOn = false;
+    let repairedAt = 0;
+    ec2Mock.on(DescribeInstanceAttributeCommand).callsFake(() => ({ SourceDestCheck: { Value: srcdstOn } }));
+    ec2Mock.on(ModifyInstanceAttributeCommand).callsFake(() => {
+      srcdstOn = false;
+      repairedAt = clock.now();
+      return {};
+    });
+    // With the check on, EC2 drops what does not carry the NAT's own address: its forward probes.
+    net.drop = (from) => srcdstOn && from === probeAddress(ME.privateIp);
+    const agent = await start({ ...SETTINGS, forwardProbe: true });
+    // The re-check is rate-limited (15 s) from the last source/dest check: boot, or a forward probe lost while the peers started.
+    await run(40_000);
+    expect(agent.haRuntime!.state).toBe('serving');
+    const modifiesBefore = calls('ModifyInstanceAttribute').length;
+    srcdstOn = true;
+    const t0 = clock.now();
+    await run(3_000);
+    const repaired = logs.lines.find((l) => l.event === 'srcdst.disabled' && l.drift === true);
+    expect(repaired, 'source/dest check repaired').toBeDefined();
+    expect(repairedAt - t0).toBeLessThanOrEqual(SETTINGS.healthIntervalMs * 2); // before `fall` (3) failed rounds
+    expect(calls('ModifyInstanceAttribute').length).toBe(modifiesBefore + 1);
+    await run(5_000);
+    expect(logs.lines.filter((l) => l.event === 'self.unhealthy' || l.event === 'self.step_aside')).toEqual([]);
+    expect(agent.haRuntime!.state).toBe('serving');
   });
 });

@@ -17,7 +17,7 @@ import { successorAz } from '@hanat/core';
 import type { Clock } from '../clock.js';
 import { errorMessage } from '../errors.js';
 import { encode, type Heartbeat } from './heartbeat.js';
-import { Hysteresis, judge, type SelfChecks } from './health.js';
+import { CONNTRACK_HEADROOM, Hysteresis, judge, type SelfChecks } from './health.js';
 import { PeerTable, probeAddress, type PeerInfo, type PeerRecord } from './peers.js';
 import type { HaSocket, SocketFactory } from './socket.js';
 import {
@@ -72,6 +72,16 @@ export interface HaDeps {
   socket: SocketFactory;
   /** Whether the kernel reconciler last verified (or repaired) the NAT; undefined before its first run. */
   kernelOk: () => boolean | undefined;
+  /** Conntrack's use and size (net.netfilter.nf_conntrack_count and _max); undefined when not measurable here. */
+  conntrack?: (() => Promise<{ count: number; max: number } | undefined>) | undefined;
+  /** Whether the route reconciler's last check ended with every table this NAT serves pointing at it; undefined before its first. */
+  routesOk?: (() => boolean | undefined) | undefined;
+  /**
+   * The forward probe failed: re-check source/dest check now (rate-limited by the agent). A
+   * check turned back on stops forwarded traffic; repaired within a round or two, it never
+   * reaches `fall`, so the NAT does not step aside for it.
+   */
+  onForwardFailed?: (() => void) | undefined;
   /** TCP connect to the probe target within the timeout. */
   upstreamProbe?: ((target: { host: string; port: number }, timeoutMs: number) => Promise<boolean>) | undefined;
   /** Run the route reconciler now. */
@@ -333,14 +343,18 @@ export class Ha {
     this.sendForwardProbe();
     const target = this.settings.probeTarget;
     const wait = Math.min(this.settings.healthTimeoutMs, 3 * this.settings.heartbeatIntervalMs);
-    const [upstream] = await Promise.all([
+    const [upstream, ct] = await Promise.all([
       target && this.deps.upstreamProbe ? this.deps.upstreamProbe(target, this.settings.healthTimeoutMs) : Promise.resolve(undefined),
+      this.readConntrack(),
       this.probeSocket ? this.deps.clock.sleep(wait) : Promise.resolve(),
     ]);
     const forward = this.judgeForwardProbe();
-    const checks: SelfChecks = { kernel: this.deps.kernelOk(), upstream, forward };
+    if (forward === false) this.deps.onForwardFailed?.();
+    const conntrack = ct === undefined ? undefined : ct.count < ct.max * CONNTRACK_HEADROOM;
+    const checks: SelfChecks = { kernel: this.deps.kernelOk(), upstream, forward, conntrack, routes: this.deps.routesOk?.() };
     this.lastChecks = checks;
-    const { result, failed } = judge(checks);
+    const { result, failed, warnings } = judge(checks);
+    this.warn(warnings, ct);
     const level = this.health.record(result);
     if (level) {
       const now = this.deps.clock.now();
@@ -348,6 +362,34 @@ export class Ha {
       else this.log.info({ event: 'self.healthy', checks }, `this NAT passed its checks ${this.settings.rise} times in a row`);
       this.selfEvent({ type: 'health', level, successor: this.successor() !== undefined, now });
     }
+  }
+
+  private async readConntrack(): Promise<{ count: number; max: number } | undefined> {
+    if (!this.deps.conntrack) return undefined;
+    try {
+      return await this.deps.conntrack();
+    } catch (err) {
+      this.once('conntrack.unreadable', () => this.log.warn({ event: 'self.conntrack_unreadable', err }, `conntrack use could not be read: ${errorMessage(err)}`));
+      return undefined;
+    }
+  }
+
+  private warnings = new Set<string>();
+
+  /** Logs each warning of the self-checks when it appears and when it clears. */
+  private warn(now: string[], ct: { count: number; max: number } | undefined): void {
+    for (const w of now) {
+      if (this.warnings.has(w)) continue;
+      if (w === 'conntrack') {
+        const usedPct = ct ? Math.round((ct.count / ct.max) * 1000) / 10 : undefined;
+        this.log.warn(
+          { event: 'self.conntrack_high', count: ct?.count, max: ct?.max, usedPct },
+          `conntrack is ${usedPct} % full: new flows will be dropped when it is full (then the probes fail and this NAT steps aside); raise --conntrack-max or the instance size`,
+        );
+      } else this.log.warn({ event: 'self.routes_not_mine' }, 'a route table this NAT serves does not point at it after the last route check; the route reconciler retries');
+    }
+    for (const w of this.warnings) if (!now.includes(w)) this.log.info({ event: w === 'conntrack' ? 'self.conntrack_ok' : 'self.routes_ok' }, `${w} check passes again`);
+    this.warnings = new Set(now);
   }
 
   /**

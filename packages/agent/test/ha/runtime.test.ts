@@ -7,7 +7,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { probeAddress, type PeerInfo } from '../../src/ha/peers.js';
-import { Ha, type HaSettings } from '../../src/ha/runtime.js';
+import { Ha, type HaDeps, type HaSettings } from '../../src/ha/runtime.js';
 import { udpSocket } from '../../src/ha/socket.js';
 import { FakeClock, FakeUdpNetwork, logCapture } from '../support/harness.js';
 
@@ -47,7 +47,7 @@ afterEach(() => {
   for (const s of stops.splice(0)) s.abort();
 });
 
-async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettings = SETTINGS, nats: PeerInfo[] = NATS): Promise<Node[]> {
+async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettings = SETTINGS, nats: PeerInfo[] = NATS, extra: (info: PeerInfo) => Partial<HaDeps> = () => ({})): Promise<Node[]> {
   const nodes: Node[] = [];
   for (const info of nats) {
     const logs = logCapture();
@@ -60,6 +60,7 @@ async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettin
       onRoutes: () => node.routes++,
       onDescribe: () => node.describes++,
       onStatusCheck: () => node.statusChecks++,
+      ...extra(info),
       setUnhealthy: (id) => {
         node.unhealthy.push(id);
         return Promise.resolve();
@@ -196,13 +197,36 @@ describe('HA runtime over an in-memory network', () => {
     expect(a!.ha.peers.get(b!.info.instanceId)!.machine.status).toBe('alive');
   });
 
+  it('conntrack without headroom and routes not pointing here: warned once each, and cleared; the NAT keeps serving (they are not part of the verdict)', async () => {
+    const clock = new FakeClock();
+    let ct = { count: 100, max: 1_000 };
+    let routes: boolean | undefined = true;
+    const [a] = await cluster(new FakeUdpNetwork(), clock, SETTINGS, NATS, (info) => (info === NATS[0] ? { conntrack: () => Promise.resolve(ct), routesOk: () => routes } : {}));
+    await run(clock, 4_000);
+    ct = { count: 950, max: 1_000 };
+    routes = false;
+    await run(clock, 5_000);
+    expect(events(a!, 'self.conntrack_high')).toEqual([expect.objectContaining({ count: 950, max: 1_000, usedPct: 95 })]);
+    expect(events(a!, 'self.routes_not_mine')).toHaveLength(1);
+    expect(events(a!, 'self.unhealthy')).toEqual([]);
+    expect(a!.ha.state).toBe('serving');
+    ct = { count: 10, max: 1_000 };
+    routes = true;
+    await run(clock, 2_000);
+    expect(events(a!, 'self.conntrack_ok')).toHaveLength(1);
+    expect(events(a!, 'self.routes_ok')).toHaveLength(1);
+  });
+
   it('gray failure: forward probes lost, heartbeats fine → the NAT steps aside, marks itself unhealthy, its successor takes over', async () => {
     const clock = new FakeClock();
     const net = new FakeUdpNetwork();
-    const [a, b] = await cluster(net, clock);
+    let forwardFailed = 0;
+    const [a, b] = await cluster(net, clock, SETTINGS, NATS, (info) => (info === NATS[0] ? { onForwardFailed: () => forwardFailed++ } : {}));
     await run(clock, 4_000);
+    forwardFailed = 0;
     net.drop = (from) => from === probeAddress(a!.info.privateIp);
     await run(clock, 4_500);
+    expect(forwardFailed).toBeGreaterThanOrEqual(3); // each failed round asks the agent to re-check source/dest check
     expect(events(a!, 'self.unhealthy')[0]).toMatchObject({ failed: ['forward'] });
     expect(a!.ha.state).toBe('stepped-aside');
     expect(a!.unhealthy).toEqual([a!.info.instanceId]);
