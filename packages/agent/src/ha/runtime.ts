@@ -15,6 +15,7 @@
 import type { Logger } from 'pino';
 import { successorAz } from '@hanat/core';
 import type { Clock } from '../clock.js';
+import type { Options } from '../config.js';
 import { errorMessage } from '../errors.js';
 import { encode, type Heartbeat } from './heartbeat.js';
 import { CONNTRACK_HEADROOM, Hysteresis, judge, type SelfChecks } from './health.js';
@@ -42,21 +43,20 @@ import {
 /** How long a peer must stay failed before its successor fences it. */
 export const FENCE_AFTER_MS = 3_000;
 
-export interface HaSettings {
-  port: number;
-  heartbeatIntervalMs: number;
-  peerTimeoutMs: number;
-  healthIntervalMs: number;
-  healthTimeoutMs: number;
-  rise: number;
-  fall: number;
-  failbackDelayMs: number;
+/**
+ * HA's settings: the HA fields of the agent's configuration as they are, and what the CLI
+ * derives from them (the port, the hold-down cap, the resolved probe target, the forward probe).
+ */
+export type HaSettings = Pick<Options, 'heartbeatIntervalMs' | 'peerTimeoutMs' | 'healthIntervalMs' | 'healthTimeoutMs' | 'rise' | 'fall' | 'failbackDelayMs'> & {
+  /** UDP port of heartbeats and probes (`haPort`). */
+  port: Options['haPort'];
+  /** Longest failback hold-down, ms. */
   failbackMaxMs: number;
   /** Upstream probe target (`host:port`, TCP connect); undefined: no upstream probe. */
   probeTarget?: { host: string; port: number } | undefined;
   /** Send forward probes (needs the probe address on the loopback interface). */
   forwardProbe: boolean;
-}
+};
 
 export interface HaMe {
   instanceId: string;
