@@ -77,10 +77,18 @@ export interface AgentDeps {
   freshConnections?: () => void;
 }
 
-type TaskName = 'kernel' | 'srcdst' | 'eip' | 'routes' | 'peers' | 'ingress';
+type TaskName = 'kernel' | 'srcdst' | 'eip' | 'routes' | 'peers' | 'status' | 'ingress';
 
 /** The soonest an event (an unknown heartbeat source, a silent peer) may refresh the peer list again. */
 const PEER_REFRESH_MIN_MS = 5_000;
+/**
+ * How often the suspect peers' EC2 status checks are read while any peer stays suspect
+ * (one DescribeInstanceStatus): at most 6 calls a minute, and none while every peer is heard.
+ * EC2 runs its checks every minute, so reading them more often would find nothing sooner.
+ */
+export const STATUS_POLL_MS = 10_000;
+/** The soonest a failed forward probe may re-check source/dest check again. */
+const SRCDST_RECHECK_MIN_MS = 15_000;
 /** After a write from the tables last observed, the next route check comes this soon. */
 const FAST_PATH_VERIFY_MS = 2_000;
 
@@ -176,11 +184,14 @@ export class Agent {
   private readonly ha: Ha | undefined;
   /** Aborted to cut the loop's sleep short (HA wants the routes reconciled now). */
   private wakeup: AbortController | undefined;
-  private peersRanAt = -Infinity;
+  /** When each task last started, for the rate limit of `runSoon`. */
+  private readonly ranAt = new Map<TaskName, number>();
   /** The private route tables as last observed, for HA's fast path. */
   private lastTables: RouteTable[] | undefined;
   /** HA asked for the routes: act on the tables last observed instead of describing them first. */
   private fastRoutes = false;
+  /** The last route check ended with every table this NAT serves pointing at it (the self-watchdog's "my routes point at me"). */
+  private routesOk: boolean | undefined;
 
   constructor(
     private readonly config: Config,
@@ -196,6 +207,7 @@ export class Agent {
       routes: deps.log.child({ component: 'routes' }),
       peers: deps.log.child({ component: 'peers' }),
       ingress: deps.log.child({ component: 'ingress' }),
+      status: deps.log.child({ component: 'peers' }),
     };
     this.clock = deps.clock;
     this.random = deps.random ?? Math.random;
@@ -236,10 +248,24 @@ export class Agent {
             this.runSoon('routes', 0);
           },
           onDescribe: () => this.runSoon('peers', PEER_REFRESH_MIN_MS),
+          onStatusCheck: () => this.runSoon('status', STATUS_POLL_MS),
+          conntrack: () => deps.kernel.conntrackUse(),
+          routesOk: () => this.routesOk,
+          // Source/dest check turned back on stops forwarded traffic: re-check it now, not in 5 minutes.
+          onForwardFailed: () => {
+            if (!config.skipSourceDest) this.runSoon('srcdst', SRCDST_RECHECK_MIN_MS);
+          },
           setUnhealthy: deps.ha.setUnhealthy,
         },
       );
-      this.tasks.splice(3, 0, task('peers', config.peerIntervalMs, () => this.refreshPeers()));
+      const ha = this.ha;
+      this.tasks.splice(
+        3,
+        0,
+        task('peers', config.peerIntervalMs, () => this.refreshPeers()),
+        // Only while a peer is suspect: EC2's status checks as the witness no peer can be (two AZs).
+        task('status', STATUS_POLL_MS, () => this.readPeerStatus(), () => ha.suspects().length > 0),
+      );
     }
     // Last: it never holds up the routes. Without the interface's groups (IMDS did not list them) there is nothing to check.
     if (id.securityGroupIds?.length) this.tasks.push(task('ingress', config.recheckIntervalMs, () => this.reconcileIngress()));
@@ -254,7 +280,7 @@ export class Agent {
   private runSoon(name: TaskName, minGapMs: number): void {
     const t = this.tasks.find((x) => x.name === name);
     if (!t) return;
-    const earliest = name === 'peers' ? this.peersRanAt + minGapMs : 0;
+    const earliest = (this.ranAt.get(name) ?? -Infinity) + minGapMs;
     t.due = Math.min(t.due, Math.max(this.clock.now(), earliest));
     this.wakeup?.abort();
   }
@@ -360,6 +386,7 @@ export class Agent {
 
   private async runTask(task: Task): Promise<number | undefined> {
     const boot = !task.succeeded;
+    this.ranAt.set(task.name, this.clock.now());
     try {
       await task.run(boot);
       task.ok = true;
@@ -721,6 +748,7 @@ export class Agent {
     // What we wrote makes the tables last observed stale: the next fast path must observe first.
     if (toTag.size > 0 || results.some((r) => r.status === 'rejected')) this.lastTables = undefined;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    this.routesOk = failed === undefined;
     if (failed) throw failed.reason;
     this.logs.routes.debug({ event: 'routes.checked', tables: mine.length + taken.length, durationMs: this.clock.now() - t0 }, 'routes checked');
     return toHandOver;
@@ -728,10 +756,18 @@ export class Agent {
 
   /** The stack's NATs from EC2, for the peer table: one DescribeInstances. */
   private async refreshPeers(): Promise<void> {
-    this.peersRanAt = this.clock.now();
     const instances = await this.api.stackInstances(this.config.stack);
     this.ha!.updatePeers(instances);
     this.logs.peers.debug({ event: 'peers.refreshed', peers: instances.map((i) => `${i.instanceId} ${i.az} ${i.privateIp} ${i.state}`) }, 'peer list refreshed');
+  }
+
+  /** The suspect peers' EC2 status checks, for HA: one DescribeInstanceStatus. */
+  private async readPeerStatus(): Promise<void> {
+    const ids = this.ha!.suspects();
+    if (ids.length === 0) return;
+    const impaired = await this.api.statusImpaired(ids);
+    this.logs.peers.debug({ event: 'peers.status_read', impaired: Object.fromEntries(impaired) }, 'suspect peers\' status checks read');
+    this.ha!.statusChecks(impaired);
   }
 
   /**

@@ -17,9 +17,10 @@ import { errorMessage } from './errors.js';
 import { readIdentity, type Identity } from './identity.js';
 import type { Imds } from './imds.js';
 import type { Kernel } from './kernel.js';
+import { CONNTRACK_HEADROOM } from './ha/health.js';
 
 /** Conntrack use above this fraction of the table is unhealthy: new flows are about to be dropped. */
-export const CONNTRACK_HEADROOM = 0.9;
+export { CONNTRACK_HEADROOM };
 
 export interface CheckItem {
   ok: boolean | null;

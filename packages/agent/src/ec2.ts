@@ -9,6 +9,7 @@ import {
   CreateTagsCommand,
   DescribeAddressesCommand,
   DescribeInstanceAttributeCommand,
+  DescribeInstanceStatusCommand,
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   DescribeSecurityGroupsCommand,
@@ -21,8 +22,6 @@ import { NETWORK_PRIVATE, TAG, awsErrorName, isRetryableAwsError, pointDefaultRo
 import { errorMessage } from './errors.js';
 import { isIpv4 } from './identity.js';
 import type { PeerInfo } from './ha/peers.js';
-
-
 
 /** An AWS call that failed, with what it tried to do to what. */
 export class AwsCallError extends Error {
@@ -140,6 +139,26 @@ export class Ec2Api {
       }
       token = res.NextToken;
     } while (token);
+    return out;
+  }
+
+  /**
+   * Whether EC2's status checks of each instance read `impaired` (the instance check or the
+   * system check), one DescribeInstanceStatus. An instance EC2 does not list (not running,
+   * or no checks yet) reads not impaired; an id EC2 does not know at all, too.
+   */
+  async statusImpaired(instanceIds: readonly string[]): Promise<Map<string, boolean>> {
+    const out = new Map(instanceIds.map((id) => [id, false]));
+    if (instanceIds.length === 0) return out;
+    try {
+      const res = await call('DescribeInstanceStatus', instanceIds.join(','), () => this.ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [...instanceIds] })));
+      for (const st of res.InstanceStatuses ?? []) {
+        if (st.InstanceId && out.has(st.InstanceId)) out.set(st.InstanceId, st.InstanceStatus?.Status === 'impaired' || st.SystemStatus?.Status === 'impaired');
+      }
+    } catch (err) {
+      // One id gone (terminated and forgotten) fails the whole call; the peer refresh notices it gone.
+      if (awsErrorName(err instanceof AwsCallError ? err.cause : err) !== 'InvalidInstanceID.NotFound') throw err;
+    }
     return out;
   }
 

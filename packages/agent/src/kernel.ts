@@ -235,6 +235,22 @@ export class Kernel {
     return this.iface ?? undefined;
   }
 
+  /**
+   * Conntrack's use and size, read from /proc (no process to start: the self-watchdog reads it
+   * every second). Undefined where there is no conntrack to measure (not loaded, or a network
+   * namespace that does not show it).
+   */
+  async conntrackUse(): Promise<{ count: number; max: number } | undefined> {
+    try {
+      const [count, max] = await Promise.all(['count', 'max'].map((k) => this.fs.readFile(`/proc/sys/net/netfilter/nf_conntrack_${k}`)));
+      const c = Number(count!.trim());
+      const m = Number(max!.trim());
+      return Number.isFinite(c) && m > 0 ? { count: c, max: m } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   private async memTotal(): Promise<number> {
     if (this.memBytes !== undefined) return this.memBytes;
     const text = await this.fs.readFile('/proc/meminfo');

@@ -166,6 +166,19 @@ describe('kernel NAT configuration', () => {
   });
 });
 
+describe('conntrack use (the self-watchdog reads it every second)', () => {
+  it('reads count and max from /proc without starting a process; undefined where there is no conntrack', async () => {
+    const files: Record<string, string> = { '/proc/sys/net/netfilter/nf_conntrack_count': '4521\n', '/proc/sys/net/netfilter/nf_conntrack_max': '65536\n' };
+    const fs = { readFile: (p: string) => (p in files ? Promise.resolve(files[p]!) : Promise.reject(Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' }))) };
+    const k = new Kernel({ exec: host.exec, fs, log: pino({ level: 'silent' }) });
+    expect(await k.conntrackUse()).toEqual({ count: 4521, max: 65536 });
+    expect(host.calls).toEqual([]);
+    delete files['/proc/sys/net/netfilter/nf_conntrack_max'];
+    expect(await k.conntrackUse()).toBeUndefined();
+    expect(await kernel.conntrackUse()).toBeUndefined(); // FakeHost's /proc has no conntrack
+  });
+});
+
 describe('nft state', () => {
   it('reads what nft 1.0 prints, /32 elements included', () => {
     const json = JSON.stringify({

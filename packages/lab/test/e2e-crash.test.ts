@@ -13,20 +13,13 @@
  * status checks 15 s (AWS: every minute), health check 10 s, boot 3 s, grace period 0 (the
  * template's 120 s). bench/replacement-outage measures with the real ones.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AutoScalingClient, DescribeScalingActivitiesCommand } from '@aws-sdk/client-auto-scaling';
 import { DescribeInstancesCommand, DescribeInstanceStatusCommand, DescribeRouteTablesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../../../test-support/root.js';
 import { hostRoutes } from '../src/cli/probe.js';
-import { envExports } from '../src/dataplane/cli-support.js';
-import { labEmulator } from '../src/dataplane/emulator-adapter.js';
-import { Lab } from '../src/dataplane/lab.js';
-import { buildWorkers } from './dataplane-helpers.js';
-import { REPO, requireBundles } from './bundle-helpers.js';
+import type { Lab } from '../src/dataplane/lab.js';
+import { sleep, startE2eLab, type CliRun, type E2eLab } from './e2e-helpers.js';
 
 const REGION = 'us-east-1';
 const STACK = 'e2e-crash';
@@ -34,33 +27,17 @@ const STACK = 'e2e-crash';
 const STATUS_CHECK_DELAY_MS = 15_000;
 const HEALTH_CHECK_DELAY_MS = 10_000;
 const BOOT_DELAY_MS = 3_000;
-const CLI = join(REPO, 'packages/cli/dist/hanat.mjs');
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.runIf(requireRoot('lab crash e2e', ['ip', 'nft', 'iptables']))('a NAT that crashes in place, in the lab, with real traffic', { timeout: 120_000 }, () => {
-  let dir: string;
+  let e2e: E2eLab;
   let lab: Lab;
-  let env: NodeJS.ProcessEnv;
   let ec2: EC2Client;
   let asg: AutoScalingClient;
   let azA: string;
   let azB: string;
   let natA: string;
 
-  const hanat = (...args: string[]): Promise<CliRun> =>
-    new Promise((resolve, reject) => {
-      execFile(process.execPath, [CLI, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') reject(new Error(`hanat ${args.join(' ')} did not run: ${err.message}`, { cause: err }));
-        else resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
-      });
-    });
+  const hanat = (...args: string[]): Promise<CliRun> => e2e.hanat(...args);
   const status = async () => {
     const run = await hanat('status', '--name', STACK, '--json');
     const json = JSON.parse(run.stdout) as { azs: { az: string; verdict: string; routeTables: { detail: string }[] }[] };
@@ -82,45 +59,28 @@ describe.runIf(requireRoot('lab crash e2e', ['ip', 'nft', 'iptables']))('a NAT t
   };
 
   beforeAll(async () => {
-    requireBundles('cli', 'agent');
-    dir = mkdtempSync(join(tmpdir(), 'hanat-e2e-crash-'));
-    lab = await Lab.start({
-      emulator: (launcher) =>
-        labEmulator(launcher, {
-          latency: 'zero',
-          bootDelayMs: BOOT_DELAY_MS,
-          statusCheckDelayMs: STATUS_CHECK_DELAY_MS,
-          healthCheckDelayMs: HEALTH_CHECK_DELAY_MS,
-          healthCheckGracePeriodMs: 0,
-          region: REGION,
-        }),
-      runDir: dir,
-      dataplane: {
-        workerCommand: await buildWorkers(),
-        stateDir: join(dir, 'state'),
-        agentCommand: [process.execPath, join(REPO, 'packages/agent/dist/hanat-agent.cjs'), 'run'],
-        // HA off (HANAT_HA=0): this file measures what EC2 and Auto Scaling alone do about a NAT
-        // that crashes in place; e2e-ha.test.ts tests the takeover of one.
-        agentEnv: { HANAT_HA: '0' },
-        terminateGraceMs: 5_000,
-        probe: { intervalMs: 100, timeoutMs: 1_000 },
+    e2e = await startE2eLab({
+      stack: STACK,
+      azs: 2,
+      cidrPrefix: '10.0',
+      region: REGION,
+      emulator: {
+        latency: 'zero',
+        bootDelayMs: BOOT_DELAY_MS,
+        statusCheckDelayMs: STATUS_CHECK_DELAY_MS,
+        healthCheckDelayMs: HEALTH_CHECK_DELAY_MS,
+        healthCheckGracePeriodMs: 0,
       },
+      // HA off (HANAT_HA=0): this file measures what EC2 and Auto Scaling alone do about a NAT
+      // that crashes in place; e2e-ha.test.ts tests the takeover of one.
+      agentEnv: { HANAT_HA: '0' },
+      deployTimeoutMs: 60_000,
     });
-    lab.dataplane.installExitCleanup();
-    env = { PATH: process.env.PATH, HOME: dir, NO_COLOR: '1' };
-    for (const line of envExports(lab.apiEndpoint, REGION).split('\n')) {
-      const m = /^export ([A-Z0-9_]+)=(.*)$/.exec(line);
-      if (m) env[m[1]!] = m[2]!;
-    }
+    lab = e2e.lab;
+    const env = e2e.env;
     const cfg = { endpoint: lab.apiEndpoint, region: REGION, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY! }, maxAttempts: 1 };
     ec2 = new EC2Client(cfg);
     asg = new AutoScalingClient(cfg);
-    const deploy = await hanat('deploy', '--name', STACK, '--cidr-prefix', '10.0', '--azs', '2', '--yes');
-    expect(deploy.code, deploy.stderr).toBe(0);
-    await until(() => {
-      const routes = hostRoutes(lab.status());
-      return routes.length === 4 && routes.every((r) => r.ownAz);
-    }, 60_000, "every private host through its own AZ's NAT");
     const s = lab.status();
     [azA, azB] = [...new Set(s.hosts.map((h) => h.az))].sort() as [string, string];
     natA = s.instances.find((i) => i.az === azA && i.state === 'running')!.instanceId;
@@ -131,8 +91,7 @@ describe.runIf(requireRoot('lab crash e2e', ['ip', 'nft', 'iptables']))('a NAT t
   afterAll(async () => {
     ec2?.destroy();
     asg?.destroy();
-    await lab?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await e2e?.stop();
   }, 60_000);
 
   it('cuts the AZ off while EC2 says running and the route active and status says ok; then status checks fail, status says IMPAIRED, and Auto Scaling replaces the NAT; the outage is about delay + health check + boot', async () => {

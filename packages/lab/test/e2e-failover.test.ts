@@ -10,32 +10,19 @@
  * delay is 5 s, long enough to run `hanat status` between killing a NAT and Auto Scaling's
  * replacement claiming its routes.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../../../test-support/root.js';
 import { hostRoutes, type HostRoute } from '../src/cli/probe.js';
-import { envExports } from '../src/dataplane/cli-support.js';
-import { labEmulator } from '../src/dataplane/emulator-adapter.js';
-import { Lab, type LabStatus } from '../src/dataplane/lab.js';
+import type { Lab, LabStatus } from '../src/dataplane/lab.js';
 import type { Outage, ProbeResult } from '../src/dataplane/probes.js';
-import { buildWorkers } from './dataplane-helpers.js';
-import { REPO, requireBundles } from './bundle-helpers.js';
+import { sleep, startE2eLab, type CliRun, type E2eLab } from './e2e-helpers.js';
 
 const REGION = 'us-east-1';
 const STACK = 'e2e-failover';
 const BOOT_DELAY_MS = 5_000;
 const ROUTE_INTERVAL_S = 5;
 const PROBE_INTERVAL_MS = 100;
-const CLI = join(REPO, 'packages/cli/dist/hanat.mjs');
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 /** What `hanat status --json` prints, as far as this test reads it. */
 interface StatusJson {
@@ -48,23 +35,9 @@ interface StatusJson {
   }[];
 }
 
-/** The environment `hanat-lab up` prints (`export K=V`, `unset K…`) applied to `base`. */
-function envFromExports(exports: string, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const env = { ...base };
-  for (const line of exports.split('\n')) {
-    const set = /^export ([A-Z0-9_]+)=(.*)$/.exec(line);
-    if (set) env[set[1]!] = set[2]!;
-    else if (line.startsWith('unset ')) for (const k of line.slice(6).trim().split(/\s+/)) delete env[k];
-  }
-  return env;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe.runIf(requireRoot('lab failover e2e', ['ip', 'nft', 'iptables']))('hanat failover and status in the lab, with real traffic', { timeout: 60_000 }, () => {
-  let dir: string;
+  let e2e: E2eLab;
   let lab: Lab;
-  let env: NodeJS.ProcessEnv;
   /** The AZs (sorted): A is failed over to B. */
   let azA: string;
   let azB: string;
@@ -75,13 +48,7 @@ describe.runIf(requireRoot('lab failover e2e', ['ip', 'nft', 'iptables']))('hana
   let natB: string;
 
   /** Runs the CLI bundle; resolves with its exit code instead of throwing on exit 1. */
-  const hanat = (...args: string[]): Promise<CliRun> =>
-    new Promise((resolve, reject) => {
-      execFile(process.execPath, [CLI, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') reject(new Error(`hanat ${args.join(' ')} did not run: ${err.message}`, { cause: err }));
-        else resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
-      });
-    });
+  const hanat = (...args: string[]): Promise<CliRun> => e2e.hanat(...args);
   const status = async (): Promise<{ run: CliRun; json: StatusJson }> => {
     const run = await hanat('status', '--name', STACK, '--json');
     return { run, json: JSON.parse(run.stdout) as StatusJson };
@@ -140,36 +107,22 @@ describe.runIf(requireRoot('lab failover e2e', ['ip', 'nft', 'iptables']))('hana
   };
 
   beforeAll(async () => {
-    requireBundles('cli', 'agent');
-    dir = mkdtempSync(join(tmpdir(), 'hanat-e2e-failover-'));
-    lab = await Lab.start({
-      emulator: (launcher) => labEmulator(launcher, { latency: 'zero', bootDelayMs: BOOT_DELAY_MS, region: REGION }),
-      runDir: dir,
-      dataplane: {
-        workerCommand: await buildWorkers(),
-        stateDir: join(dir, 'state'),
-        agentCommand: [process.execPath, join(REPO, 'packages/agent/dist/hanat-agent.cjs'), 'run'],
-        // HA off (HANAT_HA=0): this file tests hanat failover and status against agents that only
-        // claim their own AZ (a killed NAT stays a blackhole until its replacement); e2e-ha.test.ts
-        // tests manual failover against agents with HA on.
-        agentEnv: { HANAT_ROUTE_INTERVAL: String(ROUTE_INTERVAL_S), HANAT_HA: '0' },
-        terminateGraceMs: 5_000,
-        probe: { intervalMs: PROBE_INTERVAL_MS, timeoutMs: 1_000 },
-      },
+    e2e = await startE2eLab({
+      stack: STACK,
+      azs: 2,
+      cidrPrefix: '10.0',
+      region: REGION,
+      emulator: { latency: 'zero', bootDelayMs: BOOT_DELAY_MS },
+      // HA off (HANAT_HA=0): this file tests hanat failover and status against agents that only
+      // claim their own AZ (a killed NAT stays a blackhole until its replacement); e2e-ha.test.ts
+      // tests manual failover against agents with HA on.
+      agentEnv: { HANAT_ROUTE_INTERVAL: String(ROUTE_INTERVAL_S), HANAT_HA: '0' },
+      probeIntervalMs: PROBE_INTERVAL_MS,
+      // What `hanat-lab up` prints is applied as `eval` would: it must unset this.
+      baseEnv: { AWS_PROFILE: 'unset-by-the-exports' },
+      deployTimeoutMs: 60_000,
     });
-    lab.dataplane.installExitCleanup();
-    // What `hanat-lab up` prints, applied as `eval` would.
-    env = envFromExports(envExports(lab.apiEndpoint, REGION), { PATH: process.env.PATH, HOME: dir, NO_COLOR: '1', AWS_PROFILE: 'unset-by-the-exports' });
-    const deploy = await hanat('deploy', '--name', STACK, '--cidr-prefix', '10.0', '--azs', '2', '--yes');
-    expect(deploy.code, deploy.stderr).toBe(0);
-    await until(
-      () => {
-        const routes = hostRoutes(lab.status());
-        return routes.length === 4 && routes.every((r) => r.ownAz);
-      },
-      60_000,
-      () => `every private host through its own AZ's NAT: ${JSON.stringify(hostRoutes(lab.status()).map((r) => ({ az: r.az, ip: r.ip, nat: r.nat })))}`,
-    );
+    lab = e2e.lab;
     const s = lab.status();
     [azA, azB] = [...new Set(s.hosts.map((h) => h.az))].sort() as [string, string];
     const nat = (az: string) => s.instances.find((i) => i.az === az && i.state === 'running')!;
@@ -179,8 +132,7 @@ describe.runIf(requireRoot('lab failover e2e', ['ip', 'nft', 'iptables']))('hana
   }, 120_000);
 
   afterAll(async () => {
-    await lab?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await e2e?.stop();
   }, 60_000);
 
   it("after deploy, hanat status reports every AZ ok, served by its own NAT, and exits 0", async () => {

@@ -1,106 +1,127 @@
 /**
- * HA with two AZs in the lab (docs/ha.md "Two AZs"): no third peer can witness a silence,
- * so silence alone never moves routes. A partition between the two NATs changes nothing;
- * a NAT that EC2 shows gone (killed, terminated) is taken over in seconds, because the
- * survivor asks EC2 as soon as its peer goes silent.
+ * HA with two AZs in the lab (docs/ha.md "Two AZs"): no third peer can witness a silence.
+ * A partition between the two NATs (60 s) changes nothing, though each reads the other's EC2
+ * status checks while it hears nothing. A NAT that EC2 shows gone (killed, terminated) is
+ * taken over in seconds, because the survivor asks EC2 as soon as its peer goes silent. A NAT
+ * that crashes in place (EC2 still says running) is taken over once EC2's status checks read
+ * impaired, which the survivor reads every 10 s while its peer is silent.
+ *
+ * Settings for CI: status checks fail 5 s after a crash (AWS: a minute or more), Auto Scaling
+ * acts on them 15 s later (so that the takeover seen is the agents', not the replacement's),
+ * a 4 s boot delay, a 5 s failback hold-down; the agents' peer timeout is the default 0.8 s.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../../../test-support/root.js';
 import { hostRoutes } from '../src/cli/probe.js';
-import { envExports } from '../src/dataplane/cli-support.js';
-import { labEmulator } from '../src/dataplane/emulator-adapter.js';
-import { Lab } from '../src/dataplane/lab.js';
+import type { Lab } from '../src/dataplane/lab.js';
 import type { CounterSnapshot } from '../src/emulator/index.js';
-import { buildWorkers } from './dataplane-helpers.js';
-import { REPO, requireBundles } from './bundle-helpers.js';
+import { haView, sleep, startE2eLab, type E2eLab } from './e2e-helpers.js';
 
 const REGION = 'us-east-1';
 const STACK = 'e2e-ha-2az';
 const PROBE_INTERVAL_MS = 100;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const BOOT_DELAY_MS = 4_000;
+const STATUS_CHECK_DELAY_MS = 5_000;
+const HEALTH_CHECK_DELAY_MS = 15_000;
+/** The agent's status poll while a peer is silent (STATUS_POLL_MS in packages/agent/src/agent.ts). */
+const STATUS_POLL_MS = 10_000;
+/** The issue's number: a partition between two healthy NATs for 60 s. */
+const PARTITION_MS = 60_000;
 
-describe.runIf(requireRoot('lab HA e2e (2 AZs)', ['ip', 'nft', 'iptables']))('HA in the lab with two AZs', { timeout: 90_000 }, () => {
-  let dir: string;
+describe.runIf(requireRoot('lab HA e2e (2 AZs)', ['ip', 'nft', 'iptables']))('HA in the lab with two AZs', { timeout: 120_000 }, () => {
+  let e2e: E2eLab;
   let lab: Lab;
+  let v: ReturnType<typeof haView>;
+  let azs: [string, string];
+  const eip = new Map<string, string>();
 
-  const natOf = (az: string) => lab.status().instances.filter((i) => i.az === az && i.state === 'running' && i.agentPid !== undefined).at(-1);
-  const events = (id: string, event: string) => {
-    try {
-      return readFileSync(join(dir, 'instances', id, 'agent.log'), 'utf8').split('\n').filter((l) => l.includes(`"event":"${event}"`));
-    } catch {
-      return [];
-    }
-  };
-  const counters = async (): Promise<CounterSnapshot> => (await (await fetch(`${lab.apiEndpoint}/_lab/counters`)).json()) as CounterSnapshot;
+  const events = (id: string, event: string) => v.agentEvents(id, event);
+  const counters = (): Promise<CounterSnapshot> => v.counters();
   const writes = (c: CounterSnapshot) => (c.calls['ec2:ReplaceRoute'] ?? 0) + (c.calls['ec2:CreateRoute'] ?? 0) + (c.calls['autoscaling:SetInstanceHealth'] ?? 0);
+  const statusReads = (c: CounterSnapshot, id: string) => c.byCaller[id]?.['ec2:DescribeInstanceStatus'] ?? 0;
 
   beforeAll(async () => {
-    requireBundles('cli', 'agent');
-    dir = mkdtempSync(join(tmpdir(), 'hanat-e2e-ha2-'));
-    lab = await Lab.start({
-      emulator: (launcher) => labEmulator(launcher, { latency: 'aws', bootDelayMs: 30_000, region: REGION }),
-      runDir: dir,
-      dataplane: {
-        workerCommand: await buildWorkers(),
-        stateDir: join(dir, 'state'),
-        agentCommand: [process.execPath, join(REPO, 'packages/agent/dist/hanat-agent.cjs'), 'run'],
-        terminateGraceMs: 5_000,
-        probe: { intervalMs: PROBE_INTERVAL_MS, timeoutMs: 1_000 },
-      },
+    e2e = await startE2eLab({
+      stack: STACK,
+      azs: 2,
+      cidrPrefix: '10.1',
+      region: REGION,
+      emulator: { latency: 'aws', bootDelayMs: BOOT_DELAY_MS, statusCheckDelayMs: STATUS_CHECK_DELAY_MS, healthCheckDelayMs: HEALTH_CHECK_DELAY_MS },
+      agentEnv: { HANAT_FAILBACK_DELAY: '5' },
+      probeIntervalMs: PROBE_INTERVAL_MS,
     });
-    lab.dataplane.installExitCleanup();
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: dir, NO_COLOR: '1' };
-    for (const line of envExports(lab.apiEndpoint, REGION).split('\n')) {
-      const set = /^export ([A-Z0-9_]+)=(.*)$/.exec(line);
-      if (set) env[set[1]!] = set[2]!;
-    }
-    const code = await new Promise<number>((resolve) =>
-      execFile(process.execPath, [join(REPO, 'packages/cli/dist/hanat.mjs'), 'deploy', '--name', STACK, '--cidr-prefix', '10.1', '--azs', '2', '--yes'], { env }, (err) => resolve(err ? Number(err.code ?? 1) : 0)),
-    );
-    expect(code).toBe(0);
-    const t0 = Date.now();
-    while (!(hostRoutes(lab.status()).length === 4 && hostRoutes(lab.status()).every((h) => h.ownAz))) {
-      if (Date.now() - t0 > 90_000) throw new Error('hosts never reached the internet through their own NAT');
-      await sleep(100);
-    }
+    lab = e2e.lab;
+    v = haView(e2e, PROBE_INTERVAL_MS);
+    azs = [...new Set(lab.status().hosts.map((h) => h.az))].sort() as [string, string];
+    for (const az of azs) eip.set(az, v.natOf(az)!.publicIp!);
     // Both agents healthy (risen) before any fault.
-    const azs = [...new Set(lab.status().hosts.map((h) => h.az))].sort();
-    while (!azs.every((az) => events(natOf(az)!.instanceId, 'self.healthy').length > 0)) await sleep(200);
+    await v.settled(azs, eip, 30_000);
   }, 150_000);
 
   afterAll(async () => {
-    await lab?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await e2e?.stop();
   }, 60_000);
 
-  it('a partition between the two NATs: each suspects the other, nothing moves, nobody is fenced, no probe fails', async () => {
-    const [a, b] = [...new Set(lab.status().hosts.map((h) => h.az))].sort().map((az) => natOf(az)!.instanceId) as [string, string];
+  it('a partition between the two NATs for 60 s: each suspects the other and reads its status checks, nothing moves, nobody is fenced, no probe fails', async () => {
+    const [a, b] = azs.map((az) => v.natOf(az)!.instanceId) as [string, string];
     const before = await counters();
     const t0 = Date.now();
     await lab.fault({ kind: 'partition', target: a, other: b });
-    await sleep(15_000);
+    await sleep(PARTITION_MS);
     await lab.fault({ kind: 'partition', target: a, other: b, off: true });
     await sleep(1_000);
+    const after = await counters();
+    console.log(
+      `2 AZs, partition for ${PARTITION_MS / 1000} s: ${writes(after) - writes(before)} route writes or fencing calls; status-check reads ${statusReads(after, a) - statusReads(before, a)} by ${a}, ` +
+        `${statusReads(after, b) - statusReads(before, b)} by ${b}; load average ${loadavg()[0]!.toFixed(1)}`,
+    );
     expect(events(a, 'peer.suspect').length).toBeGreaterThan(0);
     expect(events(b, 'peer.suspect').length).toBeGreaterThan(0);
     expect([...events(a, 'peer.down'), ...events(b, 'peer.down')]).toEqual([]);
-    expect(writes(await counters()) - writes(before)).toBe(0);
+    expect(writes(after) - writes(before)).toBe(0);
     expect(hostRoutes(lab.status()).flatMap((h) => h.outages.filter((o) => o.start >= t0))).toEqual([]);
+    // The witness costs at most one DescribeInstanceStatus per 10 s while the peer is silent.
+    for (const id of [a, b]) {
+      expect(statusReads(after, id) - statusReads(before, id), id).toBeGreaterThan(0);
+      expect(statusReads(after, id) - statusReads(before, id), id).toBeLessThanOrEqual(PARTITION_MS / STATUS_POLL_MS + 1);
+    }
   });
 
   it('a killed NAT (EC2 shows it terminated) is taken over by the other AZ within seconds', async () => {
-    const [azA, azB] = [...new Set(lab.status().hosts.map((h) => h.az))].sort() as [string, string];
-    const eipB = natOf(azB)!.publicIp;
+    const [azA, azB] = azs;
     const killed = await lab.fault({ kind: 'kill', target: azA });
     const outages = await lab.waitForRecovery(killed.affectedHosts, killed.at, 10_000);
-    console.log(`2 AZs, kill ${killed.instances[0]}: outage ${outages.map((o) => `${o.proto} ${o.outageMs} ms → ${o.answerAfter}`).join(', ')} (boot delay 30 s: not the replacement)`);
+    console.log(`2 AZs, kill ${killed.instances[0]}: outage ${outages.map((o) => `${o.proto} ${o.outageMs} ms → ${o.answerAfter}`).join(', ')}`);
     for (const o of outages) {
       expect(o.outageMs).toBeLessThanOrEqual(3_000);
-      expect(o.answerAfter).toBe(eipB);
+      expect(o.answerAfter).toBe(eip.get(azB));
     }
+    // Auto Scaling notices the terminated NAT after its health-check delay and replaces it.
+    await v.settled(azs, eip, HEALTH_CHECK_DELAY_MS + BOOT_DELAY_MS + 30_000);
+  });
+
+  it('a NAT that crashes in place (EC2 still says running) is taken over once EC2 shows its status checks impaired, then fenced and replaced', async () => {
+    const [azA, azB] = azs;
+    const crashed = v.natOf(azA)!.instanceId;
+    const survivor = v.natOf(azB)!.instanceId;
+    const hit = await lab.fault({ kind: 'crash', target: crashed });
+    const outages = await lab.waitForRecovery(hit.affectedHosts, hit.at, STATUS_CHECK_DELAY_MS + STATUS_POLL_MS + 10_000);
+    const down = events(survivor, 'peer.down').find((e) => e.peer === crashed);
+    console.log(
+      `2 AZs, crash in place of ${crashed}: outage ${outages.map((o) => `${o.proto} ${o.outageMs} ms → ${o.answerAfter}`).join(', ')} ` +
+        `(status checks impaired ${STATUS_CHECK_DELAY_MS} ms after the crash, read every ${STATUS_POLL_MS} ms); load average ${loadavg()[0]!.toFixed(1)}`,
+    );
+    // Taken over on EC2's word, not on silence alone and not because Auto Scaling replaced it.
+    expect(down).toMatchObject({ by: 'ec2', statusChecks: 'impaired' });
+    for (const o of outages) {
+      expect(o.answerAfter).toBe(eip.get(azB));
+      expect(o.outageMs).toBeGreaterThanOrEqual(STATUS_CHECK_DELAY_MS - 500);
+      expect(o.outageMs).toBeLessThanOrEqual(STATUS_CHECK_DELAY_MS + STATUS_POLL_MS + 3_000);
+    }
+    await sleep(3_500);
+    expect(events(survivor, 'peer.fenced').some((e) => e.instanceId === crashed)).toBe(true);
+    await v.settled(azs, eip, BOOT_DELAY_MS + 30_000);
+    expect(v.natOf(azA)!.instanceId).not.toBe(crashed);
   });
 });

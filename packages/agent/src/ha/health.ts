@@ -42,20 +42,37 @@ export class Hysteresis {
 export interface SelfChecks {
   /** Forwarding on and hanat's NAT rule present, as the kernel reconciler last verified (or repaired); undefined before its first run. */
   kernel: boolean | undefined;
-  /** Conntrack below 90 % (undefined: not measurable here). */
-  conntrack?: boolean | undefined;
   /** Upstream probe: the NAT's own path to the internet (undefined: no probe target). */
   upstream?: boolean | undefined;
   /** Forward probe via the peers: `undefined` when no peer could say. */
   forward?: boolean | undefined;
+  /**
+   * Conntrack has headroom: below CONNTRACK_HEADROOM of its table (undefined: not measurable
+   * here). Not part of the verdict: a full table is a load, and moving the routes moves the
+   * load to the successor. When it is full, new flows are dropped, the probes with them (each
+   * is a new flow), and those fail the verdict.
+   */
+  conntrack?: boolean | undefined;
+  /**
+   * "My routes point at me": the route reconciler's last check ended with every table this
+   * NAT serves pointing at it (undefined before its first check). Not part of the verdict:
+   * the route reconciler repairs it, and a NAT whose route writes fail would fail the same
+   * writes to hand its tables over.
+   */
+  routes?: boolean | undefined;
 }
 
-/** One check round's verdict and what failed. */
-export function judge(c: SelfChecks): { result: CheckResult; failed: string[] } {
+/** Conntrack use at or above this fraction of the table is a warning (hanat-agent check calls it unhealthy). */
+export const CONNTRACK_HEADROOM = 0.9;
+
+/** One check round's verdict, what failed (the verdict's checks) and what to warn about (the others). */
+export function judge(c: SelfChecks): { result: CheckResult; failed: string[]; warnings: string[] } {
   const failed: string[] = [];
   if (c.kernel === false) failed.push('kernel');
-  if (c.conntrack === false) failed.push('conntrack');
   if (c.upstream === false) failed.push('upstream');
   if (c.forward === false) failed.push('forward');
-  return { result: failed.length > 0 ? 'fail' : c.kernel === undefined ? 'inconclusive' : 'ok', failed };
+  const warnings: string[] = [];
+  if (c.conntrack === false) warnings.push('conntrack');
+  if (c.routes === false) warnings.push('routes');
+  return { result: failed.length > 0 ? 'fail' : c.kernel === undefined ? 'inconclusive' : 'ok', failed, warnings };
 }

@@ -15,9 +15,10 @@
 import type { Logger } from 'pino';
 import { successorAz, type OwnerReason } from '@hanat/core';
 import type { Clock } from '../clock.js';
+import type { Options } from '../config.js';
 import { errorMessage } from '../errors.js';
 import { encode, type Heartbeat } from './heartbeat.js';
-import { Hysteresis, judge, type SelfChecks } from './health.js';
+import { CONNTRACK_HEADROOM, Hysteresis, judge, type SelfChecks } from './health.js';
 import { PeerTable, probeAddress, type PeerInfo, type PeerRecord } from './peers.js';
 import type { HaSocket, SocketFactory } from './socket.js';
 import {
@@ -43,21 +44,20 @@ import {
 /** How long a peer must stay failed before its successor fences it. */
 export const FENCE_AFTER_MS = 3_000;
 
-export interface HaSettings {
-  port: number;
-  heartbeatIntervalMs: number;
-  peerTimeoutMs: number;
-  healthIntervalMs: number;
-  healthTimeoutMs: number;
-  rise: number;
-  fall: number;
-  failbackDelayMs: number;
+/**
+ * HA's settings: the HA fields of the agent's configuration as they are, and what the CLI
+ * derives from them (the port, the hold-down cap, the resolved probe target, the forward probe).
+ */
+export type HaSettings = Pick<Options, 'heartbeatIntervalMs' | 'peerTimeoutMs' | 'healthIntervalMs' | 'healthTimeoutMs' | 'rise' | 'fall' | 'failbackDelayMs'> & {
+  /** UDP port of heartbeats and probes (`haPort`). */
+  port: Options['haPort'];
+  /** Longest failback hold-down, ms. */
   failbackMaxMs: number;
   /** Upstream probe target (`host:port`, TCP connect); undefined: no upstream probe. */
   probeTarget?: { host: string; port: number } | undefined;
   /** Send forward probes (needs the probe address on the loopback interface). */
   forwardProbe: boolean;
-}
+};
 
 export interface HaMe {
   instanceId: string;
@@ -73,12 +73,27 @@ export interface HaDeps {
   socket: SocketFactory;
   /** Whether the kernel reconciler last verified (or repaired) the NAT; undefined before its first run. */
   kernelOk: () => boolean | undefined;
+  /** Conntrack's use and size (net.netfilter.nf_conntrack_count and _max); undefined when not measurable here. */
+  conntrack?: (() => Promise<{ count: number; max: number } | undefined>) | undefined;
+  /** Whether the route reconciler's last check ended with every table this NAT serves pointing at it; undefined before its first. */
+  routesOk?: (() => boolean | undefined) | undefined;
+  /**
+   * The forward probe failed: re-check source/dest check now (rate-limited by the agent). A
+   * check turned back on stops forwarded traffic; repaired within a round or two, it never
+   * reaches `fall`, so the NAT does not step aside for it.
+   */
+  onForwardFailed?: (() => void) | undefined;
   /** TCP connect to the probe target within the timeout. */
   upstreamProbe?: ((target: { host: string; port: number }, timeoutMs: number) => Promise<boolean>) | undefined;
   /** Run the route reconciler now. */
   onRoutes: () => void;
   /** Refresh the peers from EC2 soon (the agent rate-limits it). */
   onDescribe: () => void;
+  /**
+   * Read the suspect peers' EC2 status checks soon, and every status poll while any peer
+   * stays suspect (the agent rate-limits it and feeds the answer to `statusChecks`).
+   */
+  onStatusCheck?: (() => void) | undefined;
   /** SetInstanceHealth Unhealthy (ShouldRespectGracePeriod false) on `instanceId`. */
   setUnhealthy: (instanceId: string) => Promise<void>;
 }
@@ -165,6 +180,29 @@ export class Ha {
   updatePeers(instances: readonly PeerInfo[]): void {
     const now = this.deps.clock.now();
     for (const id of this.peers.update(instances, now)) this.peerEvent(this.peers.get(id), { type: 'ec2-gone' });
+  }
+
+  /** The peers silent for the timeout that no witness has corroborated yet: whose EC2 status checks to read. */
+  suspects(): string[] {
+    return this.peers
+      .all()
+      .filter((p) => p.goneAt === undefined && p.machine.status === 'suspect')
+      .map((p) => p.info.instanceId)
+      .sort();
+  }
+
+  /**
+   * EC2's status checks of suspect peers (DescribeInstanceStatus), instance id → impaired.
+   * A suspect whose checks are impaired has its second witness: EC2 saw it fail from
+   * outside, as its peers did. Checks that read ok change nothing: a crash in place takes
+   * EC2 a minute or more to notice, so ok is no evidence that the peer is alive.
+   */
+  statusChecks(impaired: ReadonlyMap<string, boolean>): void {
+    for (const [id, bad] of impaired) {
+      const p = this.peers.get(id);
+      if (!bad || !p || p.goneAt !== undefined || p.machine.status !== 'suspect') continue;
+      this.peerEvent(p, { type: 'corroborated', by: 'ec2' }, { statusChecks: 'impaired' });
+    }
   }
 
   /** The stack's AZs (from its private route tables). */
@@ -316,14 +354,18 @@ export class Ha {
     this.sendForwardProbe();
     const target = this.settings.probeTarget;
     const wait = Math.min(this.settings.healthTimeoutMs, 3 * this.settings.heartbeatIntervalMs);
-    const [upstream] = await Promise.all([
+    const [upstream, ct] = await Promise.all([
       target && this.deps.upstreamProbe ? this.deps.upstreamProbe(target, this.settings.healthTimeoutMs) : Promise.resolve(undefined),
+      this.readConntrack(),
       this.probeSocket ? this.deps.clock.sleep(wait) : Promise.resolve(),
     ]);
     const forward = this.judgeForwardProbe();
-    const checks: SelfChecks = { kernel: this.deps.kernelOk(), upstream, forward };
+    if (forward === false) this.deps.onForwardFailed?.();
+    const conntrack = ct === undefined ? undefined : ct.count < ct.max * CONNTRACK_HEADROOM;
+    const checks: SelfChecks = { kernel: this.deps.kernelOk(), upstream, forward, conntrack, routes: this.deps.routesOk?.() };
     this.lastChecks = checks;
-    const { result, failed } = judge(checks);
+    const { result, failed, warnings } = judge(checks);
+    this.warn(warnings, ct);
     const level = this.health.record(result);
     if (level) {
       const now = this.deps.clock.now();
@@ -331,6 +373,34 @@ export class Ha {
       else this.log.info({ event: 'self.healthy', checks }, `this NAT passed its checks ${this.settings.rise} times in a row`);
       this.selfEvent({ type: 'health', level, successor: this.successor() !== undefined, now });
     }
+  }
+
+  private async readConntrack(): Promise<{ count: number; max: number } | undefined> {
+    if (!this.deps.conntrack) return undefined;
+    try {
+      return await this.deps.conntrack();
+    } catch (err) {
+      this.once('conntrack.unreadable', () => this.log.warn({ event: 'self.conntrack_unreadable', err }, `conntrack use could not be read: ${errorMessage(err)}`));
+      return undefined;
+    }
+  }
+
+  private warnings = new Set<string>();
+
+  /** Logs each warning of the self-checks when it appears and when it clears. */
+  private warn(now: string[], ct: { count: number; max: number } | undefined): void {
+    for (const w of now) {
+      if (this.warnings.has(w)) continue;
+      if (w === 'conntrack') {
+        const usedPct = ct ? Math.round((ct.count / ct.max) * 1000) / 10 : undefined;
+        this.log.warn(
+          { event: 'self.conntrack_high', count: ct?.count, max: ct?.max, usedPct },
+          `conntrack is ${usedPct} % full: new flows will be dropped when it is full (then the probes fail and this NAT steps aside); raise --conntrack-max or the instance size`,
+        );
+      } else this.log.warn({ event: 'self.routes_not_mine' }, 'a route table this NAT serves does not point at it after the last route check; the route reconciler retries');
+    }
+    for (const w of this.warnings) if (!now.includes(w)) this.log.info({ event: w === 'conntrack' ? 'self.conntrack_ok' : 'self.routes_ok' }, `${w} check passes again`);
+    this.warnings = new Set(now);
   }
 
   /**
@@ -419,6 +489,9 @@ export class Ha {
           break;
         case 'describe':
           this.deps.onDescribe();
+          break;
+        case 'check-status':
+          this.deps.onStatusCheck?.();
           break;
         case 'reconcile-routes':
           this.routesIfChanged();

@@ -19,8 +19,9 @@
  *      unknown ──heartbeat──▶ alive ──silence──▶ suspect ──corroborated──▶ failed
  *      (any) ──heartbeat──▶ alive                 (any) ──ec2 gone──▶ failed (final)
  *    Silence alone never fails a peer: a second witness must agree (another peer that
- *    also misses it, or EC2 showing it not running or impaired). A peer that says it
- *    stepped aside or is draining is alive, and asks to be taken over.
+ *    also misses it, or EC2 showing it not running, or its status checks impaired: with two
+ *    AZs the only witness of a NAT that crashed in place). A peer that says it stepped
+ *    aside or is draining is alive, and asks to be taken over.
  */
 
 export type SelfState = 'starting' | 'serving' | 'stepped-aside' | 'draining';
@@ -113,8 +114,14 @@ export type PeerEvent =
 export type PeerAction =
   /** Heartbeat now: tell the other peers at once that this one is missed (they corroborate faster). */
   | 'heartbeat'
-  /** Ask EC2 about this peer now (a second witness). */
+  /** Ask EC2 about this peer now (a second witness): is it still pending or running? */
   | 'describe'
+  /**
+   * Ask EC2 for its status checks now, and again every status poll while it stays suspect
+   * (DescribeInstanceStatus): `impaired` is the second witness where no peer can be one
+   * (two AZs, or every other peer cut off too). Costs nothing while every peer is heard.
+   */
+  | 'check-status'
   /** Recompute which AZs this NAT serves, and run the route reconciler now. */
   | 'reconcile-routes'
   /** Mark the peer Unhealthy in its group, if this NAT is its AZ's successor and EC2 still has it running. */
@@ -130,7 +137,7 @@ export function stepPeer(m: PeerMachine, e: PeerEvent): { next: PeerMachine; act
       return { next, actions: changed ? ['reconcile-routes'] : [] };
     }
     case 'silence':
-      if (m.status === 'alive') return { next: { ...m, status: 'suspect' }, actions: ['heartbeat', 'describe'] };
+      if (m.status === 'alive') return { next: { ...m, status: 'suspect' }, actions: ['heartbeat', 'describe', 'check-status'] };
       return { next: m, actions: [] };
     case 'corroborated':
       if (m.status === 'suspect') return { next: { ...m, status: 'failed', failedBy: e.by }, actions: ['reconcile-routes', 'fence'] };

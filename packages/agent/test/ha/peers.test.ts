@@ -138,8 +138,15 @@ describe('health hysteresis', () => {
     expect(h.record('ok')).toBe('up');
   });
 
-  it('a round fails when any check fails, and says which', () => {
-    expect(judge({ kernel: true, upstream: true, forward: undefined })).toEqual({ result: 'ok', failed: [] });
-    expect(judge({ kernel: true, upstream: false, forward: false, conntrack: false })).toEqual({ result: 'fail', failed: ['conntrack', 'upstream', 'forward'] });
+  it('a round fails when any check of the verdict fails, and says which', () => {
+    expect(judge({ kernel: true, upstream: true, forward: undefined })).toEqual({ result: 'ok', failed: [], warnings: [] });
+    expect(judge({ kernel: true, upstream: false, forward: false })).toEqual({ result: 'fail', failed: ['upstream', 'forward'], warnings: [] });
+    expect(judge({ kernel: false, upstream: true, forward: true })).toEqual({ result: 'fail', failed: ['kernel'], warnings: [] });
+    expect(judge({ kernel: undefined, upstream: true })).toEqual({ result: 'inconclusive', failed: [], warnings: [] });
+  });
+
+  it('conntrack without headroom and routes not pointing here warn, and never fail the round (no step-aside for them)', () => {
+    expect(judge({ kernel: true, upstream: true, forward: true, conntrack: false, routes: false })).toEqual({ result: 'ok', failed: [], warnings: ['conntrack', 'routes'] });
+    expect(judge({ kernel: true, upstream: false, conntrack: false })).toEqual({ result: 'fail', failed: ['upstream'], warnings: ['conntrack'] });
   });
 });

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { probeAddress, type PeerInfo } from '../../src/ha/peers.js';
-import { Ha, type HaSettings } from '../../src/ha/runtime.js';
+import { Ha, type HaDeps, type HaSettings } from '../../src/ha/runtime.js';
 import { udpSocket } from '../../src/ha/socket.js';
 import { FakeClock, FakeUdpNetwork, logCapture } from '../support/harness.js';
 
@@ -37,6 +37,7 @@ interface Node {
   ha: Ha;
   routes: number;
   describes: number;
+  statusChecks: number;
   unhealthy: string[];
   logs: ReturnType<typeof logCapture>;
 }
@@ -46,11 +47,11 @@ afterEach(() => {
   for (const s of stops.splice(0)) s.abort();
 });
 
-async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettings = SETTINGS): Promise<Node[]> {
+async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettings = SETTINGS, nats: PeerInfo[] = NATS, extra: (info: PeerInfo) => Partial<HaDeps> = () => ({})): Promise<Node[]> {
   const nodes: Node[] = [];
-  for (const info of NATS) {
+  for (const info of nats) {
     const logs = logCapture();
-    const node = { info, routes: 0, describes: 0, unhealthy: [] as string[], logs } as Node;
+    const node = { info, routes: 0, describes: 0, statusChecks: 0, unhealthy: [] as string[], logs } as Node;
     node.ha = new Ha({ instanceId: info.instanceId, stack: 'prod', az: info.az, privateIp: info.privateIp, eniId: info.eniId! }, settings, {
       clock,
       log: pino(logs.stream),
@@ -58,13 +59,15 @@ async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettin
       kernelOk: () => true,
       onRoutes: () => node.routes++,
       onDescribe: () => node.describes++,
+      onStatusCheck: () => node.statusChecks++,
+      ...extra(info),
       setUnhealthy: (id) => {
         node.unhealthy.push(id);
         return Promise.resolve();
       },
     });
-    node.ha.updatePeers(NATS);
-    node.ha.setAzs(NATS.map((n) => n.az));
+    node.ha.updatePeers(nats);
+    node.ha.setAzs(nats.map((n) => n.az));
     const stop = new AbortController();
     stops.push(stop);
     await node.ha.start(stop.signal);
@@ -145,13 +148,86 @@ describe('HA runtime over an in-memory network', () => {
     }
   });
 
+  it('two AZs, a NAT crashes in place: silence alone moves nothing; once EC2 shows its status checks impaired, the survivor takes over and fences it', async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const [a, b] = await cluster(net, clock, SETTINGS, NATS.slice(0, 2));
+    await run(clock, 4_000);
+    expect(a!.statusChecks).toBe(0); // nothing to ask while every peer is heard
+    net.drop = (from) => from === a!.info.privateIp || from === probeAddress(a!.info.privateIp);
+    await run(clock, 1_200);
+    const peerA = a!.info.instanceId;
+    expect(b!.ha.suspects()).toEqual([peerA]);
+    expect(b!.statusChecks).toBe(1); // asked at once
+    // EC2 has not noticed yet (a crash takes it a minute or more): ok is no evidence either way.
+    b!.ha.statusChecks(new Map([[peerA, false]]));
+    await run(clock, 5_000);
+    expect(b!.ha.takeoverAzs()).toEqual([]);
+    expect(b!.unhealthy).toEqual([]);
+    b!.ha.statusChecks(new Map([[peerA, true]]));
+    await run(clock, 100);
+    expect(events(b!, 'peer.down')[0]).toMatchObject({ peer: peerA, by: 'ec2', statusChecks: 'impaired' });
+    expect(b!.ha.takeoverAzs()).toEqual(['us-east-1a']);
+    expect(b!.ha.suspects()).toEqual([]); // no more status reads
+    await run(clock, 3_100);
+    expect(b!.unhealthy).toEqual([peerA]);
+  });
+
+  it("two AZs, partitioned: each reads the other's status checks, they read ok, nothing moves; a heartbeat ends the reads", async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const [a, b] = await cluster(net, clock, SETTINGS, NATS.slice(0, 2));
+    await run(clock, 4_000);
+    const ab = new Set([a!.info.privateIp, probeAddress(a!.info.privateIp), b!.info.privateIp, probeAddress(b!.info.privateIp)]);
+    net.drop = (from, to) => ab.has(from) && ab.has(to);
+    await run(clock, 2_000);
+    for (const [n, other] of [[a!, b!], [b!, a!]] as const) {
+      expect(n.statusChecks).toBe(1);
+      n.ha.statusChecks(new Map([[other.info.instanceId, false]]));
+    }
+    await run(clock, 10_000);
+    for (const n of [a!, b!]) {
+      expect(n.ha.takeoverAzs()).toEqual([]);
+      expect(n.unhealthy).toEqual([]);
+    }
+    net.drop = () => false;
+    await run(clock, 1_000);
+    expect([a!.ha.suspects(), b!.ha.suspects()]).toEqual([[], []]);
+    // A stale impaired answer for a peer heard again fails nothing.
+    a!.ha.statusChecks(new Map([[b!.info.instanceId, true]]));
+    expect(a!.ha.peers.get(b!.info.instanceId)!.machine.status).toBe('alive');
+  });
+
+  it('conntrack without headroom and routes not pointing here: warned once each, and cleared; the NAT keeps serving (they are not part of the verdict)', async () => {
+    const clock = new FakeClock();
+    let ct = { count: 100, max: 1_000 };
+    let routes: boolean | undefined = true;
+    const [a] = await cluster(new FakeUdpNetwork(), clock, SETTINGS, NATS, (info) => (info === NATS[0] ? { conntrack: () => Promise.resolve(ct), routesOk: () => routes } : {}));
+    await run(clock, 4_000);
+    ct = { count: 950, max: 1_000 };
+    routes = false;
+    await run(clock, 5_000);
+    expect(events(a!, 'self.conntrack_high')).toEqual([expect.objectContaining({ count: 950, max: 1_000, usedPct: 95 })]);
+    expect(events(a!, 'self.routes_not_mine')).toHaveLength(1);
+    expect(events(a!, 'self.unhealthy')).toEqual([]);
+    expect(a!.ha.state).toBe('serving');
+    ct = { count: 10, max: 1_000 };
+    routes = true;
+    await run(clock, 2_000);
+    expect(events(a!, 'self.conntrack_ok')).toHaveLength(1);
+    expect(events(a!, 'self.routes_ok')).toHaveLength(1);
+  });
+
   it('gray failure: forward probes lost, heartbeats fine → the NAT steps aside, marks itself unhealthy, its successor takes over', async () => {
     const clock = new FakeClock();
     const net = new FakeUdpNetwork();
-    const [a, b] = await cluster(net, clock);
+    let forwardFailed = 0;
+    const [a, b] = await cluster(net, clock, SETTINGS, NATS, (info) => (info === NATS[0] ? { onForwardFailed: () => forwardFailed++ } : {}));
     await run(clock, 4_000);
+    forwardFailed = 0;
     net.drop = (from) => from === probeAddress(a!.info.privateIp);
     await run(clock, 4_500);
+    expect(forwardFailed).toBeGreaterThanOrEqual(3); // each failed round asks the agent to re-check source/dest check
     expect(events(a!, 'self.unhealthy')[0]).toMatchObject({ failed: ['forward'] });
     expect(a!.ha.state).toBe('stepped-aside');
     expect(a!.unhealthy).toEqual([a!.info.instanceId]);

@@ -9,6 +9,7 @@ import { type CfnValue, ref, sub } from './cfn.js';
 export const DESCRIBE_ACTIONS = [
   'ec2:DescribeRouteTables',
   'ec2:DescribeInstances',
+  'ec2:DescribeInstanceStatus',
   'ec2:DescribeAddresses',
   'ec2:DescribeSecurityGroups',
 ] as const;
