@@ -5,20 +5,25 @@
 # the stack with the real `hanat deploy`, shows the route tables and who owns them and
 # `hanat status`, shows every AZ's private hosts reaching the internet through their own
 # AZ's NAT, fails the second AZ over to the third by hand (`hanat failover`) and back
-# (`--restore`), kills one NAT and measures how long its AZ is cut off until Auto Scaling's
-# replacement takes the routes back, then tears everything down.
+# (`--restore`), crashes one NAT in place (`hanat-lab fault crash`: how a NAT usually dies on
+# AWS, a hardware failure, kernel panic or hang, with EC2 still reporting it running) and
+# measures how long its AZ is cut off until its successor takes the routes over, waits for
+# EC2's status checks and Auto Scaling to replace it, then tears everything down.
 #
 # The agents check their route tables every HANAT_DEMO_ROUTE_INTERVAL seconds (default 5,
 # the agent's minimum; its own default is 30 s), so that the restore step, which waits for
 # the second AZ's agent to take its routes back at its next check, stays short.
 #
-# The boot delay (Auto Scaling launch to a running instance) is shortened to a few seconds
-# so the demo is quick; a real NAT instance takes ~30 s or more to boot, see
-# bench/replacement-outage for the outage with a realistic boot delay.
+# AWS's delays are shortened so that the demo stays a few minutes long, and the demo says so
+# on screen: the boot delay (Auto Scaling launch to a running instance; a real NAT instance
+# takes ~30 s or more), EC2's status checks (every minute on AWS; here
+# HANAT_DEMO_STATUS_CHECK_DELAY_MS) and the template's 120 s health check grace period (0
+# here). bench/replacement-outage measures the outage with the real ones.
 #
 # Run it as root (the lab creates network namespaces): `pnpm demo` in a root shell.
 #
-# Environment: HANAT_DEMO_BOOT_DELAY_MS (default 3000), HANAT_DEMO_AZS (default 3),
+# Environment: HANAT_DEMO_BOOT_DELAY_MS (default 3000), HANAT_DEMO_STATUS_CHECK_DELAY_MS
+# (default 10000), HANAT_DEMO_AZS (default 3),
 # HANAT_DEMO_LATENCY (aws|zero, default aws), HANAT_DEMO_ROUTE_INTERVAL (seconds, default 5),
 # HANAT_DEMO_SKIP_SETUP=1 to skip setup.sh.
 # HANAT_LAB_STATE_DIR (default /run/hanat-lab) is where hanat-lab publishes running labs;
@@ -32,6 +37,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 BOOT_DELAY_MS=${HANAT_DEMO_BOOT_DELAY_MS:-3000}
+STATUS_CHECK_DELAY_MS=${HANAT_DEMO_STATUS_CHECK_DELAY_MS:-10000}
 AZS=${HANAT_DEMO_AZS:-3}
 LATENCY=${HANAT_DEMO_LATENCY:-aws}
 ROUTE_INTERVAL=${HANAT_DEMO_ROUTE_INTERVAL:-5}
@@ -47,8 +53,12 @@ if [ "${HANAT_DEMO_SKIP_SETUP:-}" != 1 ]; then
   bash scripts/setup.sh
 fi
 
-step "Starting the lab: AWS emulator (latency: $LATENCY) + VPC in network namespaces (boot delay ${BOOT_DELAY_MS} ms, agent route check every ${ROUTE_INTERVAL} s)"
-exports=$(lab up --detach --latency "$LATENCY" --boot-delay "$BOOT_DELAY_MS" --agent-route-interval "$ROUTE_INTERVAL")
+step "Starting the lab: AWS emulator (latency: $LATENCY) + VPC in network namespaces (agent route check every ${ROUTE_INTERVAL} s)"
+echo "  Shortened so that the demo stays short (AWS's own figures in brackets):"
+echo "    boot delay ${BOOT_DELAY_MS} ms (a real NAT instance: 30 s or more)"
+echo "    EC2 status checks find a crashed instance impaired after ${STATUS_CHECK_DELAY_MS} ms (AWS: checks run every minute)"
+echo "    Auto Scaling health check grace period 0 s (hanat's template: 120 s)"
+exports=$(lab up --detach --latency "$LATENCY" --boot-delay "$BOOT_DELAY_MS" --status-check-delay "$STATUS_CHECK_DELAY_MS" --health-check-grace 0 --agent-route-interval "$ROUTE_INTERVAL")
 eval "$exports"
 while IFS= read -r line; do echo "  $line"; done <<<"$exports"
 
@@ -86,7 +96,7 @@ hanat status --name "$STACK"
 step "Which NAT carries each private host's traffic (the address the internet host sees)"
 this_lab probe --check
 
-# The AZs, sorted: the second fails over to the third (to the first with 2 AZs), the first's NAT is killed.
+# The AZs, sorted: the second fails over to the third (to the first with 2 AZs), the first's NAT crashes.
 # shellcheck disable=SC2016 # JavaScript, not shell
 azs=$(this_lab status --json | node -e 'const s=JSON.parse(require("fs").readFileSync(0,"utf8")); const azs=[...new Set(s.hosts.map(h=>h.az))].sort(); process.stdout.write(`${azs[0]} ${azs[1]} ${azs[2] ?? azs[0]}`)')
 read -r first_az second_az third_az <<<"$azs"
@@ -106,25 +116,30 @@ this_lab probe --az "$second_az" --check --wait $((ROUTE_INTERVAL + 30))
 echo "  hanat status:"
 verdicts=$(hanat status --name "$STACK")
 sed '/^$/,$d' <<<"$verdicts"
-step "Killing the NAT instance of $first_az (like a hardware failure) and measuring the outage"
-echo "  Its peers notice within a second and its successor takes $first_az's routes over; Auto Scaling"
-echo "  replaces it after the boot delay, and the replacement takes the routes back once healthy."
-result=$(this_lab fault kill "$first_az" --wait --timeout 600 --json)
+step "Crashing the NAT instance of $first_az in place (hardware failure, kernel panic, hang) and measuring the outage"
+echo "  It stops answering anything, but EC2 keeps reporting it running and its route active: only its"
+echo "  status checks will notice. Its peers miss its heartbeats within a second or two and its successor"
+echo "  takes $first_az's routes over."
+result=$(this_lab fault crash "$first_az" --wait --timeout 600 --json)
 # shellcheck disable=SC2016 # JavaScript, not shell
 summary=$(node -e '
   const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
   const ms = r.outages.map((o) => o.outageMs);
   const line = (o) => `  ${o.az}  ${o.hostId}  ${o.proto}  ${(o.outageMs / 1000).toFixed(1)} s  (answered by ${o.answerBefore} before, ${o.answerAfter} after)`;
-  console.log(`killed ${r.instances.join(", ")}`);
+  console.log(`crashed ${r.instances.join(", ")}`);
   console.log(r.outages.map(line).join("\n"));
   console.log(`OUTAGE ${(Math.max(...ms) / 1000).toFixed(1)} s (worst of ${ms.length} probe streams, until the successor took over)`);
 ' <<<"$result")
 echo "$summary" | grep -v '^OUTAGE'
-this_lab probe --check --wait 60
+
+step "Waiting for EC2's status checks (${STATUS_CHECK_DELAY_MS} ms here) and Auto Scaling to replace the crashed NAT"
+echo "  Impaired status checks make Auto Scaling mark it Unhealthy, terminate it and launch a replacement;"
+echo "  once healthy, the replacement takes $first_az's routes back (after the agents' failback hold-down)."
+this_lab probe --check --wait 180
 
 step "Tearing down: hanat destroy, then the lab"
 hanat destroy --name "$STACK" --yes
 teardown
 
-step "Measured outage after killing the NAT of $first_az"
+step "Measured outage after the NAT of $first_az crashed"
 echo "$summary" | sed -n 's/^OUTAGE /  /p'

@@ -36,7 +36,8 @@ function sdkEnv(env: NodeJS.ProcessEnv, options: Options): void {
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }
 
-function agentEc2(region: string, connections: Connections): Ec2 {
+/** The agent's EC2 client (exported for the lab's tests, which run the agent against AWS's rate limits with it). */
+export function agentEc2(region: string, connections: Connections): Ec2 {
   // Few SDK attempts: the agent's loop owns retries (jittered, and logged as aws.retry).
   return ec2Client({ region, component: 'agent', maxAttempts: 2, connectionTimeoutMs: 1_000, requestTimeoutMs: 5_000, connections });
 }

@@ -183,7 +183,10 @@ describe.runIf(requireRoot('lab e2e', ['ip', 'nft', 'iptables']))('hanat end to 
     await rememberPids();
   });
 
-  it('a killed NAT is replaced by Auto Scaling, the new agent takes the routes back, and the outage is recorded', async () => {
+  // A terminated NAT (`fault kill`: a Spot interruption, someone terminating it), which EC2 and
+  // Auto Scaling see at once. A NAT that dies in place, the lab's default failure, waits for
+  // EC2's status checks first: e2e-crash.test.ts.
+  it('a terminated NAT is replaced by Auto Scaling, the new agent takes the routes back, and the outage is recorded', async () => {
     const routes = hostRoutes(lab.status());
     const az = [...new Set(routes.map((r) => r.az))].sort()[0]!;
     const eip = (await eipOfAz()).get(az);

@@ -8,14 +8,18 @@
  * - Associating the Elastic IP releases the instance's auto-assigned public IP, and
  *   with it every connection to AWS opened from that address: after `eip.associated`
  *   the agent's calls must go over new connections.
+ * - EC2's request token buckets (EC2 Developer Guide, "Request throttling for the Amazon
+ *   EC2 API"): an agent whose calls meet an empty bucket gets RequestLimitExceeded, and
+ *   its SDK client's retries (then its loop's) get it through once the bucket refills.
  */
 import { CreateStackCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { DescribeInstanceAttributeCommand, DescribeNetworkInterfacesCommand, DescribeRouteTablesCommand } from '@aws-sdk/client-ec2';
+import { CreateRouteCommand, DescribeInstanceAttributeCommand, DescribeNetworkInterfacesCommand, DescribeRouteTablesCommand, ReplaceRouteCommand } from '@aws-sdk/client-ec2';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectionPool, ec2Client, type Ec2 } from '@hanat/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/src/agent.js';
+import { agentEc2 } from '../../agent/src/cli.js';
 import { systemClock } from '../../agent/src/clock.js';
 import { HA_DEFAULTS, type Config } from '../../agent/src/config.js';
 import { Kernel } from '../../agent/src/kernel.js';
@@ -241,6 +245,61 @@ describe('the Elastic IP and the SDK\'s connections', () => {
       await running;
       ec2.destroy();
       await tap.close();
+    }
+  });
+});
+
+describe("AWS's rate limits at boot", () => {
+  it("gets the agent from boot to its routes through EC2's token buckets, shrunk so that its own calls empty them, thanks to its SDK client's retries", { timeout: 60_000 }, async () => {
+    h = await startLab({ latency: 'zero', bootDelayMs: 0, rateLimits: true });
+    await deployStack();
+    const inst = [...h.emu.world.ec2.instances.values()].find((i) => i.state === 'running' && i.az === 'us-east-1c')!;
+    // A twentieth of AWS's buckets: non-mutating actions 5 tokens and 1 a second, mutating
+    // ones 2.5 tokens and 0.25 a second (one token every 4 s), CreateTags 5 and 0.5 a second.
+    h.emu.account.settings.rateLimitScale = 0.05;
+    // Empty the buckets of calls every agent makes at boot, as the other NATs of the account
+    // would in an AZ outage: a describe, and the route calls (a refused call takes its token too).
+    const drain = async (send: () => Promise<unknown>) => {
+      for (let i = 0; i < 10; i++) await send().catch(() => undefined);
+    };
+    await drain(() => h.ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: 'tag:hanat:stack', Values: [STACK] }] })));
+    await drain(() => h.ec2.send(new CreateRouteCommand({ RouteTableId: 'rtb-00000000000000000', DestinationCidrBlock: '0.0.0.0/0', NetworkInterfaceId: inst.eniId })));
+    await drain(() => h.ec2.send(new ReplaceRouteCommand({ RouteTableId: 'rtb-00000000000000000', DestinationCidrBlock: '0.0.0.0/0', NetworkInterfaceId: inst.eniId })));
+    h.emu.counters.reset();
+
+    pointSdkAt(h.url);
+    const connections = connectionPool();
+    // The agent's own EC2 client, as its CLI makes it: two SDK attempts a call, standard retry mode.
+    const ec2 = agentEc2('us-east-1', connections);
+    const { logs, stop, running } = runAgent(inst, { ec2, freshConnections: () => connections.reset() });
+    const t0 = Date.now();
+    try {
+      await until('route.owner_tagged', () => logs.events().includes('route.owner_tagged'), 45_000);
+      const snapshot = h.emu.counters.snapshot();
+      const throttled = Object.entries(snapshot.throttled).filter(([op]) => op.startsWith('ec2:'));
+      console.log(`boot to routes through shrunk rate limits: ${Date.now() - t0} ms; throttled: ${JSON.stringify(Object.fromEntries(throttled))}`);
+      // The agent's calls met empty buckets and were answered RequestLimitExceeded, and were
+      // sent again until one got through: each throttled action was also answered.
+      expect(throttled.map(([op]) => op)).toEqual(expect.arrayContaining(['ec2:DescribeRouteTables']));
+      expect(throttled.some(([op]) => op === 'ec2:CreateRoute' || op === 'ec2:ReplaceRoute')).toBe(true);
+      for (const [op, n] of throttled) expect(snapshot.calls[op], op).toBeGreaterThan(n);
+      // Retried without the agent counting a failure toward giving up (retryable: aws.retry at most).
+      const retried = logs.lines.filter((l) => l.event === 'aws.retry').map((l) => l.code);
+      expect(retried.every((c) => c === 'RequestLimitExceeded'), JSON.stringify(retried)).toBe(true);
+      // ...and it got through: its routes, its Elastic IP, no error logged.
+      const events = logs.events();
+      expect(events).toContain('eip.associated');
+      expect(events).toContain('route.claimed');
+      expect(events).not.toContain('agent.giving_up');
+      expect(logs.lines.filter((l) => l.level === 'error' || l.level === 'fatal').map((l) => l.event)).toEqual([]);
+      expect(h.emu.world.ec2.addressOn(inst.eniId)?.association?.networkInterfaceId).toBe(inst.eniId);
+      // Read from the world, not through the API: the test's own calls would meet the shrunk buckets too.
+      const served = h.emu.network.snapshot().routeTables.filter((t) => t.routes.some((r) => r.destinationCidr === '0.0.0.0/0' && r.target.kind === 'eni' && r.target.networkInterfaceId === inst.eniId));
+      expect(served).toHaveLength(1);
+    } finally {
+      stop.abort();
+      await running;
+      ec2.destroy();
     }
   });
 });

@@ -8,11 +8,12 @@ import {
   DescribeAutoScalingGroupsCommand,
   DescribeAutoScalingInstancesCommand,
   DescribeScalingActivitiesCommand,
+  SetDesiredCapacityCommand,
   SetInstanceHealthCommand,
   TerminateInstanceInAutoScalingGroupCommand,
   UpdateAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
-import { CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVpcCommand, DescribeInstancesCommand, DescribeInstanceStatusCommand } from '@aws-sdk/client-ec2';
+import { CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVpcCommand, DescribeInstancesCommand, DescribeInstanceStatusCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { InstanceLauncher, LaunchSpec } from '../src/contract.js';
 import { ManualClock } from '../src/emulator/index.js';
@@ -265,6 +266,48 @@ describe('replacement', () => {
   });
 });
 
+describe('graceful termination goes through EC2 shutdown', () => {
+  // On AWS every one of these shuts the instance's OS down: `shutting-down` while systemd stops
+  // the agent (SIGTERM, its unit's stop timeout, SIGKILL), then `terminated`. Here the launcher's
+  // terminate() is that shutdown: the instance must be shutting-down while it runs, and become
+  // terminated (its interface gone, routes blackholed) only once it has finished.
+  // [how, the call, how Auto Scaling shows the instance while it shuts down, instances left after]
+  const ways: [string, (id: string) => Promise<unknown>, 'Terminating' | 'taken out', number][] = [
+    // Outside the group: its EC2 health check finds the instance no longer running and replaces it at once.
+    ['TerminateInstances', (id) => h.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] })), 'taken out', 1],
+    ['TerminateInstanceInAutoScalingGroup', (id) => h.asg.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: id, ShouldDecrementDesiredCapacity: false })), 'Terminating', 1],
+    ['SetInstanceHealth Unhealthy', (id) => h.asg.send(new SetInstanceHealthCommand({ InstanceId: id, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false })), 'Terminating', 1],
+    ['scale-in (SetDesiredCapacity)', () => h.asg.send(new SetDesiredCapacityCommand({ AutoScalingGroupName: 'nat-a', DesiredCapacity: 0 })), 'Terminating', 0],
+  ];
+
+  it.each(ways)('%s: shutting-down while the instance shuts down, terminated only after', async (_name, terminate, inGroup, remaining) => {
+    await createGroup('nat-a', [subnetA], { min: 0 });
+    const id = (await boot('nat-a')).Instances![0]!.InstanceId!;
+    let release!: () => void;
+    launcher.hold = new Promise<void>((r) => (release = r));
+
+    await terminate(id);
+    await eventually(() => (launcher.terminated.includes(id) ? true : undefined), 3000, 'the launcher asked to shut the instance down');
+    // However long the shutdown takes, EC2 shows it shutting-down.
+    await clock.advance(60_000);
+    const during = (await h.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!;
+    expect(during.State).toEqual({ Code: 32, Name: 'shutting-down' });
+    expect(during.NetworkInterfaces).toHaveLength(1);
+    const member = (await group('nat-a')).Instances!.find((i) => i.InstanceId === id);
+    expect(member?.LifecycleState ?? 'taken out').toBe(inGroup);
+
+    release();
+    launcher.hold = undefined;
+    await eventually(async () => ((await instanceStates())[id] === 'terminated' ? true : undefined), 3000, 'terminated after the shutdown');
+    expect(launcher.terminated.filter((x) => x === id)).toHaveLength(1);
+    await clock.advance(BOOT_DELAY);
+    await eventually(async () => {
+      const g = await group('nat-a');
+      return g.Instances!.filter((i) => i.InstanceId !== id).length === remaining && g.Instances!.every((i) => i.InstanceId !== id) ? true : undefined;
+    }, 3000, remaining ? 'a replacement' : 'the group scaled in');
+  });
+});
+
 describe('describing and deleting groups', () => {
   it('filters groups by tag and ignores unknown names', async () => {
     await createGroup('nat-a', [subnetA]);
@@ -365,21 +408,25 @@ describe('EC2 status checks and the EC2 health check', () => {
     const asgInstance = (await h.asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [old] }))).AutoScalingInstances![0]!;
     expect(asgInstance).toMatchObject({ HealthStatus: 'UNHEALTHY', LifecycleState: 'Terminating' });
     expect((await instanceStates())[old]).toBe('shutting-down');
-    const terminating = (await h.asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: 'nat-a' }))).Activities![0]!;
+    // Terminate and launch (the default for a health check replacement): the replacement is
+    // launched while the old instance is still shutting down.
+    const [launching, terminating] = (await h.asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: 'nat-a' }))).Activities!;
     expect(terminating).toMatchObject({ Description: `Terminating EC2 instance: ${old}`, StatusCode: 'InProgress' });
-    expect(terminating.Cause).toMatch(/^At \d{4}-\d\d-\d\dT[\d:.]+Z an instance was taken out of service in response to an EC2 instance status checks failure\.$/);
+    expect(terminating!.Cause).toMatch(/^At \d{4}-\d\d-\d\dT[\d:.]+Z an instance was taken out of service in response to an EC2 instance status checks failure\.$/);
+    const replacement = (await group('nat-a')).Instances!.find((i) => i.InstanceId !== old)!;
+    expect(replacement.LifecycleState).toBe('Pending');
+    expect(launching!.Description).toBe(`Launching a new EC2 instance: ${replacement.InstanceId}`);
 
     release();
     launcher.hold = undefined;
     const replacing = await eventually(async () => {
       const x = await group('nat-a');
       return x.Instances!.length === 1 && x.Instances![0]!.InstanceId !== old ? x : undefined;
-    }, 3000, 'replacement');
-    expect(replacing.Instances![0]!.LifecycleState).toBe('Pending');
+    }, 3000, 'old instance gone');
+    expect(replacing.Instances![0]!.InstanceId).toBe(replacement.InstanceId);
     expect((await instanceStates())[old]).toBe('terminated');
     const acts = (await h.asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: 'nat-a' }))).Activities!;
-    expect(acts[0]!.Description).toBe('Launching a new EC2 instance: ' + replacing.Instances![0]!.InstanceId);
-    expect(acts[1]).toMatchObject({ Description: `Terminating EC2 instance: ${old}`, StatusCode: 'Successful' });
+    expect(acts.find((a) => a.Description === `Terminating EC2 instance: ${old}`)).toMatchObject({ StatusCode: 'Successful' });
     await boot('nat-a');
   });
 

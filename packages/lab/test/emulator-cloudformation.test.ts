@@ -14,6 +14,7 @@ import {
   DescribeStacksCommand,
   ExecuteChangeSetCommand,
   GetTemplateCommand,
+  GetTemplateSummaryCommand,
   ListChangeSetsCommand,
   ListStackResourcesCommand,
   UpdateStackCommand,
@@ -378,6 +379,63 @@ describe('failures and rollback', () => {
     expect(out.Capabilities).toEqual(['CAPABILITY_IAM']);
     expect(out.CapabilitiesReason).toContain('AWS::IAM::Role');
     expect(out.Parameters!.map((p) => p.ParameterKey).sort()).toEqual(['AvailabilityZones', 'CidrPrefix', 'InstanceType', 'KeyName', 'NatAmi', 'VpcName']);
+  });
+});
+
+describe('GetTemplateSummary and the size of a template', () => {
+  beforeEach(async () => {
+    h = await startLab();
+  });
+
+  it('summarises a template body, a live stack by name and a deleted one by id', async () => {
+    const body = templateBody({ azs: 2, eip: true });
+    const fromBody = await h.cfn.send(new GetTemplateSummaryCommand({ TemplateBody: body }));
+    expect(fromBody.Parameters!.map((p) => p.ParameterKey).sort()).toEqual(['AvailabilityZones', 'CidrPrefix', 'InstanceType', 'KeyName', 'NatAmi', 'VpcName']);
+    const instanceType = fromBody.Parameters!.find((p) => p.ParameterKey === 'InstanceType')!;
+    expect(instanceType).toMatchObject({ ParameterType: 'String', DefaultValue: 't4g.nano', NoEcho: false });
+    expect(fromBody.Parameters!.find((p) => p.ParameterKey === 'AvailabilityZones')).toMatchObject({ ParameterType: 'List<AWS::EC2::AvailabilityZone::Name>' });
+    expect(fromBody.Parameters!.find((p) => p.ParameterKey === 'AvailabilityZones')!.DefaultValue).toBeUndefined();
+    expect(fromBody.Capabilities).toEqual(['CAPABILITY_IAM']);
+    expect(fromBody.ResourceTypes).toContain('AWS::AutoScaling::AutoScalingGroup');
+    expect(fromBody.Version).toBe('2010-09-09');
+    expect(JSON.parse(fromBody.Metadata!)).toHaveProperty('AWS::CloudFormation::Interface');
+
+    const withChoices = JSON.stringify({ Parameters: { Size: { Type: 'String', AllowedValues: ['s', 'm'], Default: 's' } }, Resources: { Vpc: { Type: 'AWS::EC2::VPC', Properties: { CidrBlock: '10.1.0.0/16' } } } });
+    const choices = await h.cfn.send(new GetTemplateSummaryCommand({ TemplateBody: withChoices }));
+    expect(choices.Parameters).toEqual([expect.objectContaining({ ParameterKey: 'Size', ParameterConstraints: { AllowedValues: ['s', 'm'] } })]);
+
+    // A live stack, by name: its current template (here SMALL, not hanat's).
+    const stack = await deploy(h.cfn, 'small', SMALL);
+    const live = await h.cfn.send(new GetTemplateSummaryCommand({ StackName: 'small' }));
+    expect(live.Parameters!.map((p) => p.ParameterKey)).toEqual(['Cidr', 'Public', 'Owner']);
+    expect(live.ResourceTypes).toEqual(['AWS::EC2::VPC', 'AWS::EC2::Subnet']);
+    // Deleted: by id only, as AWS documents; the name no longer finds it.
+    await h.cfn.send(new DeleteStackCommand({ StackName: 'small' }));
+    await h.emu.stacksSettled();
+    expect((await h.cfn.send(new GetTemplateSummaryCommand({ StackName: stack.StackId }))).ResourceTypes).toEqual(['AWS::EC2::VPC', 'AWS::EC2::Subnet']);
+    const gone = await rejection(h.cfn.send(new GetTemplateSummaryCommand({ StackName: 'small' })));
+    expect(gone.name).toBe('ValidationError');
+    expect(gone.message).toBe('Stack with id small does not exist');
+
+    const none = await rejection(h.cfn.send(new GetTemplateSummaryCommand({})));
+    expect(none.name).toBe('ValidationError');
+    const two = await rejection(h.cfn.send(new GetTemplateSummaryCommand({ StackName: 'small', TemplateBody: SMALL })));
+    expect(two.name).toBe('ValidationError');
+  });
+
+  it('refuses a TemplateBody over 51,200 bytes, as CloudFormation does, and takes one of exactly that size', async () => {
+    const padded = (bytes: number) => {
+      const base = JSON.stringify({ Description: '', Resources: { Vpc: { Type: 'AWS::EC2::VPC', Properties: { CidrBlock: '10.1.0.0/16' } } } });
+      return base.replace('"Description":""', `"Description":"${'x'.repeat(bytes - base.length)}"`);
+    };
+    expect(Buffer.byteLength(padded(51_200))).toBe(51_200);
+    await h.cfn.send(new ValidateTemplateCommand({ TemplateBody: padded(51_200) }));
+    const big = await rejection(h.cfn.send(new ValidateTemplateCommand({ TemplateBody: padded(51_201) })));
+    expect(big.name).toBe('ValidationError');
+    expect(big.message).toMatch(/^1 validation error detected: Value '.*' at 'templateBody' failed to satisfy constraint: Member must have length less than or equal to 51200$/s);
+    const create = await rejection(changeSet(h.cfn, 'big', padded(51_201)));
+    expect(create.message).toBe(big.message);
+    expect(h.emu.world.cloudformation.stacks).toEqual([]);
   });
 });
 

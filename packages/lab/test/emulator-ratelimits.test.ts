@@ -51,6 +51,17 @@ describe('API rate limits (token buckets)', () => {
     expect(h.emu.counters.throttled('ec2:DescribeRouteTables')).toBe(4);
   });
 
+  it('shrinks every bucket by settings.rateLimitScale (tests), capacity and refill alike', async () => {
+    const clock = new ManualClock();
+    h = await startLab({ clock, rateLimits: true });
+    h.emu.account.settings.rateLimitScale = 0.05;
+    const describeTables = () => h!.ec2.send(new DescribeRouteTablesCommand({}));
+    // 100 tokens and 20 a second become 5 and 1 a second; RunInstances' 5 would be 0.25: at least 1.
+    expect((await burst(6, describeTables)).ok).toBe(5);
+    await clock.advance(2_000);
+    expect((await burst(3, describeTables)).ok).toBe(2);
+  });
+
   it('gives unfiltered, unpaginated DescribeInstances the smaller bucket, and mutating actions theirs', async () => {
     const clock = new ManualClock();
     h = await startLab({ clock, rateLimits: true });

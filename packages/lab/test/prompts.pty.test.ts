@@ -10,7 +10,7 @@
  * (util-linux) fails it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -33,11 +33,22 @@ const PROMPT = '[y/N]';
 
 let h: Harness;
 const sessions: PtySession[] = [];
+/** Every HOME handed to a session: removed once the file's sessions are over. */
+const homes: string[] = [];
+afterAll(() => {
+  for (const dir of homes.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempHome(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hanat-pty-home-'));
+  homes.push(dir);
+  return dir;
+}
 
 /** The shell of someone who ran `eval "$(hanat-lab up --detach)"`, with no AWS config of their own. */
 const labEnv = (): NodeJS.ProcessEnv => ({
   PATH: process.env.PATH,
-  HOME: mkdtempSync(join(tmpdir(), 'hanat-pty-home-')),
+  HOME: tempHome(),
   AWS_ENDPOINT_URL: h.url,
   AWS_ACCESS_KEY_ID: credentials.accessKeyId,
   AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,

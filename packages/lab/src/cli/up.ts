@@ -32,6 +32,8 @@ export interface UpOptions extends LatencyOptions {
   healthCheckGrace?: string;
   /** `on` / `off`; unset: on with `--latency aws`. */
   rateLimits?: string;
+  /** ms from SIGTERM to SIGKILL when an instance shuts down; unset: the image unit's TimeoutStopSec. */
+  stopTimeout?: string;
   port: string;
   region: string;
   agent?: string;
@@ -160,6 +162,7 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
         workerCommand: [process.execPath, process.argv[1]!, '_worker'],
         agentCommand: [process.execPath, agent, 'run'],
         agentEnv,
+        ...(opts.stopTimeout !== undefined ? { terminateGraceMs: intOption('stop-timeout', opts.stopTimeout, 0) } : {}),
         probe: { intervalMs: intOption('probe-interval', opts.probeInterval, 10), timeoutMs: 1_000 },
       },
     });
@@ -185,6 +188,7 @@ export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise
   intOption('probe-interval', opts.probeInterval, 10);
   intOption('status-check-delay', opts.statusCheckDelay, 0);
   if (opts.healthCheckGrace !== undefined) intOption('health-check-grace', opts.healthCheckGrace, 0);
+  if (opts.stopTimeout !== undefined) intOption('stop-timeout', opts.stopTimeout, 0);
   const prefix = newPrefix();
   const runDir = resolve(opts.runDir ?? join(process.cwd(), '.lab'));
   mkdirSync(join(runDir, prefix), { recursive: true });
@@ -195,6 +199,7 @@ export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise
   if (opts.agentHa === false) args.push('--no-agent-ha');
   if (opts.healthCheckGrace !== undefined) args.push('--health-check-grace', opts.healthCheckGrace);
   if (opts.rateLimits !== undefined) args.push('--rate-limits', opts.rateLimits);
+  if (opts.stopTimeout !== undefined) args.push('--stop-timeout', opts.stopTimeout);
   const fd = openSync(log, 'a');
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...deps.env } });
   closeSync(fd);
@@ -249,6 +254,7 @@ export function registerUp(program: Command, deps: LabCommandDeps): void {
     .option('--boot-delay <ms>', 'time from an Auto Scaling launch to the instance running', '5000')
     .option('--status-check-delay <ms>', 'time from a crash in place (fault crash) to EC2 status checks reporting the instance impaired; EC2 checks every minute', '60000')
     .option('--health-check-grace <ms>', "replace every Auto Scaling group's health check grace period (default: the group's own, 120 s in hanat's template)")
+    .option('--stop-timeout <ms>', "when an instance is terminated, how long its agent has between SIGTERM and SIGKILL (default: the image's unit, TimeoutStopSec in scripts/systemd/hanat-agent.service, 30 s)")
     .addOption(new Option('--rate-limits <on|off>', "AWS's API rate limits (token buckets per action); default: on with --latency aws, off with zero").choices(['on', 'off']))
     .option('--port <n>', 'loopback port of the AWS API (0: any free port)', '0')
     .option('--region <region>', 'the emulated region', 'us-east-1')

@@ -20,6 +20,7 @@ import { ProbeTracker } from './probes.js';
 import type { ProbeResult } from './probes.js';
 import { baseEnv, destroyNamespaces, namespacePids, signalPid, spawnIn } from './processes.js';
 import { RouterApplier } from './router.js';
+import { imageStopTimeoutMs } from './stop-timeout.js';
 import { DEFAULT_STATE_DIR, cleanupRunSync, removeRunState, runNamespaces, writeRunState } from './state.js';
 import { API_ADDRESS, ECHO_PORT, IMDS_ADDRESS, INTERNET_HOSTS, createCore, createEndpoint } from './topology.js';
 
@@ -50,7 +51,11 @@ export interface DataPlaneOptions {
   agentCommand?: readonly string[];
   /** Extra environment for agents, beyond PATH, HOME and AWS_ENDPOINT_URL (tests only), fixed or per instance. */
   agentEnv?: Record<string, string> | ((spec: LaunchSpec) => Record<string, string>);
-  /** SIGTERM grace before SIGKILL when an instance is terminated (EC2 shutdown). Default 10 s. */
+  /**
+   * SIGTERM grace before SIGKILL when an instance is terminated (EC2 shutdown). Default: the
+   * stop timeout of the agent's systemd unit in the image (TimeoutStopSec, 30 s), read from
+   * scripts/systemd/hanat-agent.service; tests shorten it.
+   */
   terminateGraceMs?: number;
   /** Which subnets get a private host with a prober. Default: subnets tagged `network=private`. */
   hostSubnets?: (subnet: NetSubnet) => boolean;
@@ -440,22 +445,28 @@ export class DataPlane implements InstanceLauncher {
   }
 
   /**
-   * Terminates an instance as EC2 shuts one down: its agent gets SIGTERM (and time to hand
-   * its routes over), then everything left in the namespace is killed and the namespace
-   * and its link are deleted. Idempotent.
+   * Terminates an instance as EC2 shuts one down, and as the image's systemd stops the agent
+   * (KillMode=mixed): SIGTERM to the agent alone (time to hand its routes over), then, once
+   * it has exited or the unit's stop timeout has passed, SIGKILL to everything left in the
+   * namespace, and the namespace and its link are deleted. EC2 shows the instance
+   * `shutting-down` meanwhile. Idempotent.
    */
   async terminate(instanceId: string): Promise<void> {
     const ep = this.endpoints.get(instanceId);
     // A crashed instance is hung: it cannot run a shutdown, so EC2's stop ends up forced.
     if (ep?.agent && !this.faults.crashed.has(instanceId) && ep.agent.exitCode === null && ep.agent.signalCode === null) {
       const agent = ep.agent;
-      const exited = new Promise<void>((resolve) => agent.once('exit', () => resolve()));
+      const exited = new Promise<boolean>((resolve) => agent.once('exit', () => resolve(true)));
+      const grace = this.options.terminateGraceMs ?? imageStopTimeoutMs();
+      const t0 = Date.now();
       signalPid(agent.pid!, 'SIGCONT'); // a stopped agent could not handle SIGTERM
       signalPid(agent.pid!, 'SIGTERM');
-      const grace = this.options.terminateGraceMs ?? 10_000;
+      this.logger.info('instance.stopping', { instanceId, agentPid: agent.pid, stopTimeoutMs: grace });
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, grace)))]);
+      const inTime = await Promise.race([exited, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), grace)))]);
       clearTimeout(timer);
+      if (inTime) this.logger.info('instance.agent_stopped', { instanceId, ms: Date.now() - t0 });
+      else this.logger.warn('instance.stop_timeout', { instanceId, stopTimeoutMs: grace, detail: 'the agent did not exit after SIGTERM; killing it (SIGKILL)' });
     }
     await this.killInstance(instanceId);
   }

@@ -68,10 +68,16 @@ export interface AccountSettings {
    * default) turns it off.
    */
   propagationDelayMs: number;
+  /**
+   * Scales every API rate-limit bucket (when rate limits are on): capacity and refill rate
+   * are multiplied by it, a capacity never below 1 token. 1 (the default) is AWS's figures;
+   * tests shrink the buckets with it so that a handful of calls meets them.
+   */
+  rateLimitScale: number;
 }
 
 /** AWS's defaults for a new account; the propagation delay is off unless a test asks for it. */
-export const DEFAULT_ACCOUNT_SETTINGS: Readonly<AccountSettings> = { eipQuota: 5, propagationDelayMs: 0 };
+export const DEFAULT_ACCOUNT_SETTINGS: Readonly<AccountSettings> = { eipQuota: 5, propagationDelayMs: 0, rateLimitScale: 1 };
 
 /**
  * Public addresses from 198.18.0.0/15 (RFC 2544 benchmarking space): Elastic IPs

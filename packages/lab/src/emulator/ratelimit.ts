@@ -85,8 +85,12 @@ export class RateLimiter {
 
   constructor(private readonly clock: Clock) {}
 
-  /** Takes one token; false when the bucket is empty (the request is throttled). */
-  take(region: string, name: string, spec: BucketSpec): boolean {
+  /**
+   * Takes one token; false when the bucket is empty (the request is throttled). `scale`
+   * (account settings, tests) multiplies the bucket's capacity (at least 1) and refill rate.
+   */
+  take(region: string, name: string, bucketSpec: BucketSpec, scale = 1): boolean {
+    const spec = scale === 1 ? bucketSpec : { capacity: Math.max(1, bucketSpec.capacity * scale), refillPerSecond: bucketSpec.refillPerSecond * scale };
     const key = `${region} ${name}`;
     const now = this.clock.now();
     const b = this.buckets.get(key) ?? { tokens: spec.capacity, at: now };

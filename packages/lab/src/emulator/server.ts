@@ -266,7 +266,7 @@ export class EmulatorServer {
     if (limits && action) {
       const filteredOrPaged = [...params.keys()].some((k) => /^(Filter\.|MaxResults$|NextToken$)/.test(k));
       const bucket = bucketFor(def.service, action, { filteredOrPaged });
-      if (bucket && !limits.take(regionName, bucket.name, bucket.spec)) {
+      if (bucket && !limits.take(regionName, bucket.name, bucket.spec, this.account.settings.rateLimitScale)) {
         this.account.counters.recordThrottled(key, caller);
         return errorReply(def, faultError(def.service, 'throttle'), requestId);
       }

@@ -106,7 +106,7 @@ export class AutoScaling {
     private readonly ec2: Ec2,
     private readonly resolveImage: ImageResolver,
   ) {
-    ec2.onTerminated((inst) => this.instanceTerminated(inst));
+    ec2.onShuttingDown((inst) => this.instanceTerminated(inst));
     ec2.onImpaired((inst) => this.instanceImpaired(inst));
   }
 
@@ -508,7 +508,10 @@ export class AutoScaling {
   /**
    * EC2 health check: an InService instance whose status checks are impaired is marked
    * Unhealthy, terminated and replaced, once the group's health check grace period (from
-   * InService) is over. Auto Scaling notices after its health-check delay.
+   * InService) is over. Auto Scaling notices after its health-check delay. Without an
+   * instance maintenance policy a health check failure is replaced by "terminate and launch"
+   * (User Guide, "Instance maintenance policy for Auto Scaling group": new instances are
+   * provisioned at the same time the existing ones are terminated).
    */
   private instanceImpaired(inst: Instance): void {
     const found = this.memberOf(inst.id);
@@ -524,10 +527,17 @@ export class AutoScaling {
       const cause = `At ${new Date(this.env.clock.now()).toISOString()} an instance was taken out of service in response to an EC2 instance status checks failure.`;
       this.env.log(`autoscaling ${group.name}: ${member.instanceId} is Unhealthy (EC2 status checks impaired)`);
       void this.terminateMember(group, member, cause);
+      // A health check replacement is "terminate and launch" by default: the new instance is
+      // launched while the old one is being terminated, not after.
+      this.reconcile(group);
     });
   }
 
-  /** An instance died outside the group's control: the EC2 health check notices and the group replaces it. */
+  /**
+   * An instance was terminated outside the group's control (TerminateInstances, the lab killing
+   * it): the EC2 health check finds it no longer running (shutting-down or terminated) and the
+   * group replaces it, without waiting for its shutdown to finish.
+   */
   private instanceTerminated(inst: Instance): void {
     const found = this.memberOf(inst.id);
     if (!found || found.member.lifecycle === 'Terminating' || found.member.lifecycle === 'Terminated') return;

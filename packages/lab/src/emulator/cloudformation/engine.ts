@@ -988,6 +988,41 @@ export class CloudFormation {
     };
   }
 
+  // ------------------------------------------------------------------ GetTemplateSummary
+
+  /**
+   * The template of a new body, or of a stack (live by name, deleted too by id),
+   * summarised: parameters as declared, resource types, capabilities, version,
+   * metadata. `aws cloudformation deploy` calls it before an update to learn which
+   * parameters the stack's template has. Exactly one source must be given.
+   */
+  templateSummary(input: T.GetTemplateSummaryCommandInput): T.GetTemplateSummaryOutput {
+    const given = [input.TemplateBody, input.TemplateURL, input.StackName, input.StackSetName].filter((v) => v !== undefined);
+    if (given.length !== 1) throw validationError('1 validation error detected: exactly one of TemplateBody, TemplateURL, StackName or StackSetName must be specified');
+    if (input.TemplateURL !== undefined) throw validationError('hanat-lab does not fetch templates from S3; pass TemplateBody');
+    if (input.StackSetName !== undefined) throw validationError(`StackSet ${input.StackSetName} not found`);
+    const tpl = input.StackName !== undefined ? this.stack(input.StackName).template : parseTemplate(input.TemplateBody);
+    const caps = requiredCapabilities(tpl);
+    const types = [...new Set(Object.values(tpl.Resources).map((r) => r.Type))];
+    return {
+      Parameters: Object.entries(tpl.Parameters ?? {}).map(([k, p]) => ({
+        ParameterKey: k,
+        DefaultValue: p.Default === undefined ? undefined : Array.isArray(p.Default) ? p.Default.join(',') : scalar(p.Default),
+        ParameterType: p.Type,
+        NoEcho: p.NoEcho === true || p.NoEcho === 'true',
+        Description: p.Description,
+        ParameterConstraints: p.AllowedValues ? { AllowedValues: p.AllowedValues.map((v) => scalar(v)) } : {},
+      })),
+      Description: tpl.Description,
+      Capabilities: caps.capability ? [caps.capability] : [],
+      CapabilitiesReason: caps.capability ? `The following resource(s) require capabilities: [${caps.types.join(', ')}]` : undefined,
+      ResourceTypes: types,
+      Version: tpl.AWSTemplateFormatVersion,
+      Metadata: tpl.Metadata === undefined ? undefined : JSON.stringify(tpl.Metadata),
+      DeclaredTransforms: [],
+    };
+  }
+
   static isPseudo(name: string): boolean {
     return (PSEUDO as readonly string[]).includes(name);
   }

@@ -229,6 +229,8 @@ export const cloudFormationOperations = opTable([
 
   op<T.ValidateTemplateCommandInput, Out<T.ValidateTemplateCommandOutput>>(cfn.ValidateTemplate$, (input, ctx) => cfnOf(ctx).validateTemplate(input.TemplateBody)),
 
+  op<T.GetTemplateSummaryCommandInput, Out<T.GetTemplateSummaryCommandOutput>>(cfn.GetTemplateSummary$, (input, ctx) => cfnOf(ctx).templateSummary(input)),
+
   op<T.DeleteStackCommandInput, object>(cfn.DeleteStack$, (input, ctx) => {
     cfnOf(ctx).deleteStack(input.StackName, input.RetainResources);
     return {};

@@ -73,9 +73,17 @@ function lineCol(text: string, err: unknown): string {
   return ` (line ${line}, column ${col})`;
 }
 
+/** The largest TemplateBody CloudFormation accepts, in bytes. */
+export const TEMPLATE_BODY_LIMIT = 51_200;
+
 /** Parses and validates a template body; throws ValidationError as CloudFormation does. */
 export function parseTemplate(body: string | undefined): Template {
   if (body === undefined || body.trim() === '') throw validationError('Either Template URL or Template Body must be specified.');
+  // API Reference (CreateChangeSet, CreateStack, UpdateStack, ValidateTemplate, GetTemplateSummary):
+  // TemplateBody has "a maximum length of 51,200 bytes"; larger templates go through TemplateURL.
+  if (Buffer.byteLength(body, 'utf8') > TEMPLATE_BODY_LIMIT) {
+    throw validationError(`1 validation error detected: Value '${body}' at 'templateBody' failed to satisfy constraint: Member must have length less than or equal to ${TEMPLATE_BODY_LIMIT}`);
+  }
   const text = body.trim();
   if (!text.startsWith('{')) {
     throw validationError('Template format error: hanat-lab accepts JSON templates only (YAML is not supported by the emulator)');

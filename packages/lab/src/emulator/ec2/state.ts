@@ -250,7 +250,7 @@ export class Ec2 {
   readonly tags = new Map<string, Tags>();
 
   private terminations = new Map<string, Promise<void>>();
-  private terminatedListeners: ((instance: Instance) => void)[] = [];
+  private shuttingDownListeners: ((instance: Instance) => void)[] = [];
   private impairedListeners: ((instance: Instance) => void)[] = [];
   private readonly dhcpOptionsId: string;
 
@@ -1173,6 +1173,7 @@ export class Ec2 {
     inst.stateTransitionReason = `${reason} (${gmt(env.clock.now())})`;
     if (!inst.stateReason) inst.stateReason = { code: 'Client.UserInitiatedShutdown', message: 'Client.UserInitiatedShutdown: User initiated shutdown' };
     env.changed();
+    for (const l of this.shuttingDownListeners) l(inst);
     const done = (async () => {
       try {
         await env.launcher.terminate(id);
@@ -1189,7 +1190,6 @@ export class Ec2 {
         this.forget(this.networkInterfaces, eni.id);
       }
       env.changed();
-      for (const l of this.terminatedListeners) l(inst);
     })();
     this.terminations.set(id, done);
     void done.finally(() => this.terminations.delete(id));
@@ -1236,9 +1236,12 @@ export class Ec2 {
     this.impairedListeners.push(fn);
   }
 
-  /** Calls `fn` whenever an instance reaches `terminated`. */
-  onTerminated(fn: (instance: Instance) => void): void {
-    this.terminatedListeners.push(fn);
+  /**
+   * Calls `fn` whenever an instance leaves `running` (or `pending`) for `shutting-down`: from
+   * then on EC2 no longer reports it running, which is what Auto Scaling's EC2 health check looks at.
+   */
+  onShuttingDown(fn: (instance: Instance) => void): void {
+    this.shuttingDownListeners.push(fn);
   }
 
   setSourceDestCheck(target: { instanceId?: string | undefined; networkInterfaceId?: string | undefined }, value: boolean): void {
