@@ -255,7 +255,7 @@ function start() {
   child = spawn(process.execPath, [...process.execArgv, ${JSON.stringify(bundle)}, ...process.argv.slice(2)], { env, stdio: 'inherit' });
   child.on('exit', (code, signal) => {
     if (stopping || signal || code === 0 || code === 2) process.exit(code ?? 1);
-    process.stdout.write(JSON.stringify({ event: 'bench.agent_restart', code, restartInMs: 10000 }) + '\n');
+    process.stdout.write(JSON.stringify({ event: 'bench.agent_restart', code, restartInMs: 10000 }) + '\\n');
     setTimeout(start, 10000);
   });
 }
