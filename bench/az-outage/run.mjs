@@ -53,8 +53,19 @@ const startedAt = new Date();
 const loadStart = load();
 log(`az-outage: ${N} stacks x 3 AZs in one lab (${N * 3} NATs, ${N * 6} private hosts), every NAT of one AZ crashes at once. Expected duration about ${Math.round((300 + N * 20) / 60)} min. Load average ${loadStart.join(' ')} on ${cpus().length} CPUs, ${Math.round(freemem() / 2 ** 20)} of ${Math.round(totalmem() / 2 ** 20)} MiB free.`);
 
-/** RSS (MiB) and CPU time (s) of a process, from /proc. */
+/** RSS (MiB) and CPU time (s) of a process and its children (the agent under agentUnderSystemd's wrapper), from /proc. */
 function proc(pid) {
+  let kids = [];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    /* gone */
+  }
+  const parts = [procOne(pid), ...kids.map(procOne)].filter(Boolean);
+  return parts.length ? { rssMB: parts.reduce((a, p) => a + p.rssMB, 0), cpuS: parts.reduce((a, p) => a + p.cpuS, 0) } : undefined;
+}
+
+function procOne(pid) {
   try {
     const rssKb = Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
