@@ -1,6 +1,7 @@
 // Loopback stand-ins for IMDSv2 and the EC2 Query API, just enough for the
 // agent's start-up calls (and the AWS CLI's), so the benchmark measures the
 // agent, not the network. Used only by bench/agent-startup/run.mjs.
+import dgram from 'node:dgram';
 import http from 'node:http';
 
 export const IDENTITY = {
@@ -19,6 +20,14 @@ export const IDENTITY = {
   allocationId: 'eipalloc-0be0c0ffee00001',
   publicIp: '198.51.100.7',
 };
+
+/** The stack's other NATs, one per AZ, as EC2 lists them and as their heartbeats say. */
+export const PEERS = [
+  { instanceId: 'i-0be0c0ffee0000002', az: 'us-east-1b', privateIp: '10.0.1.10', eniId: 'eni-0be0c0ffee0000003' },
+  { instanceId: 'i-0be0c0ffee0000003', az: 'us-east-1c', privateIp: '10.0.2.10', eniId: 'eni-0be0c0ffee0000004' },
+];
+/** The heartbeat port (the agent's default, docs/ha.md). */
+export const HA_PORT = 4242;
 
 const ROLE = 'hanat-nat';
 
@@ -88,9 +97,23 @@ export async function startEc2() {
       routeEni: m.otherEni,
       tableTags: { 'hanat:stack': m.stack, network: 'private', 'hanat:az': m.az },
       calls: [],
+      // Every interface the route was pointed at, in order (with HA the agent hands it to a peer on SIGTERM).
+      routeHistory: [],
     });
   reset();
+  const instanceXml = (i) =>
+    `<item><instanceId>${i.instanceId}</instanceId><instanceState><code>16</code><name>running</name></instanceState>` +
+    `<privateIpAddress>${i.privateIp}</privateIpAddress><placement><availabilityZone>${i.az}</availabilityZone></placement>` +
+    `<networkInterfaceSet><item><networkInterfaceId>${i.eniId}</networkInterfaceId><attachment><deviceIndex>0</deviceIndex></attachment></item></networkInterfaceSet>` +
+    `${tagSet({ 'hanat:stack': m.stack, 'hanat:az': i.az })}</item>`;
+  const nats = [{ instanceId: m.instanceId, az: m.az, privateIp: m.privateIp, eniId: m.eniId }, ...PEERS];
   const responses = {
+    // HA's peer list (the stack's pending and running NATs) and its liveness check of one instance.
+    DescribeInstances: (p) => {
+      const ids = [...p.keys()].filter((k) => /^InstanceId\.\d+$/.test(k)).map((k) => p.get(k));
+      const list = ids.length ? nats.filter((i) => ids.includes(i.instanceId)) : nats;
+      return `<reservationSet><item><reservationId>r-0be0c0ffee0000001</reservationId><instancesSet>${list.map(instanceXml).join('')}</instancesSet></item></reservationSet>`;
+    },
     DescribeInstanceAttribute: () => `<instanceId>${m.instanceId}</instanceId><sourceDestCheck><value>${state.sourceDestCheck}</value></sourceDestCheck>`,
     ModifyInstanceAttribute: (p) => {
       if (p.get('SourceDestCheck.Value') === 'false') state.sourceDestCheck = false;
@@ -111,10 +134,12 @@ export async function startEc2() {
       `</routeSet>${tagSet(state.tableTags)}</item></routeTableSet>`,
     ReplaceRoute: (p) => {
       state.routeEni = p.get('NetworkInterfaceId');
+      state.routeHistory.push(state.routeEni);
       return '<return>true</return>';
     },
     CreateRoute: (p) => {
       state.routeEni = p.get('NetworkInterfaceId');
+      state.routeHistory.push(state.routeEni);
       return '<return>true</return>';
     },
     CreateTags: (p) => {
@@ -140,4 +165,58 @@ export async function startEc2() {
     });
   });
   return { url: await listen(server), state, reset, close: () => server.close() };
+}
+
+/**
+ * The agent's two peers: each heartbeats to the agent every `intervalMs` from its own address
+ * (which the bench puts on the namespace's loopback), serving and healthy, and reports the
+ * agent's last heartbeat and forward probe back, as a peer agent would (docs/ha.md "Protocol").
+ */
+export async function startPeers(intervalMs = 200) {
+  const m = IDENTITY;
+  const boot = Date.now();
+  const seen = { hb: 0, fp: -1, at: 0, heartbeats: 0, probes: 0 };
+  const sockets = [];
+  for (const peer of PEERS) {
+    const socket = dgram.createSocket('udp4');
+    socket.on('message', (buf) => {
+      let msg;
+      try {
+        msg = JSON.parse(buf.toString('utf8'));
+      } catch {
+        return;
+      }
+      if (msg.id !== m.instanceId) return;
+      if (msg.k === 'hb') {
+        seen.hb = msg.seq;
+        seen.at = Date.now();
+        seen.heartbeats++;
+      } else if (msg.k === 'fp') {
+        seen.fp = msg.seq;
+        seen.probes++;
+      }
+    });
+    await new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(HA_PORT, peer.privateIp, resolve);
+    });
+    sockets.push({ peer, socket, seq: 0 });
+  }
+  const send = () => {
+    for (const s of sockets) {
+      const others = PEERS.filter((p) => p !== s.peer).map((p) => ({ id: p.instanceId, hb: 1, fp: -1, age: 0 }));
+      const self = seen.at ? [{ id: m.instanceId, hb: seen.hb, fp: seen.fp, age: Date.now() - seen.at }] : [];
+      const hb = { v: 1, k: 'hb', stack: m.stack, id: s.peer.instanceId, az: s.peer.az, boot, seq: ++s.seq, state: 'serving', healthy: true, up: true, peers: [...self, ...others] };
+      s.socket.send(Buffer.from(JSON.stringify(hb)), HA_PORT, m.privateIp, () => {});
+    }
+  };
+  const timer = setInterval(send, intervalMs);
+  return {
+    seen,
+    reset: () => Object.assign(seen, { hb: 0, fp: -1, at: 0, heartbeats: 0, probes: 0 }),
+    close: () => {
+      clearInterval(timer);
+      for (const s of sockets) s.socket.close();
+    },
+  };
 }
