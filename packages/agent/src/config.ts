@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
-import { DEFAULT_ROUTE_INTERVAL_S, TAG } from '@hanat/core';
+import { DEFAULT_ROUTE_INTERVAL_S, HA_PORT, TAG } from '@hanat/core';
 import { UsageError } from './errors.js';
 import type { Identity } from './identity.js';
 import { parseImdsEndpoint } from './imds.js';
@@ -61,7 +61,7 @@ export interface Options {
 /** HA's defaults (docs/ha.md "Settings"), for tests that build a Config by hand. */
 export const HA_DEFAULTS = {
   ha: true,
-  haPort: 4242,
+  haPort: HA_PORT,
   heartbeatIntervalMs: 200,
   peerTimeoutMs: 800,
   healthIntervalMs: 1_000,

@@ -195,9 +195,12 @@ describe('NAT instances', () => {
   const t = renderTemplate(DEFAULT_TEMPLATE_OPTIONS);
   const data = props(t, 'NatLaunchTemplate').LaunchTemplateData as Loose;
 
-  it('admits every protocol from the VPC range only, and lets everything out', () => {
+  it("admits every protocol from the VPC range, and from outside it only the peers' forward probes on the heartbeat port; lets everything out", () => {
     const sg = props(t, 'NatSecurityGroup');
-    expect(sg.SecurityGroupIngress).toEqual([{ IpProtocol: '-1', CidrIp: { 'Fn::GetAtt': ['Vpc', 'CidrBlock'] }, Description: expect.any(String) }]);
+    expect(sg.SecurityGroupIngress).toEqual([
+      { IpProtocol: '-1', CidrIp: { 'Fn::GetAtt': ['Vpc', 'CidrBlock'] }, Description: expect.any(String) },
+      { IpProtocol: 'udp', FromPort: 4242, ToPort: 4242, CidrIp: '100.64.0.0/16', Description: expect.any(String) },
+    ]);
     expect(sg.SecurityGroupEgress).toEqual([{ IpProtocol: '-1', CidrIp: '0.0.0.0/0', Description: expect.any(String) }]);
     expect(ofType(t, 'AWS::EC2::SecurityGroupIngress')).toEqual([]);
   });

@@ -18,6 +18,16 @@ export type RouteWrite = 'replaced' | 'created';
  */
 export const DEFAULT_ROUTE_INTERVAL_S = 30;
 
+/** The UDP port the NATs of a stack heartbeat each other on (docs/ha.md); the template admits it. */
+export const HA_PORT = 4242;
+
+/**
+ * Where a NAT's forward probes come from: `100.64.<3rd>.<4th octet>` of its private address
+ * (docs/ha.md, "forward probe"). Not a VPC address, so the NATs' security group must admit it
+ * on the heartbeat port, or every peer's probe is dropped before it arrives.
+ */
+export const FORWARD_PROBE_CIDR = '100.64.0.0/16';
+
 /**
  * Runs one call of `pointDefaultRoute`; the caller can wrap it (name the call in
  * its errors, retry throttling). Identity by default.

@@ -180,7 +180,7 @@ describe.runIf(requireRoot('lab demo e2e', ['ip', 'nft', 'iptables', 'bash', 'ps
     for (const r of movedHosts) expect(r).toMatchObject({ az: second, publicIp: own(third).publicIp, nat: own(third).nat, natAz: third, own: false });
     const pinned = verdicts(moved, azs);
     expect(pinned).toEqual(Object.fromEntries(azs.map((az) => [az, az === second ? 'PINNED' : 'ok'])));
-    expect(moved.find((l) => l.startsWith(`${second} `) && l.includes('PINNED'))).toContain(`pinned to ${third} by hanat failover: served by ${third}'s NAT ${own(third).nat}`);
+    expect(moved.find((l) => l.startsWith(`${second} `) && l.includes('PINNED'))).toContain(`pinned to ${third} by hanat failover (hanat:override): served by ${third}'s NAT ${own(third).nat}`);
 
     const restored = step(`Restoring ${second} (hanat failover --restore)`);
     const back = probeLines(restored);

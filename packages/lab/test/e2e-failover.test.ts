@@ -205,7 +205,7 @@ describe.runIf(requireRoot('lab failover e2e', ['ip', 'nft', 'iptables']))('hana
     expect(verdicts(json)).toEqual({ [azA]: 'pinned', [azB]: 'ok' });
     for (const t of json.azs.find((a) => a.az === azA)!.routeTables) {
       expect(t).toMatchObject({ verdict: 'pinned', override: azB, servedBy: { instanceId: natB, az: azB } });
-      expect(t.detail).toContain(`pinned to ${azB} by hanat failover: served by ${azB}'s NAT ${natB}`);
+      expect(t.detail).toContain(`pinned to ${azB} by hanat failover (hanat:override): served by ${azB}'s NAT ${natB}`);
     }
   });
 

@@ -10,7 +10,7 @@
  * `--no-eip`); everything an operator picks per stack is a Parameter.
  * docs/template.md describes every resource, parameter, output and IAM statement.
  */
-import { NETWORK_PRIVATE, NETWORK_PUBLIC, TAG } from '@hanat/core';
+import { FORWARD_PROBE_CIDR, HA_PORT, NETWORK_PRIVATE, NETWORK_PUBLIC, TAG } from '@hanat/core';
 import {
   type CfnOutput,
   type CfnResource,
@@ -241,6 +241,8 @@ function natShared(opts: TemplateOptions): Record<string, CfnResource> {
         VpcId: ref(id.vpc),
         SecurityGroupIngress: [
           { IpProtocol: '-1', CidrIp: getAtt(id.vpc, 'CidrBlock'), Description: 'everything from inside the VPC' },
+          // The NATs' forward probes leave from 100.64.x.y, not a VPC address (docs/ha.md).
+          { IpProtocol: 'udp', FromPort: HA_PORT, ToPort: HA_PORT, CidrIp: FORWARD_PROBE_CIDR, Description: "hanat forward probes from peer NATs (sent from 100.64.x.y)" },
         ],
         SecurityGroupEgress: [{ IpProtocol: '-1', CidrIp: '0.0.0.0/0', Description: 'everything out' }],
         Tags: tagList([stackTag, nameTag('-nat')]),
