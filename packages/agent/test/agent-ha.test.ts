@@ -23,53 +23,19 @@ import { mockClient } from 'aws-sdk-client-mock';
 import pino from 'pino';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent, STATUS_POLL_MS } from '../src/agent.js';
-import { HA_DEFAULTS, type Config } from '../src/config.js';
 import { Ha, type HaSettings } from '../src/ha/runtime.js';
-import type { Identity } from '../src/identity.js';
 import { Kernel } from '../src/kernel.js';
 import { FakeHost } from './support/fake-host.js';
 import { FakeClock, FakeUdpNetwork, fakeAwsEnv, logCapture } from './support/harness.js';
+import { CONFIG as BASE_CONFIG, HA_SETTINGS, IDENTITY } from './support/fixtures.js';
 import { probeAddress } from '../src/ha/peers.js';
 
-const ME: Identity = {
-  instanceId: 'i-0123456789abcdef0',
-  region: 'us-east-1',
-  az: 'us-east-1a',
-  mac: '02:00:00:00:00:01',
-  eniId: 'eni-0ccccccccccccccc1',
-  subnetId: 'subnet-0aaaaaaaaaaaaaaa1',
-  vpcId: 'vpc-0bbbbbbbbbbbbbbb1',
-  vpcCidrs: ['10.0.0.0/16'],
-  privateIp: '10.0.0.10',
-  tags: { 'hanat:stack': 'prod', 'hanat:az': 'us-east-1a' },
-};
+const ME = IDENTITY;
 const PEER = { instanceId: 'i-0fedcba9876543210', az: 'us-east-1b', privateIp: '10.0.1.10', eniId: 'eni-0ddddddddddddddd2' };
 
-const CONFIG: Config = {
-  stack: 'prod',
-  az: ME.az,
-  logLevel: 'debug',
-  intervalMs: 5_000,
-  routeIntervalMs: 30_000,
-  recheckIntervalMs: 300_000,
-  maxFailures: 3,
-  skipSourceDest: false,
-  ...HA_DEFAULTS,
-  from: {},
-};
+const CONFIG = BASE_CONFIG;
 
-const SETTINGS: HaSettings = {
-  port: 4242,
-  heartbeatIntervalMs: 200,
-  peerTimeoutMs: 800,
-  healthIntervalMs: 1_000,
-  healthTimeoutMs: 800,
-  rise: 3,
-  fall: 3,
-  failbackDelayMs: 30_000,
-  failbackMaxMs: 600_000,
-  forwardProbe: false,
-};
+const SETTINGS = HA_SETTINGS;
 
 function table(id: string, az: string, eni: string): RouteTable {
   return {

@@ -20,56 +20,22 @@ import { mockClient } from 'aws-sdk-client-mock';
 import pino from 'pino';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from '../src/agent.js';
-import { HA_DEFAULTS, type Config } from '../src/config.js';
 import { encode } from '../src/ha/heartbeat.js';
 import type { HaSettings } from '../src/ha/runtime.js';
 import type { SelfState } from '../src/ha/takeover.js';
-import type { Identity } from '../src/identity.js';
 import { Kernel } from '../src/kernel.js';
 import { FakeHost } from './support/fake-host.js';
 import { FakeClock, FakeUdpNetwork, fakeAwsEnv, logCapture } from './support/harness.js';
+import { CONFIG as BASE_CONFIG, HA_SETTINGS, IDENTITY } from './support/fixtures.js';
 
-const ME: Identity = {
-  instanceId: 'i-0123456789abcdef0',
-  region: 'us-east-1',
-  az: 'us-east-1a',
-  mac: '02:00:00:00:00:01',
-  eniId: 'eni-0ccccccccccccccc1',
-  subnetId: 'subnet-0aaaaaaaaaaaaaaa1',
-  vpcId: 'vpc-0bbbbbbbbbbbbbbb1',
-  vpcCidrs: ['10.0.0.0/16'],
-  privateIp: '10.0.0.10',
-  tags: { 'hanat:stack': 'prod', 'hanat:az': 'us-east-1a' },
-};
+const ME = IDENTITY;
 /** The NAT of us-east-1c, whose successor (the next AZ, wrapping around) is us-east-1a: this agent. */
 const PEER = { instanceId: 'i-0fedcba9876543210', az: 'us-east-1c', privateIp: '10.0.2.10', eniId: 'eni-0eeeeeeeeeeeeeee3' };
 const MINE = 'rtb-0aaaaaaaaaaaaaaa1';
 const THEIRS = 'rtb-0aaaaaaaaaaaaaaa3';
 
-const CONFIG: Config = {
-  stack: 'prod',
-  az: 'us-east-1a',
-  logLevel: 'debug',
-  intervalMs: 5_000,
-  routeIntervalMs: 30_000,
-  recheckIntervalMs: 300_000,
-  maxFailures: 3,
-  skipSourceDest: false,
-  ...HA_DEFAULTS,
-  from: {},
-};
-const SETTINGS: HaSettings = {
-  port: 4242,
-  heartbeatIntervalMs: 200,
-  peerTimeoutMs: 800,
-  healthIntervalMs: 1_000,
-  healthTimeoutMs: 800,
-  rise: 1,
-  fall: 3,
-  failbackDelayMs: 30_000,
-  failbackMaxMs: 600_000,
-  forwardProbe: false,
-};
+const CONFIG = BASE_CONFIG;
+const SETTINGS: HaSettings = { ...HA_SETTINGS, rise: 1 };
 
 function table(id: string, az: string, eni: string, owner: string): RouteTable {
   return {

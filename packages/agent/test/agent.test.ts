@@ -17,38 +17,15 @@ import { mockClient } from 'aws-sdk-client-mock';
 import pino from 'pino';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent, STARTUP_WINDOW_MS, decideRoute } from '../src/agent.js';
-import { HA_DEFAULTS, type Config } from '../src/config.js';
-import type { Identity } from '../src/identity.js';
+import type { Config } from '../src/config.js';
 import { Kernel } from '../src/kernel.js';
 import { FakeHost } from './support/fake-host.js';
 import { FakeClock, awsError, fakeAwsEnv, logCapture } from './support/harness.js';
+import { CONFIG as BASE_CONFIG, IDENTITY } from './support/fixtures.js';
 
-const ME: Identity = {
-  instanceId: 'i-0123456789abcdef0',
-  region: 'us-east-1',
-  az: 'us-east-1a',
-  mac: '02:00:00:00:00:01',
-  eniId: 'eni-0ccccccccccccccc1',
-  subnetId: 'subnet-0aaaaaaaaaaaaaaa1',
-  vpcId: 'vpc-0bbbbbbbbbbbbbbb1',
-  vpcCidrs: ['10.0.0.0/16'],
-  privateIp: '10.0.0.10',
-  tags: { 'hanat:stack': 'prod', 'hanat:az': 'us-east-1a' },
-};
+const ME = IDENTITY;
 
-const CONFIG: Config = {
-  stack: 'prod',
-  az: 'us-east-1a',
-  logLevel: 'debug',
-  intervalMs: 5_000,
-  routeIntervalMs: 30_000,
-  recheckIntervalMs: 300_000,
-  maxFailures: 3,
-  skipSourceDest: false,
-  ...HA_DEFAULTS,
-  ha: false,
-  from: {},
-};
+const CONFIG: Config = { ...BASE_CONFIG, ha: false };
 
 const OTHER_ENI = 'eni-0ddddddddddddddd2';
 

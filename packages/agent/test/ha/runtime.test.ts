@@ -10,19 +10,9 @@ import { probeAddress, type PeerInfo } from '../../src/ha/peers.js';
 import { Ha, type HaDeps, type HaSettings } from '../../src/ha/runtime.js';
 import { udpSocket } from '../../src/ha/socket.js';
 import { FakeClock, FakeUdpNetwork, logCapture } from '../support/harness.js';
+import { HA_SETTINGS } from '../support/fixtures.js';
 
-const SETTINGS: HaSettings = {
-  port: 4242,
-  heartbeatIntervalMs: 200,
-  peerTimeoutMs: 800,
-  healthIntervalMs: 1_000,
-  healthTimeoutMs: 800,
-  rise: 3,
-  fall: 3,
-  failbackDelayMs: 30_000,
-  failbackMaxMs: 600_000,
-  forwardProbe: true,
-};
+const SETTINGS: HaSettings = { ...HA_SETTINGS, forwardProbe: true };
 
 const NATS: PeerInfo[] = ['a', 'b', 'c'].map((z, i) => ({
   instanceId: `i-00000000000000${i}${i}${z}`.slice(0, 19),
