@@ -14,8 +14,9 @@
  */
 import type { Logger } from 'pino';
 import { successorAz, type OwnerReason } from '@hanat/core';
-import type { Clock } from '../clock.js';
+import { backoff, type Clock } from '../clock.js';
 import type { Options } from '../config.js';
+import { classify } from '../ec2.js';
 import { errorMessage } from '../errors.js';
 import { encode, type Heartbeat } from './heartbeat.js';
 import { CONNTRACK_HEADROOM, Hysteresis, judge, type SelfChecks } from './health.js';
@@ -43,6 +44,14 @@ import {
 
 /** How long a peer must stay failed before its successor fences it. */
 export const FENCE_AFTER_MS = 3_000;
+
+/**
+ * SetInstanceHealth calls per mark, first included, and the jittered backoff between
+ * them (on top of the SDK's own 3 attempts): about a minute of throttling at most.
+ */
+export const SET_HEALTH_ATTEMPTS = 6;
+const SET_HEALTH_RETRY_BASE_MS = 1_000;
+const SET_HEALTH_RETRY_CAP_MS = 20_000;
 
 /**
  * HA's settings: the HA fields of the agent's configuration as they are, and what the CLI
@@ -544,17 +553,45 @@ export class Ha {
     this.deps.onRoutes();
   }
 
-  /** Marks an instance Unhealthy in its Auto Scaling group, once. */
-  private setUnhealthy(instanceId: string, why: 'self' | 'fence'): void {
-    if (this.fenced.has(instanceId)) return;
-    this.fenced.add(instanceId);
+  /**
+   * Marks an instance Unhealthy in its Auto Scaling group, once. A throttled or failed call
+   * (5xx, network) is retried with jittered backoff, up to `SET_HEALTH_ATTEMPTS` calls in
+   * all, one at a time per instance, and only while the reason holds: this NAT still stepped
+   * aside, or the peer still failed and still this NAT's to take over. Anything else AWS
+   * answers (denied, not in a group) is logged and not retried.
+   */
+  private setUnhealthy(instanceId: string, why: 'self' | 'fence', attempt = 0): void {
+    if (attempt === 0) {
+      if (this.fenced.has(instanceId)) return;
+      this.fenced.add(instanceId);
+    }
     this.deps.setUnhealthy(instanceId).then(
-      () => this.log.warn({ event: why === 'self' ? 'self.marked_unhealthy' : 'peer.fenced', instanceId }, `${instanceId} marked Unhealthy in its Auto Scaling group`),
+      () => this.log.warn({ event: why === 'self' ? 'self.marked_unhealthy' : 'peer.fenced', instanceId, attempts: attempt + 1 }, `${instanceId} marked Unhealthy in its Auto Scaling group`),
       (err: unknown) => {
-        this.fenced.delete(instanceId);
-        this.log.error({ event: 'ha.set_unhealthy_failed', instanceId, err }, `could not mark ${instanceId} Unhealthy: ${errorMessage(err)}`);
+        const retry = classify(err) === 'retryable' && attempt + 1 < SET_HEALTH_ATTEMPTS;
+        if (!retry) {
+          this.fenced.delete(instanceId);
+          this.log.error({ event: 'ha.set_unhealthy_failed', instanceId, attempts: attempt + 1, err }, `could not mark ${instanceId} Unhealthy: ${errorMessage(err)}`);
+          return;
+        }
+        const delay = backoff(attempt, SET_HEALTH_RETRY_BASE_MS, SET_HEALTH_RETRY_CAP_MS);
+        this.log.warn({ event: 'ha.set_unhealthy_retry', instanceId, attempt: attempt + 1, retryInMs: delay, err }, `marking ${instanceId} Unhealthy failed: ${errorMessage(err)}; retrying`);
+        void this.deps.clock.sleep(delay).then(() => {
+          if (this.stillUnhealthy(instanceId, why)) this.setUnhealthy(instanceId, why, attempt + 1);
+          else {
+            this.fenced.delete(instanceId);
+            this.log.info({ event: 'ha.set_unhealthy_dropped', instanceId }, `no longer marking ${instanceId} Unhealthy: ${why === 'self' ? 'this NAT serves again' : 'it is no longer failed, or no longer ours to take over'}`);
+          }
+        });
       },
     );
+  }
+
+  /** Whether the reason to mark `instanceId` Unhealthy still holds (for a retry). */
+  private stillUnhealthy(instanceId: string, why: 'self' | 'fence'): boolean {
+    if (why === 'self') return this.self.state === 'stepped-aside';
+    const r = this.peers.get(instanceId);
+    return r !== undefined && r.goneAt === undefined && r.machine.status === 'failed' && this.takeoverAzs().includes(r.info.az);
   }
 
   private once(key: string, fn: () => void): void {

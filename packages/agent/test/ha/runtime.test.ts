@@ -42,6 +42,7 @@ async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettin
   for (const info of nats) {
     const logs = logCapture();
     const node = { info, routes: 0, describes: 0, statusChecks: 0, unhealthy: [] as string[], logs } as Node;
+    const more = extra(info);
     node.ha = new Ha({ instanceId: info.instanceId, stack: 'prod', az: info.az, privateIp: info.privateIp, eniId: info.eniId! }, settings, {
       clock,
       log: pino(logs.stream),
@@ -50,10 +51,11 @@ async function cluster(net: FakeUdpNetwork, clock: FakeClock, settings: HaSettin
       onRoutes: () => node.routes++,
       onDescribe: () => node.describes++,
       onStatusCheck: () => node.statusChecks++,
-      ...extra(info),
+      ...more,
+      // Every SetInstanceHealth call, answered by `extra`'s when it has one.
       setUnhealthy: (id) => {
         node.unhealthy.push(id);
-        return Promise.resolve();
+        return more.setUnhealthy ? more.setUnhealthy(id) : Promise.resolve();
       },
     });
     node.ha.updatePeers(nats);
@@ -119,6 +121,54 @@ describe('HA runtime over an in-memory network', () => {
     await run(clock, 4_000);
     expect(a!.ha.takeoverAzs()).toEqual([]);
     expect(a!.unhealthy).toEqual([]);
+  });
+
+  it('a throttled fence is retried with jittered backoff until Auto Scaling takes it, one call at a time', async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    let answered = 0;
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
+    const [a, , c] = await cluster(net, clock, SETTINGS, NATS, () => ({ setUnhealthy: () => (++answered <= 3 ? Promise.reject(throttled) : Promise.resolve()) }));
+    await run(clock, 4_000);
+    net.drop = (from) => from === c!.info.privateIp || from === probeAddress(c!.info.privateIp);
+    await run(clock, 4_500);
+    expect(a!.unhealthy).toEqual([c!.info.instanceId]); // the first call, throttled
+    await run(clock, 30_000);
+    expect(a!.unhealthy).toEqual(Array(4).fill(c!.info.instanceId)); // three throttled, then taken, then no more
+    const retries = events(a!, 'ha.set_unhealthy_retry');
+    expect(retries.map((r) => r.attempt)).toEqual([1, 2, 3]);
+    // Jittered and growing: the n-th wait lies in [1 s, 1 s * 2^n].
+    for (const [i, r] of retries.entries()) {
+      expect(r.retryInMs).toBeGreaterThanOrEqual(1_000);
+      expect(r.retryInMs).toBeLessThanOrEqual(1_000 * 2 ** (i + 1));
+    }
+    expect(events(a!, 'peer.fenced')).toEqual([expect.objectContaining({ instanceId: c!.info.instanceId, attempts: 4 })]);
+  });
+
+  it('a fence AWS refuses is not retried, and a retry is dropped once the peer is heard again', async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const denied = Object.assign(new Error('not authorized'), { name: 'AccessDenied' });
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
+    let answer: Error = denied;
+    const [a, , c] = await cluster(net, clock, SETTINGS, NATS, () => ({ setUnhealthy: () => Promise.reject(answer) }));
+    await run(clock, 4_000);
+    net.drop = (from) => from === c!.info.privateIp || from === probeAddress(c!.info.privateIp);
+    await run(clock, 30_000);
+    expect(a!.unhealthy).toEqual([c!.info.instanceId]);
+    expect(events(a!, 'ha.set_unhealthy_failed')[0]).toMatchObject({ instanceId: c!.info.instanceId, attempts: 1 });
+
+    // Heard again, then silent again: throttled this time, and c comes back during the backoff.
+    net.drop = () => false;
+    await run(clock, 2_000);
+    answer = throttled;
+    net.drop = (from) => from === c!.info.privateIp || from === probeAddress(c!.info.privateIp);
+    await run(clock, 4_500);
+    expect(a!.unhealthy).toHaveLength(2);
+    net.drop = () => false;
+    await run(clock, 30_000);
+    expect(a!.unhealthy).toHaveLength(2);
+    expect(events(a!, 'ha.set_unhealthy_dropped')).toEqual([expect.objectContaining({ instanceId: c!.info.instanceId })]);
   });
 
   it('a partition between two healthy NATs: both suspect the other, nobody fails it, nothing is taken over or fenced', async () => {

@@ -132,7 +132,15 @@ export interface OutageReport {
   end: number;
   answerBefore?: string;
   answerAfter?: string;
+  /**
+   * The window's first failed probe was sent before the fault (it was in flight when the
+   * fault struck, or the host was already failing); `start` and `outageMs` count from the fault.
+   */
+  startedBeforeFault?: boolean;
 }
+
+/** How far a probe's send time may precede the fault's own clock reading and still be the fault's. */
+const SEND_SKEW_MS = 150;
 
 export class Lab {
   readonly dataplane: DataPlane;
@@ -379,9 +387,15 @@ export class Lab {
   }
 
   /**
-   * Waits until every given host has had an outage that started at or after `since` and
-   * has ended (TCP and UDP), and reports each window. A host that never failed after
-   * `since` has no window yet, so this keeps waiting for it until `timeoutMs`.
+   * Waits until every given host has had an outage caused at or after `since` that has
+   * ended (TCP and UDP), and reports each window. A host that never failed after `since`
+   * has no window yet, so this keeps waiting for it until `timeoutMs`.
+   *
+   * The window is the first that starts at `since` or after; failing that, the one still
+   * open at `since`. A probe in flight when the fault struck fails too and opens its window
+   * early, and a host may already be failing. Such a window is measured from `since` and
+   * flagged `startedBeforeFault`, so that it neither stalls the wait (as it did when only
+   * later windows counted) nor charges the fault with time that came before it.
    */
   async waitForRecovery(hostIds: string[], since: number, timeoutMs: number): Promise<OutageReport[]> {
     const hostAz = new Map(this.dataplane.hosts().map((h) => [h.id, h.az]));
@@ -389,12 +403,25 @@ export class Lab {
       const out: OutageReport[] = [];
       for (const hostId of hostIds) {
         for (const proto of ['tcp', 'udp'] as const) {
-          const o = this.dataplane.probes.outages(hostId).find((x) => x.proto === proto && x.start >= since - 150 && x.end !== undefined);
+          const windows = this.dataplane.probes.outages(hostId).filter((x) => x.proto === proto && (x.end === undefined || x.end >= since));
+          const o = windows.find((x) => x.start >= since - SEND_SKEW_MS) ?? windows.find((x) => x.start < since);
           if (!o || o.end === undefined) return undefined;
+          const early = o.start < since - SEND_SKEW_MS;
+          const start = early ? since : o.start;
           const answers = this.dataplane.probes.answers(hostId).filter((a) => a.proto === proto);
           const before = answers.filter((a) => a.t < o.start).at(-1)?.answer;
           const after = answers.filter((a) => a.t >= o.end!).at(0)?.answer ?? answers.filter((a) => a.t <= o.end!).at(-1)?.answer;
-          out.push({ hostId, az: hostAz.get(hostId) ?? '', proto, outageMs: o.end - o.start, start: o.start, end: o.end, ...optional('answerBefore', before), ...optional('answerAfter', after) });
+          out.push({
+            hostId,
+            az: hostAz.get(hostId) ?? '',
+            proto,
+            outageMs: Math.max(0, o.end - start),
+            start,
+            end: o.end,
+            ...(early ? { startedBeforeFault: true } : {}),
+            ...optional('answerBefore', before),
+            ...optional('answerAfter', after),
+          });
         }
       }
       return out;
