@@ -192,6 +192,10 @@ export class Agent {
   private fastRoutes = false;
   /** The last route check ended with every table this NAT serves pointing at it (the self-watchdog's "my routes point at me"). */
   private routesOk: boolean | undefined;
+  /** Whether the last route check ended with every table of this AZ pointing here. */
+  private ownAzServed = false;
+  /** Leaving siblings (HA) for which the Elastic IP check was already run early. */
+  private readonly eipChecked = new Set<string>();
 
   constructor(
     private readonly config: Config,
@@ -313,7 +317,7 @@ export class Agent {
     const ha = this.ha!;
     const t0 = this.clock.now();
     if (!ha.sigterm()) {
-      this.log.warn({ event: 'agent.no_successor' }, 'no other AZ has a healthy NAT: the routes stay here');
+      this.log.warn({ event: 'agent.no_successor' }, 'no other healthy NAT, in this AZ or another: the routes stay here');
       return false;
     }
     const routes = this.task('routes');
@@ -566,7 +570,8 @@ export class Agent {
       );
       return;
     }
-    if (!boot && eip.AssociationId) {
+    const fromLeaving = eip.InstanceId !== undefined && this.ownAzServed && (this.ha?.leavingSiblings().includes(eip.InstanceId) ?? false);
+    if (!boot && eip.AssociationId && !fromLeaving) {
       // Another NAT of this AZ took it after us (a replacement booting): the newest NAT wins, as with routes.
       this.once(`eip.elsewhere:${eip.AssociationId}`, () =>
         this.logs.eip.warn(
@@ -575,6 +580,12 @@ export class Agent {
         ),
       );
       return;
+    }
+    if (fromLeaving) {
+      this.logs.eip.warn(
+        { event: 'eip.taken_from_sibling', allocationId: eip.AllocationId, instanceId: eip.InstanceId },
+        `this NAT serves ${this.config.az}'s tables in place of ${eip.InstanceId}, which is leaving: taking the AZ's Elastic IP`,
+      );
     }
     const associationId = await this.api.associateAddress(eip.AllocationId!, this.id.eniId, this.id.privateIp);
     // The auto-assigned public IP is gone, and with it every connection opened from it.
@@ -653,6 +664,7 @@ export class Agent {
       return ha?.ownerReason(az) ?? 'own-az';
     };
     let toHandOver = 0;
+    let ownServed = 0;
     const claim = async (t: RouteTable, reason: RouteDecision & { kind: 'claim' }, az: string): Promise<void> => {
       const id = t.RouteTableId!;
       const c0 = this.clock.now();
@@ -692,7 +704,7 @@ export class Agent {
             const c0 = this.clock.now();
             const action = await this.api.pointDefaultRoute(id, d.to.eniId!, true);
             toHandOver--;
-            tagLater(d.to.instanceId, ha.handOverReason(), id);
+            tagLater(d.to.instanceId, ha.handOverReason(d.to, az), id);
             this.logs.routes.warn(
               { event: 'route.handed_over', routeTableId: id, az, to: d.to.instanceId, toAz: d.to.az, networkInterfaceId: d.to.eniId, action, state: ha.state, durationMs: this.clock.now() - c0 },
               `route table ${id} handed to ${d.to.az}'s NAT ${d.to.instanceId} (this NAT is ${ha.state})`,
@@ -718,6 +730,7 @@ export class Agent {
           if (owner !== 'unknown' && owner.az !== this.config.az) decision = { kind: 'claim', reason: 'owner-elsewhere', route };
         }
         if (decision.kind === 'keep') {
+          if (own) ownServed++;
           if (!this.lastClaimAt.has(id)) this.lastClaimAt.set(id, this.clock.now());
           if (decision.fixOwnerTag) tagLater(this.id.instanceId, reasonFor(t, az), id);
           const level = boot || decision.fixOwnerTag ? 'info' : 'debug';
@@ -735,6 +748,7 @@ export class Agent {
           return;
         }
         await claim(t, decision, az);
+        if (own) ownServed++;
       }),
     );
     const at = new Date(this.clock.now());
@@ -749,9 +763,27 @@ export class Agent {
     if (toTag.size > 0 || results.some((r) => r.status === 'rejected')) this.lastTables = undefined;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     this.routesOk = failed === undefined;
+    this.ownAzServed = failed === undefined && mine.length > 0 && ownServed === mine.length;
+    this.eipFromLeavingSiblings();
     if (failed) throw failed.reason;
     this.logs.routes.debug({ event: 'routes.checked', tables: mine.length + taken.length, durationMs: this.clock.now() - t0 }, 'routes checked');
     return toHandOver;
+  }
+
+  /**
+   * Once this NAT serves its AZ's tables in place of a sibling of the AZ that is leaving
+   * (failed, stepped aside, draining: HA's `leavingSiblings`), the AZ's Elastic IP should
+   * follow the traffic: check it now rather than at the next recheck. Routes first, then
+   * the address: a draining sibling keeps its public address until its tables point here.
+   */
+  private eipFromLeavingSiblings(): void {
+    const leaving = this.ha?.leavingSiblings() ?? [];
+    for (const id of this.eipChecked) if (!leaving.includes(id)) this.eipChecked.delete(id);
+    if (!this.ownAzServed) return;
+    const fresh = leaving.filter((id) => !this.eipChecked.has(id));
+    if (fresh.length === 0) return;
+    for (const id of fresh) this.eipChecked.add(id);
+    this.runSoon('eip', 0);
   }
 
   /** The stack's NATs from EC2, for the peer table: one DescribeInstances. */

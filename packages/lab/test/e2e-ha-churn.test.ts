@@ -8,7 +8,8 @@
  *
  *   - a NAT that fails again and again: bounded route changes (one away, one back per failure);
  *   - an AZ that cannot launch: its hosts stay served cross-AZ, then return;
- *   - two NATs in one AZ: exactly one owns the routes, no flapping;
+ *   - two NATs in one AZ: exactly one owns the routes, no flapping; scaling in the owner hands
+ *     its tables, then the AZ's Elastic IP, to the sibling;
  *   - 20 % injected throttling on top of the rate limits: the routes still converge.
  */
 import { loadavg } from 'node:os';
@@ -130,7 +131,7 @@ describe.runIf(requireRoot('lab HA churn e2e', ['ip', 'nft', 'iptables']))('HA i
     }
   });
 
-  it('two NATs in one AZ (its group raised to 2): exactly one owns the routes, no flapping, and the hosts stay served', async () => {
+  it('two NATs in one AZ (its group raised to 2): exactly one owns the routes, no flapping, the hosts stay served, and scaling in the owner hands its tables to the sibling', async () => {
     const [, , c] = azs;
     const old = v.natOf(c)!.instanceId;
     const group = groupOf(old);
@@ -160,13 +161,28 @@ describe.runIf(requireRoot('lab HA churn e2e', ['ip', 'nft', 'iptables']))('HA i
     // Moving the Elastic IP to the newer NAT cuts what went out through the older one for a moment.
     expect(v.worst(outages)).toBeLessThanOrEqual(DEAD_TARGET_MS);
     for (const az of [azs[0], azs[1]]) expect(v.outagesSince(az, t0), az).toEqual([]);
-    // Back to one NAT: the older one leaves; it holds no route, so nothing moves.
+    // Back to one NAT: the newer one, which owns the tables, is scaled in. It hands them to its
+    // sibling in the same AZ (not to the next AZ), which then takes the AZ's Elastic IP from it:
+    // one route change per table, no failed probe, nothing cross-AZ.
+    const tables = v.privateTables(c).length;
     const leaving = await v.counters();
-    await asg.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: old, ShouldDecrementDesiredCapacity: true }));
-    await until(() => v.status().instances.every((i) => i.instanceId !== old || i.state !== 'running'), 15_000, () => `${old} terminated`);
+    const t1 = Date.now();
+    await asg.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: second, ShouldDecrementDesiredCapacity: true }));
+    await until(() => v.privateTables(c).every((t) => t.via === old) && v.answeredBy(c, eip.get(c)!), 15_000, picture);
+    await until(() => v.status().instances.every((i) => i.instanceId !== second || i.state !== 'running'), 15_000, () => `${second} terminated`);
     await asg.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: group, MaxSize: 1 }));
     await sleep(2_000);
-    expect(changes(await v.counters()) - changes(leaving)).toBe(0);
+    const scaledIn = v.outagesSince(c, t1);
+    const moved = changes(await v.counters()) - changes(leaving);
+    console.log(
+      `scale-in of ${second}, which owned ${c}'s tables: ${moved} route change(s), to its sibling ${old}; ` +
+        `outage of ${c}'s hosts ${scaledIn.map((o) => `${o.proto} ${o.durationMs} ms`).join(', ') || 'none'}; ${load()}`,
+    );
+    expect(v.agentEvents(second, 'route.handed_over').map((e) => e.to)).toEqual(Array(tables).fill(old));
+    expect(v.agentEvents(old, 'eip.taken_from_sibling')).toHaveLength(1);
+    expect(moved).toBe(tables);
+    expect(scaledIn).toEqual([]);
+    for (const az of [azs[0], azs[1]]) expect(v.outagesSince(az, t0), az).toEqual([]);
     await v.settled(azs, eip, 10_000);
   });
 

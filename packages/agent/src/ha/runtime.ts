@@ -26,6 +26,7 @@ import {
   azCanServe,
   canServe,
   decideTable,
+  handsOver,
   initialSelf,
   stepPeer,
   stepSelf,
@@ -237,6 +238,18 @@ export class Ha {
     };
   }
 
+  /**
+   * The other NATs of our AZ that are leaving it: failed, stepped aside, draining, or gone
+   * from EC2. Once we serve the AZ's tables, we take the AZ's Elastic IP from them.
+   */
+  leavingSiblings(): string[] {
+    return this.peers
+      .all()
+      .filter((p) => p.info.az === this.me.az && (p.goneAt !== undefined || handsOver(p.machine)))
+      .map((p) => p.info.instanceId)
+      .sort();
+  }
+
   /** The AZs other than ours whose tables we must serve now. */
   takeoverAzs(): string[] {
     return takeoverAzs(this.view(), successorAz);
@@ -247,13 +260,27 @@ export class Ha {
     return az === this.me.az ? 'own-az' : takeoverCause(this.view(), az);
   }
 
-  /** Why a table we hand over goes to the successor (`hanat:owner-reason`): we drain or stepped aside. */
-  handOverReason(): OwnerReason {
+  /**
+   * Why a table of AZ `az` that we hand to `to` is served there (`hanat:owner-reason`):
+   * handed to a sibling of our AZ, as it was (its own AZ's, or the reason its AZ was taken
+   * over); handed to another AZ, because we drain or stepped aside.
+   */
+  handOverReason(to: PeerInfo, az: string): OwnerReason {
+    if (to.az === this.me.az) return this.ownerReason(az);
     return this.self.state === 'draining' ? 'shutdown' : 'stepped-aside';
   }
 
-  /** The serving NAT of our AZ's successor, if one qualifies. */
+  /**
+   * Who takes our tables when we step aside or drain: a sibling of our AZ that serves (a
+   * replacement launched before we terminate, or a second NAT of the group), so that the
+   * AZ's traffic stays in the AZ and moves once; else the serving NAT of our AZ's successor.
+   */
   successor(): PeerInfo | undefined {
+    const sibling = this.peers
+      .all()
+      .filter((p) => p.goneAt === undefined && p.info.az === this.me.az && canServe(p.machine) && p.info.eniId !== undefined)
+      .sort((a, b) => a.info.instanceId.localeCompare(b.info.instanceId))[0];
+    if (sibling) return sibling.info;
     const view = this.view();
     const az = successorAz(this.me.az, view.azs, (c) => c !== this.me.az && azCanServe(view, c));
     if (!az) return undefined;
@@ -279,7 +306,9 @@ export class Ha {
     if (route.NetworkInterfaceId === this.me.eniId) return 'me';
     const peer = route.NetworkInterfaceId ? this.peers.all().find((p) => p.info.eniId === route.NetworkInterfaceId && p.goneAt === undefined) : undefined;
     if (!peer) return 'not-serving';
-    if (peer.info.az === this.me.az) return 'same-az';
+    // A sibling of our AZ that failed serves no more. One that drains or stepped aside hands
+    // its tables over itself (to us, when we serve): claiming them too would write them twice.
+    if (peer.info.az === this.me.az) return peer.machine.status === 'failed' ? 'not-serving' : 'same-az';
     if (peer.machine.status === 'unknown') return 'unheard-peer';
     return canServe(peer.machine) ? 'serving-peer' : 'not-serving';
   }
@@ -513,7 +542,7 @@ export class Ha {
             p.machine.failedBy !== 'gone' &&
             p.machine.state !== 'draining' &&
             p.machine.state !== 'stepped-aside' &&
-            this.takeoverAzs().includes(p.info.az)
+            this.replaces(p)
           ) {
             this.fenceLater(p);
           }
@@ -532,7 +561,7 @@ export class Ha {
       const r = this.peers.get(id);
       const now = this.deps.clock.now();
       // Still failed, and still corroborated now: a witness misses it at this moment too.
-      if (!r || r.machine.status !== 'failed' || r.machine.failedBy === 'gone' || !this.takeoverAzs().includes(r.info.az)) return;
+      if (!r || r.machine.status !== 'failed' || r.machine.failedBy === 'gone' || !this.replaces(r)) return;
       if (r.machine.failedBy === 'peer' && !this.peers.witness(id, now, this.settings.peerTimeoutMs)) return;
       this.setUnhealthy(id, 'fence');
     });
@@ -591,7 +620,16 @@ export class Ha {
   private stillUnhealthy(instanceId: string, why: 'self' | 'fence'): boolean {
     if (why === 'self') return this.self.state === 'stepped-aside';
     const r = this.peers.get(instanceId);
-    return r !== undefined && r.goneAt === undefined && r.machine.status === 'failed' && this.takeoverAzs().includes(r.info.az);
+    return r !== undefined && r.goneAt === undefined && r.machine.status === 'failed' && this.replaces(r);
+  }
+
+  /**
+   * Whether this NAT serves in place of `p`, so that fencing it is ours to do: we are its
+   * AZ's successor, or a serving sibling of its own AZ (which takes its tables).
+   */
+  private replaces(p: PeerRecord): boolean {
+    if (p.info.az === this.me.az) return this.self.state === 'serving' && this.health.healthy;
+    return this.takeoverAzs().includes(p.info.az);
   }
 
   private once(key: string, fn: () => void): void {

@@ -124,7 +124,7 @@ export type PeerAction =
   | 'check-status'
   /** Recompute which AZs this NAT serves, and run the route reconciler now. */
   | 'reconcile-routes'
-  /** Mark the peer Unhealthy in its group, if this NAT is its AZ's successor and EC2 still has it running. */
+  /** Mark the peer Unhealthy in its group, if this NAT serves in its place (its AZ's successor, or a sibling of its AZ) and EC2 still has it running. */
   | 'fence';
 
 export const initialPeer = (): PeerMachine => ({ status: 'unknown' });
@@ -219,16 +219,16 @@ export type TargetKind =
   | 'blackhole'
   /** A NAT of another AZ that is alive and serving (another successor, or the AZ's own NAT back). */
   | 'serving-peer'
-  /** Another NAT of this NAT's own AZ (a replacement): the agent's two-NATs-in-one-AZ rule decides. */
+  /** Another NAT of this NAT's own AZ that can serve (a replacement): the agent's two-NATs-in-one-AZ rule decides. */
   | 'same-az'
   /** A NAT of another AZ that EC2 lists but this NAT has not heard yet (it just booted): maybe a serving successor. */
   | 'unheard-peer'
-  /** Anything else: a failed, stepped-aside or draining NAT, one never heard, an unknown interface. */
+  /** Anything else: a failed, stepped-aside or draining NAT (of any AZ, this one's too), one never heard, an unknown interface. */
   | 'not-serving';
 
 export type TableDecision =
   | { kind: 'keep' }
-  | { kind: 'claim'; reason: 'takeover' | 'failback' | 'missing' | 'blackhole' }
+  | { kind: 'claim'; reason: 'takeover' | 'failback' | 'missing' | 'blackhole' | 'elsewhere' }
   /** Leave the table as it is; `until`: look again then (a failback hold-down). */
   | { kind: 'leave'; why: string; until?: number }
   | { kind: 'default' };
@@ -251,5 +251,9 @@ export function decideTable(own: boolean, target: TargetKind, self: SelfState, h
     if (hold?.takenAt !== undefined && hold.now < hold.takenAt + hold.delayMs) return { kind: 'leave', why: 'failback hold-down', until: hold.takenAt + hold.delayMs };
     return { kind: 'claim', reason: 'failback' };
   }
+  // Its own table on a NAT that does not serve: a sibling of this AZ that failed (the
+  // two-NATs rule would yield to it, being the newer claim), another AZ's NAT that left, or
+  // a NAT gone. A serving NAT takes it now; one still starting leaves it to the usual rules.
+  if (target === 'not-serving' && self === 'serving') return { kind: 'claim', reason: 'elsewhere' };
   return { kind: 'default' };
 }

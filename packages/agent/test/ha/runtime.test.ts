@@ -272,7 +272,7 @@ describe('HA runtime over an in-memory network', () => {
     expect(a!.ha.state).toBe('stepped-aside');
     expect(a!.unhealthy).toEqual([a!.info.instanceId]);
     expect(b!.ha.takeoverAzs()).toEqual(['us-east-1a']);
-    expect([a!.ha.handOverReason(), b!.ha.ownerReason('us-east-1a')]).toEqual(['stepped-aside', 'stepped-aside']);
+    expect([a!.ha.handOverReason(b!.info, 'us-east-1a'), b!.ha.ownerReason('us-east-1a')]).toEqual(['stepped-aside', 'stepped-aside']);
     // It hands its own table to b's NAT.
     expect(a!.ha.decide(true, { NetworkInterfaceId: a!.info.eniId, State: 'active' }).decision).toMatchObject({ kind: 'hand-over', to: { instanceId: b!.info.instanceId } });
   });
@@ -297,7 +297,43 @@ describe('HA runtime over an in-memory network', () => {
     expect(a!.ha.decide(true, { NetworkInterfaceId: a!.info.eniId, State: 'active' }).decision).toMatchObject({ kind: 'hand-over', to: { instanceId: b!.info.instanceId } });
     await run(clock, 400);
     expect(b!.ha.takeoverAzs()).toEqual(['us-east-1a']);
-    expect([a!.ha.handOverReason(), b!.ha.ownerReason('us-east-1a'), b!.ha.ownerReason('us-east-1b')]).toEqual(['shutdown', 'shutdown', 'own-az']);
+    expect([a!.ha.handOverReason(b!.info, 'us-east-1a'), b!.ha.ownerReason('us-east-1a'), b!.ha.ownerReason('us-east-1b')]).toEqual(['shutdown', 'shutdown', 'own-az']);
+  });
+
+  // A fourth NAT in us-east-1a: a replacement launched before the old one leaves, or a group of 2.
+  const SIBLING: PeerInfo = { instanceId: 'i-0000000000000003a', az: 'us-east-1a', privateIp: '10.0.0.20', eniId: 'eni-0000000000000003', state: 'running' };
+
+  it('SIGTERM with a serving sibling in the same AZ: the tables go to the sibling, not to the next AZ, and stay "own-az"; nobody takes the AZ over', async () => {
+    const clock = new FakeClock();
+    const [a, b, , s] = await cluster(new FakeUdpNetwork(), clock, SETTINGS, [...NATS, SIBLING]);
+    await run(clock, 4_000);
+    expect(a!.ha.sigterm()).toBe(true);
+    expect(a!.ha.decide(true, { NetworkInterfaceId: a!.info.eniId, State: 'active' }).decision).toMatchObject({ kind: 'hand-over', to: { instanceId: SIBLING.instanceId } });
+    expect(a!.ha.handOverReason(SIBLING, 'us-east-1a')).toBe('own-az');
+    await run(clock, 400);
+    expect(b!.ha.takeoverAzs()).toEqual([]);
+    // The sibling keeps what points at it, and takes the AZ's Elastic IP from the draining NAT.
+    expect(s!.ha.decide(true, { NetworkInterfaceId: SIBLING.eniId, State: 'active' }).decision).toEqual({ kind: 'keep' });
+    expect(s!.ha.leavingSiblings()).toEqual([a!.info.instanceId]);
+    expect(b!.ha.leavingSiblings()).toEqual([]);
+  });
+
+  it('the NAT that owns its AZ crashes in place while a sibling serves there: the sibling takes the tables at once (no yielding to a dead NAT), and no other AZ takes over', async () => {
+    const clock = new FakeClock();
+    const net = new FakeUdpNetwork();
+    const [a, b, c, s] = await cluster(net, clock, SETTINGS, [...NATS, SIBLING]);
+    await run(clock, 4_000);
+    // Before: the owner is a serving sibling, so the two-NATs rule decides (newest claim wins).
+    expect(s!.ha.decide(true, { NetworkInterfaceId: a!.info.eniId, State: 'active' }).target).toBe('same-az');
+    net.drop = (from) => from === a!.info.privateIp || from === probeAddress(a!.info.privateIp);
+    await run(clock, 1_200);
+    expect(s!.ha.decide(true, { NetworkInterfaceId: a!.info.eniId, State: 'active' })).toEqual({ target: 'not-serving', decision: { kind: 'claim', reason: 'elsewhere' } });
+    expect(s!.ha.leavingSiblings()).toEqual([a!.info.instanceId]);
+    for (const n of [b!, c!]) expect(n.ha.takeoverAzs()).toEqual([]);
+    // The sibling serves in its place, so the sibling fences it; nobody else does.
+    await run(clock, 3_000);
+    expect(s!.unhealthy).toEqual([a!.info.instanceId]);
+    for (const n of [b!, c!]) expect(n.unhealthy).toEqual([]);
   });
 });
 

@@ -124,6 +124,7 @@ describe('decideTable: (own?, route target, self state) → decision', () => {
     [true, 'serving-peer', 'starting', { kind: 'leave', why: 'failback waits for rise' }],
     [true, 'serving-peer', 'serving', { kind: 'claim', reason: 'failback' }],
     [true, 'not-serving', 'starting', { kind: 'default' }],
+    [true, 'not-serving', 'serving', { kind: 'claim', reason: 'elsewhere' }],
     [true, 'same-az', 'serving', { kind: 'default' }],
     [true, 'unheard-peer', 'starting', { kind: 'leave', why: 'failback waits for rise' }],
     [true, 'unheard-peer', 'serving', { kind: 'claim', reason: 'failback' }],
