@@ -8,6 +8,7 @@
 // `lo` up, no route anywhere), so the agent's real kernel changes stay in there.
 //
 //   node scripts/build.mjs agent && node bench/agent-startup/run.mjs [--runs 5] [--rss-seconds 60] [--bundle PATH]
+//   ... --rss-try='--jitless' [--rss-try='...']: only RSS, with the unit's flags and with each set given
 //
 // Prints a summary and writes bench/results/agent-startup.json.
 import { execFileSync, spawn } from 'node:child_process';
@@ -27,13 +28,16 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '5' },
     'rss-seconds': { type: 'string', default: '60' },
     inside: { type: 'boolean', default: false },
+    // Experiments: only the RSS runs, once per set of node flags given (space-separated), beside
+    // the unit's own; prints the figures and writes nothing.
+    'rss-try': { type: 'string', multiple: true, default: [] },
   },
 });
 const bundle = args.bundle;
 const RUNS = Number(args.runs);
 const RSS_SECONDS = Number(args['rss-seconds']);
-/** The heap hints docs/agent.md recommends for the systemd unit. */
-export const NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=64'];
+/** The node flags of the image's systemd unit (scripts/systemd/hanat-agent.service, ExecStart), read from it. */
+export const NODE_FLAGS = unitNodeFlags();
 /** Issue 11: RSS after 60 s ≤ 55 MB with the heartbeats on (it was 90 MB before HA). */
 const TARGETS = { startToRouteClaimedMs: 600, rssMB: 55, bundleMB: 1.6 };
 
@@ -52,7 +56,8 @@ async function outside() {
     // The agent's private address (its heartbeat socket binds it) and its two peers' (the fake
     // peers heartbeat from them), all on loopback: still no route out of the namespace.
     for (const ip of [IDENTITY.privateIp, ...PEERS.map((p) => p.privateIp)]) execFileSync('ip', ['-n', ns, 'addr', 'add', `${ip}/32`, 'dev', 'lo']);
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, fileURLToPath(import.meta.url), '--inside', '--bundle', bundle, '--runs', String(RUNS), '--rss-seconds', String(RSS_SECONDS)], {
+    const tries = args['rss-try'].map((t) => `--rss-try=${t}`);
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, fileURLToPath(import.meta.url), '--inside', '--bundle', bundle, '--runs', String(RUNS), '--rss-seconds', String(RSS_SECONDS), ...tries], {
       stdio: 'inherit',
     });
     const code = await new Promise((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
@@ -80,6 +85,16 @@ async function inside() {
   try {
     const bytes = statSync(bundle).size;
     log(`bundle: ${bundle} ${(bytes / 1024).toFixed(0)} KiB`);
+    if (args['rss-try'].length > 0) {
+      for (const flags of [NODE_FLAGS, ...args['rss-try'].map((t) => t.split(' ').filter(Boolean))]) {
+        resetHost();
+        ec2.reset();
+        peers.reset();
+        const r = await rssAfter(env, flags, RSS_SECONDS);
+        log(`RSS after ${RSS_SECONDS} s with ${flags.join(' ') || 'no flags'}: ${r.rssMB.toFixed(1)} MB, CPU ${r.cpuSeconds.toFixed(2)} s ${JSON.stringify(r.smaps)}; the peers got ${peers.seen.heartbeats} heartbeats`);
+      }
+      return;
+    }
 
     // With HA (the default) and without (HANAT_HA=0) in alternation, so that both see the same machine.
     const agentRuns = [];
@@ -239,7 +254,11 @@ function rssAfter(env, flags, seconds) {
       } catch {
         /* older kernel */
       }
-      result = { rssMB: kb / 1024, smaps };
+      // utime + stime, fields 14 and 15 of /proc/PID/stat, in clock ticks (100 a second on Linux).
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / 100;
+      result = { rssMB: kb / 1024, smaps, cpuSeconds };
       child.kill('SIGTERM');
     }, seconds * 1000);
     // Resolves once the agent has exited: the next run binds the same heartbeat address.
@@ -316,4 +335,12 @@ function log(msg) {
 function fail(msg) {
   log(msg);
   process.exit(1);
+}
+
+/** The flags between node and the bundle in the unit's ExecStart. */
+function unitNodeFlags() {
+  const unit = readFileSync(join(root, 'scripts/systemd/hanat-agent.service'), 'utf8');
+  const exec = /^ExecStart=(\S+)\s+(.*?)\s*\/opt\/hanat\/hanat-agent\.cjs run$/m.exec(unit);
+  if (!exec) throw new Error('no ExecStart=<node> [flags] /opt/hanat/hanat-agent.cjs run in scripts/systemd/hanat-agent.service');
+  return exec[2].split(/\s+/).filter(Boolean);
 }

@@ -115,7 +115,7 @@ mkdir -p "$HANAT_ROOT/usr/bin"
       if (m) settings.set(m[1]!, [...(settings.get(m[1]!) ?? []), m[2]!]);
     }
     const one = (key: string) => settings.get(key)?.at(-1);
-    expect(one('ExecStart')).toMatch(/^\/usr\/bin\/node-22 (--[a-z-]+=\d+ )*\/opt\/hanat\/hanat-agent\.cjs run$/);
+    expect(one('ExecStart')).toMatch(/^\/usr\/bin\/node-22 (--[a-z0-9-]+(=\d+)? )*\/opt\/hanat\/hanat-agent\.cjs run$/);
     expect(one('Restart')).toBe('on-failure');
     expect(one('RestartPreventExitStatus')).toBe('2');
     expect(Number.parseInt(one('StartLimitBurst') ?? '', 10)).toBeGreaterThan(0);
