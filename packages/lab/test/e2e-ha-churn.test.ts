@@ -163,7 +163,9 @@ describe.runIf(requireRoot('lab HA churn e2e', ['ip', 'nft', 'iptables']))('HA i
     for (const az of [azs[0], azs[1]]) expect(v.outagesSince(az, t0), az).toEqual([]);
     // Back to one NAT: the newer one, which owns the tables, is scaled in. It hands them to its
     // sibling in the same AZ (not to the next AZ), which then takes the AZ's Elastic IP from it:
-    // one route change per table, no failed probe, nothing cross-AZ.
+    // one route change per table, nothing cross-AZ. The hand-over fails no probe; the address
+    // moving right after cuts what is in flight through the sibling at that instant, at most
+    // one probe per host and protocol (seen: none in one run, one of each in another).
     const tables = v.privateTables(c).length;
     const leaving = await v.counters();
     const t1 = Date.now();
@@ -181,7 +183,7 @@ describe.runIf(requireRoot('lab HA churn e2e', ['ip', 'nft', 'iptables']))('HA i
     expect(v.agentEvents(second, 'route.handed_over').map((e) => e.to)).toEqual(Array(tables).fill(old));
     expect(v.agentEvents(old, 'eip.taken_from_sibling')).toHaveLength(1);
     expect(moved).toBe(tables);
-    expect(scaledIn).toEqual([]);
+    for (const o of scaledIn) expect(o.failed, JSON.stringify(o)).toBeLessThanOrEqual(1);
     for (const az of [azs[0], azs[1]]) expect(v.outagesSince(az, t0), az).toEqual([]);
     await v.settled(azs, eip, 10_000);
   });
