@@ -164,7 +164,7 @@ describe.runIf(requireRoot('lab HA churn e2e', ['ip', 'nft', 'iptables']))('HA i
     // Back to one NAT: the newer one, which owns the tables, is scaled in. It hands them to its
     // sibling in the same AZ (not to the next AZ), which then takes the AZ's Elastic IP from it:
     // one route change per table, nothing cross-AZ. The hand-over fails no probe; the address
-    // moving right after cuts what is in flight through the sibling at that instant, at most
+    // moving right after most likely cuts what is in flight through the sibling then, at most
     // one probe per host and protocol (seen: none in one run, one of each in another).
     const tables = v.privateTables(c).length;
     const leaving = await v.counters();
