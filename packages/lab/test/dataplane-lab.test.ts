@@ -199,6 +199,9 @@ describe.runIf(requireRoot('lab wiring', ['ip', 'nft', 'iptables']))('lab: data 
     const outages = await recovery;
     expect(outages.map((o) => o.proto).sort()).toEqual(['tcp', 'udp']);
     for (const o of outages) {
+      // A hardware failure stops forwarding at once: the first probe sent after the kill fails
+      // (100 ms interval), not only once the kernel gets round to freeing the namespace.
+      expect(o.start - killed.at, `${o.proto} window opened ${o.start - killed.at} ms after the kill`).toBeLessThanOrEqual(250);
       expect(o.outageMs).toBeGreaterThanOrEqual(500);
       expect(o.outageMs).toBeLessThan(10_000);
       expect(o.answerBefore).toBe(NATS[0].pub);

@@ -1,7 +1,7 @@
 /** Processes inside lab namespaces: start them, and kill everything a namespace holds. */
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import type { Exec } from './exec.js';
 
 export interface SpawnInOptions {
@@ -73,12 +73,22 @@ export function signalPid(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
+/**
+ * Whether a process still runs. A zombie does not: it has left its namespaces already, and an
+ * orphan's zombie waits for the machine's init to reap it, which on some hosts polls (every
+ * ~2 s here), so counting it held every kill up by that long.
+ */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false; // reaped meanwhile
   }
 }
 
