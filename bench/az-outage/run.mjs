@@ -19,11 +19,15 @@
 // checks every 3-6 s), default HA settings, health-check grace 0, stacks deployed with
 // --no-eip (the lab enforces AWS's default quota of 5 Elastic IPs per region) on
 // --cidr-prefix 10.1 ... 10.N. Each stack is 3 NAT namespaces with a node agent each and 6
-// private hosts with a node prober each (~5 % of a core each at the default 100 ms interval):
-// --probe-interval 200 halves the probers' share at the cost of resolution.
+// private hosts; a prober takes ~2 % of a core at the default 100 ms interval, so only the hosts
+// of the AZ that fails probe (`hanat-lab up --probe-azs`): 2 per stack instead of 6, which is
+// what lets 10 stacks run on a 2-core machine. --probe-all probes every AZ's hosts (and checks
+// that the surviving AZs lose nothing); --probe-interval 200 halves the probers' share at the
+// cost of resolution.
 //
 // Usage (root, after pnpm build): pnpm bench:az-outage [--stacks 10] [--az us-east-1a]
-//   [--probe-interval 100] [--boot-delay 30000] [--latency aws] [--timeout 900] [--name az-outage]
+//   [--probe-all] [--probe-interval 100] [--boot-delay 30000] [--latency aws] [--timeout 900]
+//   [--name az-outage]
 // About 5 min plus 20 s per stack for the deploys. Writes bench/results/<name>.json.
 import { readFileSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
@@ -33,7 +37,8 @@ import { LabSession, Stack, agentUnderSystemd, load, log, median, percentile, pr
 const { values } = parseArgs({
   options: {
     stacks: { type: 'string', default: '10' },
-    az: { type: 'string' },
+    az: { type: 'string', default: 'us-east-1a' },
+    'probe-all': { type: 'boolean', default: false },
     'probe-interval': { type: 'string', default: '100' },
     'boot-delay': { type: 'string', default: '30000' },
     latency: { type: 'string', default: 'aws' },
@@ -47,11 +52,14 @@ const PROBE_MS = Number(values['probe-interval']);
 const BOOT_MS = Number(values['boot-delay']);
 const TIMEOUT_MS = Number(values.timeout) * 1000;
 const BATCH = Number(values['deploy-batch']);
+const AZ = values.az;
+/** Hosts per stack that probe: each AZ of a stack has 2 private hosts. */
+const PROBED_PER_STACK = values['probe-all'] ? 6 : 2;
 
 preflight();
 const startedAt = new Date();
 const loadStart = load();
-log(`az-outage: ${N} stacks x 3 AZs in one lab (${N * 3} NATs, ${N * 6} private hosts), every NAT of one AZ crashes at once. Expected duration about ${Math.round((300 + N * 20) / 60)} min. Load average ${loadStart.join(' ')} on ${cpus().length} CPUs, ${Math.round(freemem() / 2 ** 20)} of ${Math.round(totalmem() / 2 ** 20)} MiB free.`);
+log(`az-outage: ${N} stacks x 3 AZs in one lab (${N * 3} NATs, ${N * 6} private hosts, ${N * PROBED_PER_STACK} of them probing), every NAT of one AZ crashes at once. Expected duration about ${Math.round((300 + N * 20) / 60)} min. Load average ${loadStart.join(' ')} on ${cpus().length} CPUs, ${Math.round(freemem() / 2 ** 20)} of ${Math.round(totalmem() / 2 ** 20)} MiB free.`);
 
 /** RSS (MiB) and CPU time (s) of a process and its children (the agent under agentUnderSystemd's wrapper), from /proc. */
 function proc(pid) {
@@ -87,7 +95,11 @@ function summary(xs) {
 }
 
 // agentUnderSystemd: agents restart 10 s after failing, as systemd does on the NAT image (the lab does not restart them).
-const lab = await LabSession.start(['--latency', values.latency, '--boot-delay', String(BOOT_MS), '--health-check-grace', '0', '--probe-interval', String(PROBE_MS), '--agent', agentUnderSystemd({}, 'az-outage')]);
+const lab = await LabSession.start([
+  '--latency', values.latency, '--boot-delay', String(BOOT_MS), '--health-check-grace', '0', '--probe-interval', String(PROBE_MS),
+  ...(values['probe-all'] ? [] : ['--probe-azs', AZ]),
+  '--agent', agentUnderSystemd({}, 'az-outage'),
+]);
 lab.adminEndpoint();
 const stacks = Array.from({ length: N }, (_, i) => new Stack(lab, `bench-az${String(i + 1).padStart(2, '0')}`, `10.${i + 1}`, PROBE_MS));
 let result;
@@ -124,7 +136,8 @@ try {
 
   // The outage.
   const zones = stacks[0].view(s0).zones;
-  const az = values.az ?? zones[0];
+  const az = AZ;
+  if (!zones.includes(az)) throw new Error(`--az ${az} is not one of the stacks' AZs (${zones.join(', ')})`);
   const succAz = successorOf(az, zones);
   await lab.resetCounters();
   const views = stacks.map((s) => s.view(s0));
@@ -177,7 +190,7 @@ try {
     date: startedAt.toISOString(),
     durationS: Math.round((Date.now() - startedAt.getTime()) / 1000),
     machine: { cpus: cpus().length, totalMemMiB: Math.round(totalmem() / 2 ** 20), node: process.version, loadavgStart: loadStart, loadavgEnd: load(), steadyState: machine },
-    config: { stacks: N, azsPerStack: 3, az, successorAz: succAz, latency: values.latency, rateLimits: 'on (aws profile)', bootDelayMs: BOOT_MS, healthCheckGracePeriodMs: 0, probeIntervalMs: PROBE_MS, haSettings: 'defaults', eip: 'none (--no-eip)', deploySeconds: deployS },
+    config: { stacks: N, azsPerStack: 3, az, successorAz: succAz, latency: values.latency, rateLimits: 'on (aws profile)', bootDelayMs: BOOT_MS, healthCheckGracePeriodMs: 0, probeIntervalMs: PROBE_MS, probedAzs: values['probe-all'] ? 'all' : [az], probedHostsPerStack: PROBED_PER_STACK, haSettings: 'defaults', eip: 'none (--no-eip)', deploySeconds: deployS },
     outage: summary(outs),
     allRecovered: perStack.every((p) => p.recovered),
     allThroughSuccessor: perStack.every((p) => p.throughSuccessor === true),
@@ -211,7 +224,7 @@ async function allSettled(timeoutMs) {
     let done = 0;
     for (const s of stacks) {
       const v = s.view(st);
-      const ok = v.hosts.length === 6 && v.hosts.every(v.ownAz) && v.zones.every((z) => v.nats.filter((n) => n.az === z).length === 1);
+      const ok = v.hosts.length === PROBED_PER_STACK && v.hosts.every(v.ownAz) && v.zones.every((z) => v.nats.filter((n) => n.az === z).length === 1);
       if (!ok) since.delete(s.name);
       else if (!since.has(s.name)) since.set(s.name, Date.now());
       if (ok && Date.now() - since.get(s.name) >= 5_000) done++;

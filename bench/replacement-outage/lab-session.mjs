@@ -187,8 +187,10 @@ export class Stack {
     const instances = s.instances.filter((i) => i.privateIp?.startsWith(this.ip));
     const nats = instances.filter((i) => i.state === 'running' && i.agentPid !== undefined && !faulted.has(i.instanceId));
     const byIp = new Map(instances.filter((i) => i.publicIp).map((i) => [i.publicIp, i]));
-    const hosts = s.hosts.filter((h) => h.ip.startsWith(this.ip));
-    const zones = [...new Set(hosts.map((h) => h.az))].sort();
+    const all = s.hosts.filter((h) => h.ip.startsWith(this.ip));
+    const zones = [...new Set(all.map((h) => h.az))].sort();
+    // Hosts that probe (all, unless the lab runs with --probe-azs): the others have nothing to say.
+    const hosts = all.filter((h) => h.probed !== false);
     const ownAz = (h) => h.tcp?.ok && h.udp?.ok && h.tcp.answer === h.udp.answer && byIp.get(h.tcp.answer)?.az === h.az && nats.some((n) => n.publicIp === h.tcp.answer);
     return { instances, nats, hosts, zones, ownAz, natOf: (az) => nats.filter((n) => n.az === az).sort((a, b) => a.instanceId.localeCompare(b.instanceId)).at(-1) };
   }

@@ -16,8 +16,8 @@ export const LAB_BIN = join(REPO, 'packages/lab/bin/hanat-lab.mjs');
  * Throws unless the bundles exist. `pnpm test` builds them first; these tests do not build
  * them, because rebuilding a bundle while another test file runs it would race.
  */
-export function requireBundles(...names: ('lab' | 'cli' | 'agent')[]): void {
-  const files = { lab: 'packages/lab/dist/hanat-lab.mjs', cli: 'packages/cli/dist/hanat.mjs', agent: 'packages/agent/dist/hanat-agent.cjs' };
+export function requireBundles(...names: ('lab' | 'lab-worker' | 'cli' | 'agent')[]): void {
+  const files = { lab: 'packages/lab/dist/hanat-lab.mjs', 'lab-worker': 'packages/lab/dist/hanat-lab-worker.mjs', cli: 'packages/cli/dist/hanat.mjs', agent: 'packages/agent/dist/hanat-agent.cjs' };
   const missing = names.map((n) => files[n]).filter((f) => !existsSync(join(REPO, f)));
   if (missing.length) throw new Error(`missing ${missing.join(', ')}: run \`pnpm build\` first (\`pnpm test\` does)`);
 }

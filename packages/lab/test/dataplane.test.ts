@@ -150,7 +150,7 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
   });
 
   it('creates a private host per private subnet, at the last usable address, that cannot reach the internet without a route', async () => {
-    expect(dp.hosts()).toEqual([expect.objectContaining({ id: HOST, subnetId: 'subnet-priv', az: 'lab-1a', ip: '10.0.10.254' })]);
+    expect(dp.hosts()).toEqual([expect.objectContaining({ id: HOST, subnetId: 'subnet-priv', az: 'lab-1a', ip: '10.0.10.254', probed: true })]);
     await probesSee('failing without a default route', (r) => !r.ok);
   });
 
@@ -281,6 +281,21 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
     for (const deadline = Date.now() + 5_000; hostPids.some(alive) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
     expect(hostPids.filter(alive)).toEqual([]);
     expect(warnings).toEqual([]);
+  });
+
+  it('probes only from the AZs --probe-azs names: a host elsewhere exists, routes, and runs no prober', async () => {
+    const other = await DataPlane.create({ workerCommand: await buildWorkers(), apiSocketPath: socketPath, runDir: join(dir, 'probe-azs'), stateDir: stateDir(), probe: { intervalMs: 100, timeoutMs: 500, azs: ['lab-1b'] } });
+    try {
+      other.attach(new FakeView(world()), 1_000);
+      await other.synced();
+      const [host] = other.hosts();
+      expect(host).toMatchObject({ id: HOST, az: 'lab-1a', probed: false });
+      expect(await namespacePids(execCommand, host!.ns)).toEqual([]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(other.probes.status(HOST)).toEqual({});
+    } finally {
+      await other.destroy();
+    }
   });
 
   it('cleanup removes a run that was never torn down (a crashed lab)', async () => {

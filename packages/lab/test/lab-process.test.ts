@@ -24,7 +24,7 @@ interface Exit {
 describe.runIf(requireRoot('hanat-lab process', ['ip', 'nft', 'iptables', 'ps']))('the hanat-lab bundle as a process', () => {
   let dir: string;
   beforeAll(() => {
-    requireBundles('lab', 'agent');
+    requireBundles('lab', 'lab-worker', 'agent');
     dir = mkdtempSync(join(tmpdir(), 'hanat-lab-process-'));
   });
   afterAll(() => {
@@ -56,11 +56,20 @@ describe.runIf(requireRoot('hanat-lab process', ['ip', 'nft', 'iptables', 'ps'])
     expect(readRunStates(stateDir)).toEqual([]);
   });
 
+  it.each([[[]], [['--detach']]])('`up %j --probe-azs nowhere` exits 2 naming the value and starts nothing', async (extra) => {
+    const stateDir = join(dir, `state-probe-azs-${extra.length}`);
+    const exit = await labProcess(stateDir, ['up', ...extra, '--latency', 'zero', '--probe-azs', 'nowhere', '--run-dir', join(dir, 'runs-probe-azs')]);
+    expect({ code: exit.code, stdout: exit.stdout }, exit.stderr).toEqual({ code: 2, stdout: '' });
+    expect(exit.stderr).toContain('--probe-azs must be a comma-separated list of AZ names such as us-east-1a, got "nowhere"');
+    expect(readRunStates(stateDir)).toEqual([]);
+  });
+
   it.each(['SIGHUP', 'SIGINT', 'SIGTERM'] as const)('a foreground `up` stopped by %s tears down its namespaces and processes and exits 0', async (sig) => {
     const stateDir = join(dir, `state-${sig}`);
     let prefix: string | undefined;
     let ownerPid: number | undefined;
     let pids: number[] = [];
+    let workers: ({ bundle: string; rssMB: number } | undefined)[] = [];
     let signalled = false;
     try {
       const exit = await labProcess(stateDir, ['up', '--latency', 'zero', '--run-dir', join(dir, 'runs')], (stdout, child) => {
@@ -72,12 +81,20 @@ describe.runIf(requireRoot('hanat-lab process', ['ip', 'nft', 'iptables', 'ps'])
         ownerPid = state?.pid;
         void (prefix ? runPids(prefix) : Promise.resolve([])).then((p) => {
           pids = p;
+          workers = p.map(workerOf);
           child.kill(sig);
         });
       });
       expect(signalled, `the lab never became ready:\n${exit.stderr}`).toBe(true);
       expect(prefix).toMatch(/^hl[0-9a-f]{4}$/);
       expect(pids.length, 'the router, gateway and internet namespaces run the proxy and the echo service').toBeGreaterThanOrEqual(2);
+      // Each from the workers' own bundle, not the whole lab's: every private host of a lab runs
+      // one more of these (its prober), ~110 MB each from the lab bundle.
+      for (const w of workers.filter((x) => x !== undefined)) {
+        expect(w.bundle).toBe('hanat-lab-worker.mjs');
+        expect(w.rssMB).toBeLessThan(70);
+      }
+      expect(workers.filter((x) => x !== undefined).length).toBeGreaterThanOrEqual(2);
       // Not killed by the signal: it stopped the lab and exited on its own.
       expect({ code: exit.code, signal: exit.signal }, exit.stderr).toEqual({ code: 0, signal: null });
       // Its stdout was a pipe, as in `eval "$(hanat-lab up)"`, which would wait until the lab stops.
@@ -90,6 +107,19 @@ describe.runIf(requireRoot('hanat-lab process', ['ip', 'nft', 'iptables', 'ps'])
       if (prefix) await cleanupRun(execCommand, stateDir, prefix);
     }
   }, 60_000);
+
+  /** The bundle a lab worker process runs and its RSS, from /proc (undefined: not a node process, or gone). */
+  function workerOf(pid: number): { bundle: string; rssMB: number } | undefined {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const script = argv.find((a) => a.endsWith('.mjs'));
+      if (!script) return undefined;
+      const rssKb = Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+      return { bundle: script.slice(script.lastIndexOf('/') + 1), rssMB: rssKb / 1024 };
+    } catch {
+      return undefined;
+    }
+  }
 
   it("`cleanup --lab` removes that crashed run only, and refuses while the run's owner is pidAlive", async () => {
     const stateDir = join(dir, 'state-cleanup');

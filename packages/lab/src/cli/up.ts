@@ -39,6 +39,8 @@ export interface UpOptions extends LatencyOptions {
   agent?: string;
   runDir?: string;
   probeInterval: string;
+  /** Comma-separated AZs whose private hosts probe; unset: every AZ's. */
+  probeAzs?: string;
   /** HANAT_ROUTE_INTERVAL for every agent (seconds); unset: the agent's default (30 s). */
   agentRouteInterval?: string;
   /** false (`--no-agent-ha`): HANAT_HA=0 for every agent, the original design's agents alone (baselines). */
@@ -130,6 +132,7 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
     log: (m) => deps.stderr(logLine('emulator', { message: m })),
   };
   const agentEnv = agentEnvOf(opts);
+  const probe = { intervalMs: intOption('probe-interval', opts.probeInterval, 10), timeoutMs: 1_000, ...probeAzsOption(opts) };
   if (!opts.daemon && deps.stdoutIsTTY === false) {
     deps.stderr(
       'hanat-lab: note: stdout is not a terminal. If this is `eval "$(hanat-lab up)"`, the shell waits until this lab stops, ' +
@@ -159,11 +162,11 @@ export async function upForeground(opts: UpOptions, deps: LabCommandDeps, onRead
       dataplane: {
         prefix,
         stateDir: stateDirOf(deps),
-        workerCommand: [process.execPath, process.argv[1]!, '_worker'],
+        workerCommand: workerCommand(),
         agentCommand: [process.execPath, agent, 'run'],
         agentEnv,
         ...(opts.stopTimeout !== undefined ? { terminateGraceMs: intOption('stop-timeout', opts.stopTimeout, 0) } : {}),
-        probe: { intervalMs: intOption('probe-interval', opts.probeInterval, 10), timeoutMs: 1_000 },
+        probe,
       },
     });
     lab.dataplane.installExitCleanup();
@@ -186,6 +189,7 @@ export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise
   intOption('boot-delay', opts.bootDelay, 0);
   intOption('port', opts.port, 0);
   intOption('probe-interval', opts.probeInterval, 10);
+  probeAzsOption(opts);
   intOption('status-check-delay', opts.statusCheckDelay, 0);
   if (opts.healthCheckGrace !== undefined) intOption('health-check-grace', opts.healthCheckGrace, 0);
   if (opts.stopTimeout !== undefined) intOption('stop-timeout', opts.stopTimeout, 0);
@@ -200,6 +204,7 @@ export async function upDetached(opts: UpOptions, deps: LabCommandDeps): Promise
   if (opts.healthCheckGrace !== undefined) args.push('--health-check-grace', opts.healthCheckGrace);
   if (opts.rateLimits !== undefined) args.push('--rate-limits', opts.rateLimits);
   if (opts.stopTimeout !== undefined) args.push('--stop-timeout', opts.stopTimeout);
+  if (opts.probeAzs !== undefined) args.push('--probe-azs', opts.probeAzs);
   const fd = openSync(log, 'a');
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...deps.env } });
   closeSync(fd);
@@ -237,6 +242,26 @@ function failureLogged(log: string): string | undefined {
   return undefined;
 }
 
+/** `--probe-azs a,b`: the AZs whose private hosts probe, or nothing (every AZ's). */
+function probeAzsOption(opts: UpOptions): { azs?: string[] } {
+  if (opts.probeAzs === undefined) return {};
+  const azs = opts.probeAzs.split(',').map((s) => s.trim()).filter(Boolean);
+  if (azs.length === 0 || azs.some((az) => !/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/.test(az))) throw new LabUsageError(`--probe-azs must be a comma-separated list of AZ names such as us-east-1a, got ${JSON.stringify(opts.probeAzs)}`);
+  return { azs };
+}
+
+/**
+ * How the data plane starts a worker: from the workers' own bundle beside this one
+ * (dist/hanat-lab-worker.mjs, a few kB), else through this bundle's `_worker` command. Every
+ * private host runs a prober: loaded from the whole lab bundle (4.7 MB, the AWS SDK in it),
+ * each took ~110 MB and a burst of CPU to start, which is what limited how many stacks a
+ * bench could run on one machine.
+ */
+function workerCommand(): string[] {
+  const own = fileURLToPath(new URL('./hanat-lab-worker.mjs', import.meta.url));
+  return existsSync(own) ? [process.execPath, own] : [process.execPath, process.argv[1]!, '_worker'];
+}
+
 /** Registers `up`, `status`, `probe`, `fault`, `down`, `cleanup` and the hidden `_worker`. */
 export function registerLabCommands(program: Command, deps: LabCommandDeps): void {
   registerUp(program, deps);
@@ -261,6 +286,7 @@ export function registerUp(program: Command, deps: LabCommandDeps): void {
     .option('--agent <path>', 'the agent bundle (default: packages/agent/dist/hanat-agent.cjs)')
     .option('--run-dir <dir>', 'logs and agent logs go to <dir>/<lab prefix> (default ./.lab)')
     .option('--probe-interval <ms>', 'how often private hosts probe the internet', '100')
+    .option('--probe-azs <azs>', 'only the private hosts of these AZs (comma-separated, e.g. us-east-1a) probe the internet; each prober takes ~2 % of a core, so a lab of many stacks on a small machine probes only where it measures (default: every AZ)')
     .option('--agent-route-interval <s>', "every agent's route table check period (HANAT_ROUTE_INTERVAL, at least 5; default: the agent's 30)")
     .option('--no-agent-ha', 'run every agent with HANAT_HA=0: no heartbeats or takeover, so a dead NAT waits for Auto Scaling (the baseline of bench/replacement-outage)')
     .option('--detach', 'run in the background; stop it with `hanat-lab down`')

@@ -38,6 +38,8 @@ const silentLogger: DataPlaneLogger = { info() {}, warn() {} };
 export interface ProbeSettings {
   intervalMs: number;
   timeoutMs: number;
+  /** Only private hosts in these AZs run a prober (default: every host). Each prober costs ~2 % of a core. */
+  azs?: readonly string[];
 }
 
 export interface DataPlaneOptions {
@@ -92,6 +94,8 @@ export interface HostInfo {
   subnetId: string;
   az: string;
   ip: string;
+  /** Whether it runs a prober (`ProbeSettings.azs`). */
+  probed: boolean;
 }
 
 export interface InstanceInfo {
@@ -180,8 +184,18 @@ export class DataPlane implements InstanceLauncher {
    * loaded machine. A host quiet for longer has a stopped or stuck prober.
    */
   get probeQuietLimitMs(): number {
-    const probe = this.options.probe ?? { intervalMs: 100, timeoutMs: 1_000 };
+    const probe = this.probeSettings;
     return probe ? probe.timeoutMs + 2 * probe.intervalMs + 2_000 : Infinity;
+  }
+
+  private get probeSettings(): ProbeSettings | false {
+    return this.options.probe ?? { intervalMs: 100, timeoutMs: 1_000 };
+  }
+
+  /** Whether the private hosts of `az` run a prober. */
+  private probesIn(az: string): boolean {
+    const probe = this.probeSettings;
+    return probe !== false && (probe.azs === undefined || probe.azs.includes(az));
   }
 
   /** Adds fields to the run's state file (where commands find the lab). */
@@ -364,8 +378,8 @@ export class DataPlane implements InstanceLauncher {
     const ip = lastUsableIp(subnet.cidr);
     const ep = await this.addEndpoint({ id, kind: 'host', ns, ip, subnetId: subnet.subnetId, subnetCidr: subnet.cidr });
     this.hostAz.set(id, subnet.az);
-    const probe = this.options.probe ?? { intervalMs: 100, timeoutMs: 1_000 };
-    if (probe) {
+    const probe = this.probeSettings;
+    if (probe && this.probesIn(subnet.az)) {
       const [tcpHost, udpHost] = INTERNET_HOSTS;
       const worker = await this.startWorker(
         ns,
@@ -577,7 +591,10 @@ export class DataPlane implements InstanceLauncher {
   hosts(): HostInfo[] {
     return [...this.endpoints.values()]
       .filter((e) => e.kind === 'host')
-      .map((e) => ({ id: e.id, ns: e.ns, subnetId: e.subnetId, az: this.hostAz.get(e.id) ?? '', ip: e.ip }));
+      .map((e) => {
+        const az = this.hostAz.get(e.id) ?? '';
+        return { id: e.id, ns: e.ns, subnetId: e.subnetId, az, ip: e.ip, probed: this.probesIn(az) };
+      });
   }
 
   instances(): InstanceInfo[] {

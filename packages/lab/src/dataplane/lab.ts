@@ -105,6 +105,8 @@ export interface HostStatus {
   az: string;
   subnetId: string;
   ip: string;
+  /** Whether it runs a prober (`hanat-lab up --probe-azs`); one that does not has no tcp, udp or outages. */
+  probed: boolean;
   tcp?: ProtoStatus;
   udp?: ProtoStatus;
   outages: Outage[];
