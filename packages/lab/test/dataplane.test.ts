@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../../../test-support/root.js';
 import type { LaunchSpec, NetworkSnapshot } from '../src/contract.js';
+import { renderHosts } from '../src/dataplane/cli-support.js';
 import { DataPlane } from '../src/dataplane/dataplane.js';
 import { execCommand } from '../src/dataplane/exec.js';
 import { cleanupRun, readRunStates } from '../src/dataplane/state.js';
@@ -293,6 +294,8 @@ describe.runIf(requireRoot('lab dataplane', ['ip', 'nft', 'iptables']))('lab dat
       expect(await namespacePids(execCommand, host!.ns)).toEqual([]);
       await new Promise((r) => setTimeout(r, 300));
       expect(other.probes.status(HOST)).toEqual({});
+      // `hanat-lab status` says so, rather than showing it as failing or as never answering.
+      expect(renderHosts([{ ...host!, outages: [], answers: [] }])).toMatch(/ 10\.0\.10\.254 +not probed \(hanat-lab up --probe-azs\)\n$/);
     } finally {
       await other.destroy();
     }

@@ -78,10 +78,10 @@ export function renderHosts(hosts: HostStatus[]): string {
     .slice()
     .sort((a, b) => a.az.localeCompare(b.az) || a.ip.localeCompare(b.ip))
     .map((h) => {
+      if (h.probed === false) return `  ${h.az.padEnd(12)} ${h.ip.padEnd(15)} not probed (hanat-lab up --probe-azs)\n`;
       const closed = h.outages.filter((o) => o.durationMs !== undefined);
       const last = closed.at(-1);
       const outages = `outages ${closed.length}${last ? ` (last ${last.proto} ${last.durationMs} ms at ${time(last.start)})` : ''}`;
-      if (h.probed === false) return `  ${h.az.padEnd(12)} ${h.ip.padEnd(15)} not probed (hanat-lab up --probe-azs)\n`;
       return `  ${h.az.padEnd(12)} ${h.ip.padEnd(15)} ${probeLine(h.tcp, 'tcp').padEnd(34)} ${probeLine(h.udp, 'udp').padEnd(34)} ${outages}\n`;
     })
     .join('');
