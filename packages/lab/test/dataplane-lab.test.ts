@@ -130,7 +130,9 @@ describe.runIf(requireRoot('lab wiring', ['ip', 'nft', 'iptables']))('lab: data 
       dataplane: {
         workerCommand: await buildWorkers(),
         stateDir: join(dir, 'state'),
-        agentCommand: ['sh', '-c', 'sysctl -qw net.ipv4.ip_forward=1 && iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE && exec sleep infinity'],
+        // A shell with a child, as the image's agent runs under systemd (and the benches' under a
+        // restart wrapper): a kill leaves the child an orphan for the machine's init to reap.
+        agentCommand: ['sh', '-c', 'sysctl -qw net.ipv4.ip_forward=1 && iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE && sleep infinity & wait'],
         terminateGraceMs: 500,
         probe: { intervalMs: 100, timeoutMs: 400 },
       },
