@@ -105,8 +105,21 @@ describe.runIf(cli)(`the AWS CLI (${cli?.version ?? 'missing'}) against the emul
     if (home) rmSync(home, { recursive: true, force: true });
   });
 
-  const deploy = (extra: string[]) =>
-    aws(['cloudformation', 'deploy', '--template-file', TEMPLATE, '--stack-name', 'cli-lab', '--capabilities', 'CAPABILITY_IAM', ...extra]);
+  /**
+   * The CLI names its change set `awscli-cloudformation-package-deploy-<unix seconds>` and
+   * leaves an empty one behind, so a second deploy within the same second gets
+   * AlreadyExistsException, from AWS as from the lab. A deploy with nothing to change can end
+   * within a second when the lab has the change set ready at the CLI's first poll. A person
+   * typing never hits it; the test starts a deploy only in a second after the previous one
+   * ended (the name is taken while it runs, so any earlier second would not do).
+   */
+  let lastDeployEndSecond = 0;
+  const deploy = async (extra: string[]) => {
+    while (Math.floor(Date.now() / 1000) <= lastDeployEndSecond) await new Promise((r) => setTimeout(r, 50));
+    const run = await aws(['cloudformation', 'deploy', '--template-file', TEMPLATE, '--stack-name', 'cli-lab', '--capabilities', 'CAPABILITY_IAM', ...extra]);
+    lastDeployEndSecond = Math.floor(Date.now() / 1000);
+    return run;
+  };
 
   it('creates, finds nothing to change, updates and deletes hanat\'s stack with `cloudformation deploy`', { timeout: 300_000 }, async () => {
     const created = await deploy(['--parameter-overrides', 'CidrPrefix=10.0', 'AvailabilityZones=us-east-1a,us-east-1b,us-east-1c']);
